@@ -1,0 +1,266 @@
+"""The compiled stochastic-approximation kernel behind :func:`dynclip.simulate`.
+
+One step k of replica r (Ramaswamy eq. 10 with projection, eq. 9):
+``theta <- Pi(theta - a(k) u_k)`` with ``u_k`` the clipped minibatch update. The
+kernel runs a chunk of steps ``k0 .. k1-1`` for every replica in ``prange``; all state
+lives in arrays owned by the wrapper, so a run split into chunks is bit-identical to one
+run in a single chunk, and each replica only touches its own rows (bit-identical for any
+thread count).
+"""
+import math
+
+import numpy as np
+from numba import prange
+
+from ._jit import njit, pjit
+from .clipping import apply, alrc_lmax
+from .model import make_workspace, block_loss_grad, forward, losses_and_dout, backward, full_loss, EVAL_BLOCK
+from .rng import randint
+
+# accumulator columns (acc[r, :])
+A_S, A_MAXDISP, A_MAXNOISE, A_WG, A_WC, A_WN, A_NCLIP, A_NDEC = range(8)
+N_ACC = 8
+# record rows (rec[r, :, j])
+R_LOSS, R_GNORM, R_CFAC, R_DISP, R_S, R_NOISE, R_REF = range(7)
+N_REC = 7
+
+
+@njit
+def _norm(v):
+    s = 0.0
+    for i in range(v.shape[0]):
+        s += v[i] * v[i]
+    return math.sqrt(s)
+
+
+@njit
+def sample_update(theta, widths, offs, act, lossk, X, Y, rule, lmax, row, ws1, rows1, out):
+    """Clipped per-sample update u(theta; z_row) into ``out``; returns (c, clipped, ||g||).
+
+    For ALRC the per-example loss cap ``lmax`` scales the gradient by min(1, lmax / L).
+    This is the integrand of the mean field H (Ramaswamy eq. 21).
+    """
+    rows1[0] = row
+    out[:] = 0.0
+    if rule.kind == 7:
+        forward(theta, widths, offs, act, X, rows1, 1, ws1)
+        losses_and_dout(widths, lossk, Y, rows1, 1, ws1)
+        L = ws1.lossv[0]
+        w = 1.0
+        if L > lmax:
+            w = lmax / L
+        ws1.wts[0] = w
+        backward(theta, widths, offs, act, 1, ws1, out)
+        if w < 1.0:
+            return 1.0 / w, True, _norm(out) / w
+        return 1.0, False, _norm(out)
+    block_loss_grad(theta, widths, offs, act, lossk, X, Y, rows1, 1, ws1, out, 1.0)
+    gn = _norm(out)
+    c, clipped = apply(rule, out, theta, widths, offs, out)
+    return c, clipped, gn
+
+
+@njit
+def mean_field(theta, widths, offs, act, lossk, X, Y, rule, lmax, ws1, rows1, tmp, H):
+    """H(theta) = mean over the data set of the clipped per-sample update (exact)."""
+    N = X.shape[0]
+    H[:] = 0.0
+    for j in range(N):
+        sample_update(theta, widths, offs, act, lossk, X, Y, rule, lmax, j, ws1, rows1, tmp)
+        for i in range(H.shape[0]):
+            H[i] += tmp[i]
+    for i in range(H.shape[0]):
+        H[i] /= N
+
+
+@njit
+def minibatch_update(theta, widths, offs, act, lossk, X, Y, rule, lmax, per_sample, rows, B,
+                     ws, ws1, rows1, g, u, tmp, acc_row):
+    """The clipped minibatch update u and raw gradient g; returns (c, loss_mean, loss_capped_mean).
+
+    Counts clip decisions into acc_row[A_NCLIP], acc_row[A_NDEC].
+    """
+    P = theta.shape[0]
+    if rule.kind == 7:
+        forward(theta, widths, offs, act, X, rows, B, ws)
+        losses_and_dout(widths, lossk, Y, rows, B, ws)
+        lm = 0.0
+        lc = 0.0
+        ncl = 0
+        for b in range(B):
+            L = ws.lossv[b]
+            lm += L
+            if L > lmax:
+                ncl += 1
+                ws.wts[b] = lmax / L / B
+                lc += lmax
+            else:
+                ws.wts[b] = 1.0 / B
+                lc += L
+        u[:] = 0.0
+        backward(theta, widths, offs, act, B, ws, u)
+        if ncl > 0:
+            g[:] = 0.0
+            for b in range(B):
+                ws.wts[b] = 1.0 / B
+            backward(theta, widths, offs, act, B, ws, g)
+        else:
+            g[:] = u
+        acc_row[A_NCLIP] += ncl
+        acc_row[A_NDEC] += B
+        un = _norm(u)
+        gn = _norm(g)
+        c = gn / un if ncl > 0 and un > 0.0 else 1.0
+        return c, lm / B, lc / B
+    if per_sample:
+        g[:] = 0.0
+        u[:] = 0.0
+        for b in range(B):
+            rows1[0] = rows[b]
+            tmp[:] = 0.0
+            block_loss_grad(theta, widths, offs, act, lossk, X, Y, rows1, 1, ws1, tmp, 1.0)
+            for i in range(P):
+                g[i] += tmp[i] / B
+            c, clipped = apply(rule, tmp, theta, widths, offs, tmp)
+            for i in range(P):
+                u[i] += tmp[i] / B
+            acc_row[A_NDEC] += 1
+            if clipped:
+                acc_row[A_NCLIP] += 1
+        un = _norm(u)
+        gn = _norm(g)
+        if un == gn:
+            return 1.0, 0.0, 0.0
+        return (gn / un if un > 0.0 else math.inf), 0.0, 0.0
+    g[:] = 0.0
+    block_loss_grad(theta, widths, offs, act, lossk, X, Y, rows, B, ws, g, 1.0 / B)
+    c, clipped = apply(rule, g, theta, widths, offs, u)
+    acc_row[A_NDEC] += 1
+    if clipped:
+        acc_row[A_NCLIP] += 1
+    return c, 0.0, 0.0
+
+
+@njit
+def _record(j, r, th, th0, widths, offs, act, lossk, X, Y, wsE, rowsE, acc, rec, rec_theta,
+            xi, track, ref, use_ref):
+    rec[r, R_LOSS, j] = full_loss(th, widths, offs, act, lossk, X, Y, wsE, rowsE)
+    if acc[r, A_WN] > 0:
+        rec[r, R_GNORM, j] = acc[r, A_WG] / acc[r, A_WN]
+        rec[r, R_CFAC, j] = acc[r, A_WC] / acc[r, A_WN]
+    acc[r, A_WG] = 0.0
+    acc[r, A_WC] = 0.0
+    acc[r, A_WN] = 0.0
+    s = 0.0
+    for i in range(th.shape[0]):
+        s += (th[i] - th0[i]) ** 2
+    rec[r, R_DISP, j] = math.sqrt(s)
+    rec[r, R_S, j] = acc[r, A_S]
+    if track:
+        rec[r, R_NOISE, j] = _norm(xi[r])
+    if use_ref:
+        s = 0.0
+        for i in range(th.shape[0]):
+            s += (th[i] - ref[j, i]) ** 2
+        rec[r, R_REF, j] = math.sqrt(s)
+    if rec_theta.shape[2] > 0:
+        for i in range(th.shape[0]):
+            rec_theta[r, j, i] = th[i]
+
+
+@njit
+def _replica(r, k0, k1, n_total, a_tab, rec_steps, j0, widths, offs, act, lossk, X, Y, rule, B,
+             per_sample, idx, proj, blowup, track, ref, theta, theta0, rng, mu, xi, acc, status,
+             rec, rec_theta):
+    N = X.shape[0]
+    P = theta.shape[1]
+    K = rec_steps.shape[0]
+    use_idx = idx.shape[0] > 0
+    use_ref = ref.shape[0] > 0
+    ws = make_workspace(widths, B)
+    ws1 = make_workspace(widths, 1)
+    nE = min(EVAL_BLOCK, N)
+    wsE = make_workspace(widths, nE)
+    rowsE = np.zeros(nE, dtype=np.int64)
+    rows = np.zeros(B, dtype=np.int64)
+    rows1 = np.zeros(1, dtype=np.int64)
+    g = np.zeros(P)
+    u = np.zeros(P)
+    tmp = np.zeros(P)
+    H = np.zeros(P) if track else np.zeros(0)
+    tmp2 = np.zeros(P) if track else np.zeros(0)
+    th = theta[r]
+    th0 = theta0[r]
+    j = j0
+    for k in range(k0, k1):
+        if status[r, 0] == 0:
+            return
+        if j < K and rec_steps[j] == k:
+            _record(j, r, th, th0, widths, offs, act, lossk, X, Y, wsE, rowsE, acc, rec, rec_theta,
+                    xi, track, ref, use_ref)
+            j += 1
+        for b in range(B):
+            if use_idx:
+                rows[b] = idx[r, k, b]
+            else:
+                rows[b] = randint(rng, r, N)
+        lmax = math.inf
+        if rule.kind == 7:
+            lmax = alrc_lmax(rule, mu[r, 0], mu[r, 1])
+        if track:
+            mean_field(th, widths, offs, act, lossk, X, Y, rule, lmax, ws1, rows1, tmp2, H)
+        c, lmean, lcap = minibatch_update(th, widths, offs, act, lossk, X, Y, rule, lmax, per_sample,
+                                          rows, B, ws, ws1, rows1, g, u, tmp, acc[r])
+        a = a_tab[k - k0]
+        un = 0.0
+        for i in range(P):
+            th[i] -= a * u[i]
+            un += u[i] * u[i]
+        if track:
+            for i in range(P):
+                xi[r, i] += a * (u[i] - H[i])
+            nn = _norm(xi[r])
+            if nn > acc[r, A_MAXNOISE] or nn != nn:
+                acc[r, A_MAXNOISE] = nn
+        if proj < math.inf:
+            tn = _norm(th)
+            if tn > proj:
+                f = proj / tn
+                for i in range(P):
+                    th[i] *= f
+        if rule.kind == 7:
+            lm = lcap if rule.variant == 1 else lmean
+            mu[r, 0] = rule.beta1 * mu[r, 0] + (1.0 - rule.beta1) * lm
+            mu[r, 1] = rule.beta2 * mu[r, 1] + (1.0 - rule.beta2) * lm * lm
+        acc[r, A_S] += a * math.sqrt(un)
+        acc[r, A_WG] += _norm(g)
+        acc[r, A_WC] += c
+        acc[r, A_WN] += 1.0
+        s = 0.0
+        for i in range(P):
+            s += (th[i] - th0[i]) ** 2
+        d = math.sqrt(s)
+        if d > acc[r, A_MAXDISP]:
+            acc[r, A_MAXDISP] = d
+        if not (d <= blowup):  # non-finite (NaN compares false) or beyond the blow-up radius
+            status[r, 0] = 0
+            status[r, 1] = k + 1
+            if not math.isfinite(d):
+                status[r, 2] = 1
+                acc[r, A_MAXDISP] = math.inf
+            return
+    if k1 == n_total and j < K and rec_steps[j] == k1 and status[r, 0] == 1:
+        _record(j, r, th, th0, widths, offs, act, lossk, X, Y, wsE, rowsE, acc, rec, rec_theta,
+                xi, track, ref, use_ref)
+
+
+@pjit
+def run_chunk(k0, k1, n_total, a_tab, rec_steps, j0, widths, offs, act, lossk, X, Y, rule, B,
+              per_sample, idx, proj, blowup, track, ref, theta, theta0, rng, mu, xi, acc, status,
+              rec, rec_theta):
+    """Run steps k0 .. k1-1 for every replica (prange). See dynclip.engine.simulate."""
+    R = theta.shape[0]
+    for r in prange(R):
+        _replica(r, k0, k1, n_total, a_tab, rec_steps, j0, widths, offs, act, lossk, X, Y, rule, B,
+                 per_sample, idx, proj, blowup, track, ref, theta, theta0, rng, mu, xi, acc, status,
+                 rec, rec_theta)

@@ -1,0 +1,313 @@
+"""``simulate``: clipped SGD as a stochastic-approximation process, many replicas in parallel.
+
+The public function validates its inputs, spawns per-replica seeds, allocates the state
+and record arrays and runs the compiled kernel (:mod:`dynclip._kernels`) in chunks of
+steps. Chunks give progress bars, Ctrl-C handling and checkpoints without touching the
+maths; a chunked run is bit-identical to an unchunked one.
+"""
+import hashlib
+import math
+import os
+import sys
+import time as _time
+
+import numpy as np
+
+from . import __version__
+from .clipping import ClipKind, check_rule
+from .model import check_net, check_data, check_theta, init_params, loss_code
+from .results import SAResult, atomic_savez, read_npz
+from .rng import replica_seeds
+from .schedules import check_schedule
+from . import _kernels as K
+
+CLIP_PER = ("batch", "sample")
+NONFINITE = ("stop", "raise")
+# work units (multiply-adds) per kernel chunk: ~0.05-0.5 s, so Ctrl-C and progress react quickly
+_CHUNK_WORK = 3e7
+
+
+def _int(name, v, lo=1):
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)):
+        if isinstance(v, (float, np.floating)) and float(v).is_integer():
+            v = int(v)
+        else:
+            raise ValueError(f"{name} must be an integer >= {lo}; got {v!r}")
+    if v < lo:
+        raise ValueError(f"{name} must be an integer >= {lo}; got {v!r}")
+    return int(v)
+
+
+def _radius(name, v):
+    try:
+        v = float(v)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number > 0 (np.inf for none); got {v!r}") from None
+    if not v > 0:
+        raise ValueError(f"{name} must be > 0 (np.inf for none); got {v!r}")
+    return v
+
+
+def record_steps(n_steps, record_every):
+    """Steps at which records are taken: 0, e, 2e, ... and n_steps."""
+    s = np.arange(0, n_steps, record_every, dtype=np.int64)
+    return np.append(s, np.int64(n_steps))
+
+
+def record_times(schedule, n_steps, record_every=None):
+    """``(step, time)`` of the records of a run: use ``time`` as ``t_eval`` for a reference flow."""
+    n_steps = _int("n_steps", n_steps)
+    record_every = _default_every(n_steps, record_every)
+    steps = record_steps(n_steps, record_every)
+    t = np.concatenate(([0.0], np.cumsum(check_schedule(schedule).values(0, n_steps))))
+    return steps, t[steps]
+
+
+def _default_every(n_steps, record_every):
+    if record_every is None:
+        return max(1, n_steps // 100)
+    return _int("record_every", record_every)
+
+
+def _fingerprint(*arrays):
+    h = hashlib.sha1()
+    for a in arrays:
+        h.update(np.ascontiguousarray(a).tobytes())
+        h.update(str(a.shape).encode())
+    return h.hexdigest()
+
+
+def simulate(net, X, Y, rule, schedule, *, n_steps, seed, batch_size=1, n_replicas=1,
+             theta0=None, loss="mse", indices=None, clip_per="batch", project_radius=np.inf,
+             record_every=None, record_theta=False, track_noise=False, blowup_radius=np.inf,
+             nonfinite="stop", progress=None, checkpoint=None, checkpoint_every=None,
+             resume=None, reference=None):
+    """Run clipped SGD ``theta_{k+1} = Pi(theta_k - a(k) u_k)`` for ``n_replicas`` independent replicas.
+
+    Parameters
+    ----------
+    net : MLP
+        From :func:`dynclip.mlp`.
+    X, Y : arrays
+        Data set, (N, d_in) and (N, d_out) or (N,); integer labels for cross_entropy.
+    rule : ClipRule
+        From :mod:`dynclip.clipping`.
+    schedule : Schedule
+        From :mod:`dynclip.schedules`; step k uses a(k).
+    n_steps : int >= 1
+    seed : int
+        Replica i's sample stream and default initial point come from
+        ``SeedSequence(seed).spawn(n_replicas)[i]``.
+    batch_size : int >= 1
+        Minibatches are drawn uniformly with replacement.
+    n_replicas : int >= 1
+    theta0 : array (P,) or (n_replicas, P), optional
+        Initial parameters; default ``init_params(net, seed=...)`` per replica.
+    loss : {"mse", "half_mse", "quartic", "cross_entropy"}
+    indices : int array (n_replicas, n_steps, batch_size), optional
+        Replay these sample indices instead of drawing them.
+    clip_per : {"batch", "sample"}
+        Clip the minibatch-mean gradient (torch/optax) or each per-sample gradient and then
+        average (the paper's c(theta, x, y)).
+    project_radius : float
+        Project onto the ball ||theta|| <= radius after each step (eq. 9); inf = off.
+    record_every : int, optional
+        Record spacing in steps (default n_steps // 100).
+    record_theta : bool
+        Keep theta at every record (memory R * K * P).
+    track_noise : bool
+        Accumulate the martingale noise sum xi = sum a(s) (u_s - H(theta_s)) exactly
+        (H recomputed at every step: costs N per-sample gradients per step). Needs an
+        exactly computable H: batch_size 1, or clip_per="sample", or rule none or alrc.
+    blowup_radius : float
+        A replica with ||theta - theta_0|| > blowup_radius, or a non-finite value, is marked
+        diverged and stopped; its later records are NaN.
+    nonfinite : {"stop", "raise"}
+        "raise" raises FloatingPointError after the run if any replica became non-finite.
+    progress : bool or None
+        Progress bar (None: only on a terminal for runs longer than a few seconds).
+    checkpoint, checkpoint_every : path, int
+        Save the whole run state atomically to ``checkpoint`` every ``checkpoint_every`` steps.
+    resume : path
+        Continue a run from a checkpoint (same arguments); the result equals the
+        uninterrupted run bit for bit.
+    reference : FlowResult, optional
+        ODE solution evaluated at the record times (see :func:`record_times`); the kernel
+        records ||theta_k - theta_ODE(t_k)|| in ``ref_deviation``.
+
+    Returns
+    -------
+    SAResult
+        Interrupted runs (Ctrl-C) return the records so far with ``partial=True``.
+    """
+    check_net(net)
+    X, Y2, lk = check_data(net, X, Y, loss)
+    rule = check_rule(rule)
+    schedule = check_schedule(schedule)
+    n_steps = _int("n_steps", n_steps)
+    B = _int("batch_size", batch_size)
+    R = _int("n_replicas", n_replicas)
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer; got {seed!r}")
+    if clip_per not in CLIP_PER:
+        raise ValueError(f"clip_per must be 'batch' or 'sample'; got {clip_per!r}")
+    if nonfinite not in NONFINITE:
+        raise ValueError(f"nonfinite must be 'stop' or 'raise'; got {nonfinite!r}")
+    proj = _radius("project_radius", project_radius)
+    blow = _radius("blowup_radius", blowup_radius)
+    every = _default_every(n_steps, record_every)
+    per_sample = clip_per == "sample"
+    N, P = X.shape[0], net.n_params
+    if track_noise and not (B == 1 or per_sample or rule.kind in (ClipKind.none, ClipKind.alrc)):
+        raise ValueError("track_noise needs an exactly computable mean field H: use batch_size=1, "
+                         "clip_per='sample', or rule none/alrc")
+    if rule.kind == ClipKind.alrc and per_sample:
+        raise ValueError("clip_per must be 'batch' for alrc (it clips each example's loss already)")
+    # initial points
+    states, inits = replica_seeds(int(seed), R)
+    if theta0 is None:
+        th0 = np.stack([init_params(net, int(s)) for s in inits])
+    else:
+        th0 = check_theta(net, theta0, "theta0", rows=R)
+        th0 = np.ascontiguousarray(np.broadcast_to(th0, (R, P)), dtype=np.float64).copy()
+    if indices is not None:
+        idx = np.asarray(indices)
+        if idx.dtype.kind not in "iu":
+            raise ValueError(f"indices must be an integer array; got dtype {idx.dtype}")
+        if idx.shape != (R, n_steps, B):
+            raise ValueError(f"indices must have shape (n_replicas, n_steps, batch_size) = "
+                             f"{(R, n_steps, B)}; got {idx.shape}")
+        if idx.size and (idx.min() < 0 or idx.max() >= N):
+            raise ValueError(f"indices must lie in [0, {N}) (rows of X); got values in "
+                             f"[{idx.min()}, {idx.max()}]")
+        idx = np.ascontiguousarray(idx, dtype=np.int64)
+    else:
+        idx = np.zeros((0, 0, 0), dtype=np.int64)
+    steps = record_steps(n_steps, every)
+    Krec = steps.shape[0]
+    a_all_t = np.concatenate(([0.0], np.cumsum(schedule.values(0, n_steps))))
+    if reference is not None:
+        ref = np.ascontiguousarray(getattr(reference, "theta", None), dtype=np.float64)
+        rt = np.asarray(getattr(reference, "t", None), dtype=np.float64)
+        if ref.shape != (Krec, P) or rt.shape != (Krec,) or not np.allclose(rt, a_all_t[steps], rtol=1e-12, atol=1e-12):
+            raise ValueError("reference must be a FlowResult evaluated at the record times "
+                             "(t_eval = dynclip.record_times(schedule, n_steps, record_every)[1])")
+    else:
+        ref = np.zeros((0, 0))
+    config = dict(
+        version=__version__, widths=list(net.widths), activation=net.activation, loss=loss_code(loss),
+        loss_name=str(loss), rule=rule.as_dict(), rule_name=rule.describe(), schedule=schedule.as_dict(),
+        schedule_name=schedule.describe(), n_steps=n_steps, seed=int(seed), batch_size=B, n_replicas=R,
+        clip_per=clip_per, project_radius=proj, record_every=every, record_theta=bool(record_theta),
+        track_noise=bool(track_noise), blowup_radius=blow, nonfinite=nonfinite, N=N, P=P,
+        data_sha1=_fingerprint(X, Y2), theta0_sha1=_fingerprint(th0),
+        indices_sha1=_fingerprint(idx) if indices is not None else None,
+        reference=reference is not None)
+    # state
+    st = dict(theta=th0.copy(), theta0=th0, rng=states.copy(),
+              mu=np.tile([rule.mu1, rule.mu2], (R, 1)).astype(np.float64),
+              xi=np.zeros((R, P) if track_noise else (R, 0)),
+              acc=np.zeros((R, K.N_ACC)), status=np.zeros((R, 4), dtype=np.int64),
+              rec=np.full((R, K.N_REC, Krec), np.nan),
+              rec_theta=np.full((R, Krec, P) if record_theta else (R, 0, 0), np.nan))
+    st["status"][:, 0] = 1
+    st["status"][:, 1] = -1
+    k = 0
+    if resume is not None and os.path.exists(os.fspath(resume)):
+        arrays, meta = read_npz(resume, "SACheckpoint")
+        if meta.get("config") != json_roundtrip(config):
+            raise ValueError(f"resume={os.fspath(resume)!r} was written by a run with other arguments")
+        for name in st:
+            if name not in arrays or arrays[name].shape != st[name].shape:
+                raise ValueError(f"resume={os.fspath(resume)!r} is missing or has a mis-shaped {name!r}")
+            st[name] = np.ascontiguousarray(arrays[name])
+        k = int(meta["k"])
+    elif resume is not None:
+        raise ValueError(f"resume file {os.fspath(resume)!r} does not exist")
+    if checkpoint is not None:
+        ce = _int("checkpoint_every", checkpoint_every if checkpoint_every is not None else max(1, n_steps // 10))
+    else:
+        ce = None
+    # chunking: enough work per call to amortise the call, little enough to react to Ctrl-C
+    per_step = R * (B * P + (N * P if track_noise else 0) + P) + 1
+    chunk = int(max(1, min(n_steps, _CHUNK_WORK // per_step)))
+    bar = _progress(progress, n_steps, k, per_step)
+    widths, offs = net.widths_array(), net.offsets()
+    partial = False
+    t_start = _time.perf_counter()
+    try:
+        while k < n_steps:
+            k1 = min(n_steps, k + chunk)
+            if ce is not None:
+                k1 = min(k1, (k // ce + 1) * ce)
+            j0 = int(np.searchsorted(steps, k))
+            K.run_chunk(k, k1, n_steps, schedule.values(k, k1), steps, j0, widths, offs, net.act, lk,
+                        X, Y2, rule, B, per_sample, idx, proj, blow, bool(track_noise), ref,
+                        st["theta"], st["theta0"], st["rng"], st["mu"], st["xi"], st["acc"],
+                        st["status"], st["rec"], st["rec_theta"])
+            st["status"][:, 3] = k1
+            k = k1
+            if bar is not None:
+                bar.update(k1 - bar.n)
+            if ce is not None and (k % ce == 0 or k == n_steps):
+                _save_checkpoint(checkpoint, st, config, k)
+    except KeyboardInterrupt:
+        partial = True
+        k = int(st["status"][:, 3].max()) if st["status"][:, 3].max() > 0 else k
+        if checkpoint is not None:
+            _save_checkpoint(checkpoint, st, config, k)
+        print(f"\ndynclip.simulate interrupted at step {k} of {n_steps}: returning a partial result"
+              + (f" (state saved to {os.fspath(checkpoint)})" if checkpoint is not None else ""),
+              file=sys.stderr)
+    finally:
+        if bar is not None:
+            bar.close()
+    config["wall_time_s"] = _time.perf_counter() - t_start
+    res = _result(st, steps, a_all_t, config, k, n_steps, record_theta, track_noise, reference, partial)
+    if nonfinite == "raise" and res.nonfinite.any():
+        bad = np.flatnonzero(res.nonfinite)
+        raise FloatingPointError(f"{bad.size} replica(s) became non-finite (first: replica {bad[0]} "
+                                 f"at step {res.blowup_step[bad[0]]}); use nonfinite='stop' to keep them as data")
+    return res
+
+
+def json_roundtrip(d):
+    import json
+    return json.loads(json.dumps(d))
+
+
+def _save_checkpoint(path, st, config, k):
+    atomic_savez(path, st, {"format": "SACheckpoint", "config": json_roundtrip(
+        {kk: v for kk, v in config.items() if kk != "wall_time_s"}), "k": int(k)})
+
+
+def _progress(progress, n_steps, k, per_step):
+    if progress is None:
+        progress = sys.stderr.isatty() and n_steps * per_step > 3e9
+    if not progress:
+        return None
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:  # tqdm is optional
+        return None
+    return tqdm(total=n_steps, initial=k, unit="step", desc="simulate", leave=False)
+
+
+def _result(st, steps, t_all, config, k, n_steps, record_theta, track_noise, reference, partial):
+    keep = steps <= k if k == n_steps else steps < k
+    if partial:
+        keep = steps < k
+    rec = st["rec"][:, :, keep]
+    acc, status = st["acc"], st["status"]
+    ndec = acc[:, K.A_NDEC]
+    return SAResult(
+        theta_final=st["theta"].copy(), step=steps[keep].copy(), time=t_all[steps[keep]],
+        loss=rec[:, K.R_LOSS], grad_norm=rec[:, K.R_GNORM], clip_factor=rec[:, K.R_CFAC],
+        clip_fraction=np.where(ndec > 0, acc[:, K.A_NCLIP] / np.maximum(ndec, 1), 0.0),
+        displacement=rec[:, K.R_DISP], max_displacement=acc[:, K.A_MAXDISP].copy(),
+        update_sum=rec[:, K.R_S], diverged=status[:, 0] == 0, blowup_step=status[:, 1].copy(),
+        nonfinite=status[:, 2] == 1, alrc_moments=st["mu"].copy(), config=config,
+        noise_norm=rec[:, K.R_NOISE] if track_noise else None,
+        max_noise=acc[:, K.A_MAXNOISE].copy() if track_noise else None,
+        ref_deviation=rec[:, K.R_REF] if reference is not None else None,
+        theta=st["rec_theta"][:, keep] if record_theta else None, partial=partial)

@@ -1,0 +1,480 @@
+"""MLP specification, flat parameter layout, and jitted forward / loss / backprop.
+
+Flat layout: for each layer l in order, W_l of shape (out, in) in C order, then b_l of
+shape (out,). Hidden layers apply the activation; the output layer is linear.
+
+Minibatches are processed as matrix-matrix work over a block of rows (activations stored
+row-major, one row per sample), with hand-derived backprop. The same functions serve the
+engine, the mean field and the public ``loss_and_grad``, so there is one definition of
+the maths.
+"""
+from enum import IntEnum
+from typing import NamedTuple
+import math
+
+import numpy as np
+
+from ._jit import njit
+
+
+class Activation(IntEnum):
+    tanh = 0
+    sigmoid = 1
+    gelu = 2
+    softplus = 3
+    relu = 4
+
+
+class Loss(IntEnum):
+    mse = 0            # sum over outputs of (f - y)^2 (no 1/2, the paper's l_r)
+    half_mse = 1       # 1/2 sum (f - y)^2 (gradient f - y; THEORY 1-D examples)
+    quartic = 2        # sum (f - y)^4
+    cross_entropy = 3  # softmax cross-entropy, integer labels in Y
+
+
+#: activations satisfying assumption A1 (twice continuously differentiable)
+A1_ACTIVATIONS = ("tanh", "sigmoid", "gelu", "softplus")
+
+
+def _code(enum, name, argname):
+    if isinstance(name, enum):
+        return int(name)
+    if not isinstance(name, str) or name not in enum.__members__:
+        allowed = ", ".join(repr(k) for k in enum.__members__)
+        raise ValueError(f"{argname} must be one of {allowed}; got {name!r}")
+    return int(enum[name])
+
+
+def activation_code(name):
+    return _code(Activation, name, "activation")
+
+
+def loss_code(name):
+    return _code(Loss, name, "loss")
+
+
+class MLP(NamedTuple):
+    """A fully connected network ``widths[0] -> ... -> widths[-1]``.
+
+    Create it with :func:`mlp`. ``satisfies_a1`` is False for relu, which is not twice
+    differentiable (the paper's assumption A1).
+    """
+    widths: tuple
+    activation: str
+
+    @property
+    def n_layers(self):
+        return len(self.widths) - 1
+
+    @property
+    def n_params(self):
+        w = self.widths
+        return int(sum(w[l + 1] * (w[l] + 1) for l in range(len(w) - 1)))
+
+    @property
+    def satisfies_a1(self):
+        return self.activation in A1_ACTIVATIONS
+
+    @property
+    def act(self):
+        return activation_code(self.activation)
+
+    def widths_array(self):
+        return np.asarray(self.widths, dtype=np.int64)
+
+    def offsets(self):
+        """Start of each layer's block (W_l then b_l) in the flat vector; length L+1."""
+        w = self.widths
+        offs = [0]
+        for l in range(len(w) - 1):
+            offs.append(offs[-1] + w[l + 1] * (w[l] + 1))
+        return np.asarray(offs, dtype=np.int64)
+
+    def layer_slices(self):
+        """List of ``(W_slice, b_slice)`` into the flat vector, one per layer."""
+        offs = self.offsets()
+        out = []
+        for l in range(self.n_layers):
+            ni, no = self.widths[l], self.widths[l + 1]
+            o = int(offs[l])
+            out.append((slice(o, o + no * ni), slice(o + no * ni, o + no * ni + no)))
+        return out
+
+    def unpack(self, theta):
+        """Return a list of ``(W, b)`` views of a flat vector."""
+        theta = np.asarray(theta)
+        return [(theta[sw].reshape(self.widths[l + 1], self.widths[l]), theta[sb])
+                for l, (sw, sb) in enumerate(self.layer_slices())]
+
+
+def mlp(widths, activation="tanh"):
+    """Build an MLP spec.
+
+    Parameters
+    ----------
+    widths : sequence of int
+        Layer widths ``[d_in, h_1, ..., d_out]``, at least two entries, all >= 1.
+        ``[d_in, d_out]`` is a linear model (with X = 0 it is the location model f = b).
+    activation : {"tanh", "sigmoid", "gelu", "softplus", "relu"}
+        Hidden-layer activation. GELU is the exact erf form. relu is allowed but violates
+        assumption A1 (``net.satisfies_a1`` is False).
+    """
+    try:
+        w = tuple(int(v) for v in widths)
+        ok = len(w) >= 2 and all(v >= 1 for v in w) and all(
+            float(v) == int(v) for v in widths)
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise ValueError(f"widths must be a sequence of at least two integers >= 1; got {widths!r}")
+    activation_code(activation)
+    return MLP(w, str(Activation(activation_code(activation)).name))
+
+
+def init_params(net, seed=0):
+    """Initial parameters, torch ``nn.Linear`` default: W, b ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
+
+    Returns a float64 array of shape ``(net.n_params,)``.
+    """
+    if not isinstance(net, MLP):
+        raise TypeError(f"net must be an MLP from dynclip.mlp(); got {type(net).__name__}")
+    rng = np.random.default_rng(seed)
+    theta = np.empty(net.n_params)
+    for l, (sw, sb) in enumerate(net.layer_slices()):
+        bound = 1.0 / math.sqrt(net.widths[l])
+        theta[sw] = rng.uniform(-bound, bound, sw.stop - sw.start)
+        theta[sb] = rng.uniform(-bound, bound, sb.stop - sb.start)
+    return theta
+
+
+# ----------------------------------------------------------------------------------------
+# jitted maths
+# ----------------------------------------------------------------------------------------
+_SQRT1_2 = 1.0 / math.sqrt(2.0)
+_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+
+
+@njit
+def act_value(z, act):
+    if act == 0:
+        return math.tanh(z)
+    elif act == 1:
+        if z >= 0.0:
+            return 1.0 / (1.0 + math.exp(-z))
+        e = math.exp(z)
+        return e / (1.0 + e)
+    elif act == 2:
+        return 0.5 * z * (1.0 + math.erf(z * _SQRT1_2))
+    elif act == 3:
+        return max(z, 0.0) + math.log1p(math.exp(-abs(z)))
+    else:
+        return max(z, 0.0)
+
+
+@njit
+def act_deriv(z, a, act):
+    """sigma'(z) given z and a = sigma(z)."""
+    if act == 0:
+        return 1.0 - a * a
+    elif act == 1:
+        return a * (1.0 - a)
+    elif act == 2:
+        return 0.5 * (1.0 + math.erf(z * _SQRT1_2)) + z * _INV_SQRT_2PI * math.exp(-0.5 * z * z)
+    elif act == 3:
+        return act_value(z, 1)
+    else:
+        return 1.0 if z > 0.0 else 0.0
+
+
+@njit
+def act_offsets(widths, B):
+    """Offsets of each layer's (B, width) block in the activation buffer."""
+    L1 = widths.shape[0]
+    aoff = np.zeros(L1 + 1, dtype=np.int64)
+    for l in range(L1):
+        aoff[l + 1] = aoff[l] + B * widths[l]
+    return aoff
+
+
+class Workspace(NamedTuple):
+    acts: np.ndarray   # (sum widths * B,) activations, layer 0 = inputs
+    zs: np.ndarray     # pre-activations, same layout
+    aoff: np.ndarray   # layer offsets into acts / zs
+    d1: np.ndarray     # backprop deltas
+    d2: np.ndarray
+    lossv: np.ndarray  # (B,) per-sample loss
+    wts: np.ndarray    # (B,) per-sample weights for the backward pass
+
+
+@njit
+def make_workspace(widths, B):
+    aoff = act_offsets(widths, B)
+    mw = 0
+    for l in range(widths.shape[0]):
+        mw = max(mw, widths[l])
+    return Workspace(np.zeros(aoff[-1]), np.zeros(aoff[-1]), aoff, np.zeros(B * mw),
+                     np.zeros(B * mw), np.zeros(B), np.zeros(B))
+
+
+@njit
+def forward(theta, widths, offs, act, X, rows, nb, ws):
+    """Forward pass over the ``nb`` samples ``X[rows[:nb]]``; fills ws.acts / ws.zs."""
+    acts = ws.acts
+    zs = ws.zs
+    aoff = ws.aoff
+    d0 = widths[0]
+    for b in range(nb):
+        r = rows[b]
+        for i in range(d0):
+            acts[b * d0 + i] = X[r, i]
+    L = widths.shape[0] - 1
+    for l in range(L):
+        ni = widths[l]
+        no = widths[l + 1]
+        W = theta[offs[l]:offs[l] + no * ni]
+        bias = theta[offs[l] + no * ni:offs[l + 1]]
+        ain = acts[aoff[l]:aoff[l] + nb * ni]
+        zo = zs[aoff[l + 1]:aoff[l + 1] + nb * no]
+        ao = acts[aoff[l + 1]:aoff[l + 1] + nb * no]
+        for b in range(nb):
+            for o in range(no):
+                s = bias[o]
+                for i in range(ni):
+                    s += W[o * ni + i] * ain[b * ni + i]
+                zo[b * no + o] = s
+        if l < L - 1:
+            for k in range(nb * no):
+                ao[k] = act_value(zo[k], act)
+        else:
+            for k in range(nb * no):
+                ao[k] = zo[k]
+
+
+@njit
+def losses_and_dout(widths, lossk, Y, rows, nb, ws):
+    """Per-sample losses into ws.lossv; dloss/df into the output-layer slot of ws.zs.
+
+    The forward pass must have run. After this, ws.zs of the last layer holds dl/df
+    (the output pre-activation is not needed any more: the output layer is linear).
+    """
+    L = widths.shape[0] - 1
+    no = widths[L]
+    f = ws.acts[ws.aoff[L]:ws.aoff[L] + nb * no]
+    dout = ws.zs[ws.aoff[L]:ws.aoff[L] + nb * no]
+    for b in range(nb):
+        r = rows[b]
+        if lossk == 3:
+            m = f[b * no]
+            for o in range(1, no):
+                m = max(m, f[b * no + o])
+            s = 0.0
+            for o in range(no):
+                s += math.exp(f[b * no + o] - m)
+            lse = m + math.log(s)
+            lab = int(Y[r, 0])
+            ws.lossv[b] = lse - f[b * no + lab]
+            for o in range(no):
+                dout[b * no + o] = math.exp(f[b * no + o] - lse) - (1.0 if o == lab else 0.0)
+        else:
+            s = 0.0
+            for o in range(no):
+                e = f[b * no + o] - Y[r, o]
+                if lossk == 0:
+                    s += e * e
+                    dout[b * no + o] = 2.0 * e
+                elif lossk == 1:
+                    s += 0.5 * e * e
+                    dout[b * no + o] = e
+                else:
+                    e2 = e * e
+                    s += e2 * e2
+                    dout[b * no + o] = 4.0 * e2 * e
+            ws.lossv[b] = s
+
+
+@njit
+def backward(theta, widths, offs, act, nb, ws, grad):
+    """Accumulate sum_b ws.wts[b] * grad l_b into ``grad`` (not zeroed here)."""
+    acts = ws.acts
+    zs = ws.zs
+    aoff = ws.aoff
+    L = widths.shape[0] - 1
+    no = widths[L]
+    dcur = ws.d1
+    dprev = ws.d2
+    dl = zs[aoff[L]:aoff[L] + nb * no]
+    for b in range(nb):
+        w = ws.wts[b]
+        for o in range(no):
+            dcur[b * no + o] = w * dl[b * no + o]
+    for l in range(L - 1, -1, -1):
+        ni = widths[l]
+        no = widths[l + 1]
+        W = theta[offs[l]:offs[l] + no * ni]
+        gW = grad[offs[l]:offs[l] + no * ni]
+        gb = grad[offs[l] + no * ni:offs[l + 1]]
+        ain = acts[aoff[l]:aoff[l] + nb * ni]
+        if l > 0:
+            for k in range(nb * ni):
+                dprev[k] = 0.0
+        for b in range(nb):
+            for o in range(no):
+                d = dcur[b * no + o]
+                gb[o] += d
+                for i in range(ni):
+                    gW[o * ni + i] += d * ain[b * ni + i]
+                if l > 0:
+                    for i in range(ni):
+                        dprev[b * ni + i] += d * W[o * ni + i]
+        if l > 0:
+            zin = zs[aoff[l]:aoff[l] + nb * ni]
+            for k in range(nb * ni):
+                dprev[k] *= act_deriv(zin[k], ain[k], act)
+            tmp = dcur
+            dcur = dprev
+            dprev = tmp
+
+
+@njit
+def block_loss_grad(theta, widths, offs, act, lossk, X, Y, rows, nb, ws, grad, scale):
+    """Add ``scale * sum_b grad l_b`` over rows[:nb] into grad; return scale * sum_b l_b."""
+    forward(theta, widths, offs, act, X, rows, nb, ws)
+    losses_and_dout(widths, lossk, Y, rows, nb, ws)
+    tot = 0.0
+    for b in range(nb):
+        ws.wts[b] = scale
+        tot += ws.lossv[b]
+    backward(theta, widths, offs, act, nb, ws, grad)
+    return scale * tot
+
+
+@njit
+def block_loss(theta, widths, offs, act, lossk, X, Y, rows, nb, ws):
+    """Sum of per-sample losses over rows[:nb] (forward only)."""
+    forward(theta, widths, offs, act, X, rows, nb, ws)
+    losses_and_dout(widths, lossk, Y, rows, nb, ws)
+    tot = 0.0
+    for b in range(nb):
+        tot += ws.lossv[b]
+    return tot
+
+
+EVAL_BLOCK = 64
+
+
+@njit
+def full_loss(theta, widths, offs, act, lossk, X, Y, ws, rows):
+    """Mean loss over all rows of X, in blocks of ws.lossv.shape[0] rows."""
+    N = X.shape[0]
+    Bw = ws.lossv.shape[0]
+    tot = 0.0
+    for s in range(0, N, Bw):
+        nb = min(Bw, N - s)
+        for b in range(nb):
+            rows[b] = s + b
+        tot += block_loss(theta, widths, offs, act, lossk, X, Y, rows, nb, ws)
+    return tot / N
+
+
+@njit
+def full_loss_grad(theta, widths, offs, act, lossk, X, Y, ws, rows, grad):
+    """Mean loss and (into grad, zeroed first) mean gradient over all rows."""
+    N = X.shape[0]
+    Bw = ws.lossv.shape[0]
+    grad[:] = 0.0
+    tot = 0.0
+    for s in range(0, N, Bw):
+        nb = min(Bw, N - s)
+        for b in range(nb):
+            rows[b] = s + b
+        tot += block_loss_grad(theta, widths, offs, act, lossk, X, Y, rows, nb, ws, grad, 1.0 / N)
+    return tot
+
+
+# ----------------------------------------------------------------------------------------
+# validation shared by the public functions
+# ----------------------------------------------------------------------------------------
+def check_net(net):
+    if not isinstance(net, MLP):
+        raise TypeError(f"net must be an MLP from dynclip.mlp(); got {type(net).__name__}")
+
+
+def check_data(net, X, Y, loss):
+    """Validate and cast X, Y; return (X, Y2d, loss_code)."""
+    lk = loss_code(loss)
+    try:
+        X = np.ascontiguousarray(X, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError("X must be a float array of shape (N, d_in)") from None
+    if X.ndim != 2 or X.shape[1] != net.widths[0] or X.shape[0] < 1:
+        raise ValueError(f"X must have shape (N, {net.widths[0]}) with N >= 1; got {X.shape}")
+    if not np.all(np.isfinite(X)):
+        raise ValueError("X must be finite (no NaN or inf)")
+    try:
+        Y = np.asarray(Y)
+        Yf = Y.astype(np.float64)
+    except (TypeError, ValueError):
+        raise ValueError("Y must be a numeric array") from None
+    N, dout = X.shape[0], net.widths[-1]
+    if lk == Loss.cross_entropy:
+        Yf = Yf.reshape(-1) if Yf.ndim == 2 and Yf.shape[1] == 1 else Yf
+        if Yf.shape != (N,):
+            raise ValueError(f"Y must have shape ({N},) of integer class labels for cross_entropy; got {Y.shape}")
+        if not np.all(np.isfinite(Yf)) or np.any(Yf != np.round(Yf)) or np.any(Yf < 0) or np.any(Yf >= dout):
+            raise ValueError(f"Y must hold integer class labels in [0, {dout}) for cross_entropy")
+        Yf = Yf.reshape(N, 1)
+    else:
+        if Yf.ndim == 1 and dout == 1:
+            Yf = Yf.reshape(N, 1) if Yf.shape[0] == N else Yf
+        if Yf.shape != (N, dout):
+            raise ValueError(f"Y must have shape ({N}, {dout})" + (f" or ({N},)" if dout == 1 else "")
+                             + f"; got {Y.shape}")
+        if not np.all(np.isfinite(Yf)):
+            raise ValueError("Y must be finite (no NaN or inf)")
+    return X, np.ascontiguousarray(Yf), lk
+
+
+def check_theta(net, theta, name="theta", rows=None):
+    try:
+        th = np.ascontiguousarray(theta, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a float array") from None
+    P = net.n_params
+    if rows is None:
+        ok = th.shape == (P,)
+        want = f"({P},)"
+    else:
+        ok = th.shape in ((P,), (rows, P))
+        want = f"({P},) or ({rows}, {P})"
+    if not ok:
+        raise ValueError(f"{name} must have shape {want}; got {th.shape}")
+    if not np.all(np.isfinite(th)):
+        raise ValueError(f"{name} must be finite (no NaN or inf)")
+    return th
+
+
+def loss_and_grad(net, theta, X, Y, loss="mse"):
+    """Mean loss and its gradient over the rows of X.
+
+    Parameters
+    ----------
+    net : MLP
+    theta : array (P,)
+    X : array (N, d_in)
+    Y : array (N, d_out) or (N,) (integer labels for cross_entropy)
+    loss : {"mse", "half_mse", "quartic", "cross_entropy"}
+
+    Returns
+    -------
+    loss : float
+    grad : ndarray (P,)
+    """
+    check_net(net)
+    X, Y, lk = check_data(net, X, Y, loss)
+    theta = check_theta(net, theta)
+    B = min(EVAL_BLOCK, X.shape[0])
+    ws = make_workspace(net.widths_array(), B)
+    grad = np.zeros(net.n_params)
+    val = full_loss_grad(theta, net.widths_array(), net.offsets(), net.act, lk, X, Y, ws,
+                         np.zeros(B, np.int64), grad)
+    return float(val), grad

@@ -1,0 +1,145 @@
+"""Result objects and their files: NumPy ``.npz`` arrays plus a JSON header, never pickle."""
+from dataclasses import dataclass, field, fields
+import json
+import os
+import tempfile
+
+import numpy as np
+
+FORMAT = "dynclip-result-v1"
+
+
+def atomic_savez(path, arrays, meta):
+    """Write ``arrays`` and the JSON ``meta`` to ``path`` (.npz) atomically (temp file + rename)."""
+    path = os.fspath(path)
+    d = os.path.dirname(os.path.abspath(path))
+    os.makedirs(d, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=d, suffix=".tmp.npz")
+    os.close(fd)
+    try:
+        payload = {k: v for k, v in arrays.items() if v is not None}
+        payload["__meta__"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+        with open(tmp, "wb") as f:
+            np.savez(f, **payload)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def read_npz(path, kind):
+    """Read a file written by :func:`atomic_savez`; returns ``(arrays, meta)``.
+
+    Raises ValueError for truncated, corrupted or foreign files (never unpickles).
+    """
+    path = os.fspath(path)
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+    except FileNotFoundError:
+        raise
+    except Exception as e:  # zipfile.BadZipFile, ValueError (pickled objects), OSError, ...
+        raise ValueError(f"{path} is not a readable dynclip {kind} file ({type(e).__name__}: {e})") from None
+    if "__meta__" not in arrays:
+        raise ValueError(f"{path} is not a dynclip {kind} file (no header)")
+    try:
+        meta = json.loads(arrays.pop("__meta__").tobytes().decode())
+    except Exception:
+        raise ValueError(f"{path} has a corrupted header") from None
+    if meta.get("format") != kind:
+        raise ValueError(f"{path} holds {meta.get('format')!r}, not a {kind} file")
+    return arrays, meta
+
+
+@dataclass(frozen=True, eq=False)
+class SAResult:
+    """Outcome of :func:`dynclip.simulate`; R replicas, K records.
+
+    Records are taken before step 0, every ``record_every`` steps, and after the last step;
+    ``step[j]`` is the number of updates applied before record j. Records of a replica after
+    it diverged are NaN.
+
+    Attributes
+    ----------
+    theta_final : (R, P) parameters after the last step (the diverging state for diverged replicas)
+    step, time : (K,) update counts and ODE times t = sum of a over the steps taken
+    loss : (R, K) full-data (unclipped) loss at each record
+    grad_norm, clip_factor : (R, K) means over the steps since the previous record of the
+        pre-clip minibatch-gradient norm and of the effective factor c = ||g|| / ||u||
+        (NaN at record 0)
+    clip_fraction : (R,) clip events / clip decisions (per step; per example for
+        ``clip_per="sample"`` and for ALRC)
+    displacement : (R, K) ||theta - theta_0||;  max_displacement : (R,) its maximum over all steps
+    update_sum : (R, K) S_s = sum_{t<s} a(t) ||u_t||, the paper's M_s - M_0
+    noise_norm : (R, K) ||xi|| when ``track_noise``; max_noise : (R,) max over all steps
+    ref_deviation : (R, K) ||theta - theta_ODE(t)|| when a reference flow is given
+    theta : (R, K, P) when ``record_theta``
+    alrc_moments : (R, 2) final ALRC running moments (mu1, mu2)
+    diverged : (R,) bool;  blowup_step : (R,) int, -1 if none;  nonfinite : (R,) bool
+    partial : True when the run was interrupted; ``step[-1]`` is then the last record taken
+    config : dict describing the run (rule, schedule, sizes, seed, versions)
+    """
+    theta_final: np.ndarray
+    step: np.ndarray
+    time: np.ndarray
+    loss: np.ndarray
+    grad_norm: np.ndarray
+    clip_factor: np.ndarray
+    clip_fraction: np.ndarray
+    displacement: np.ndarray
+    max_displacement: np.ndarray
+    update_sum: np.ndarray
+    diverged: np.ndarray
+    blowup_step: np.ndarray
+    nonfinite: np.ndarray
+    alrc_moments: np.ndarray
+    config: dict = field(default_factory=dict)
+    noise_norm: np.ndarray = None
+    max_noise: np.ndarray = None
+    ref_deviation: np.ndarray = None
+    theta: np.ndarray = None
+    partial: bool = False
+
+    @property
+    def n_replicas(self):
+        return self.theta_final.shape[0]
+
+    def save(self, path):
+        """Write to ``path`` (.npz with a JSON header; atomic)."""
+        arrays = {f.name: getattr(self, f.name) for f in fields(self)
+                  if f.name not in ("config", "partial")}
+        atomic_savez(path, arrays, {"format": "SAResult", "config": self.config,
+                                    "partial": bool(self.partial)})
+
+    @classmethod
+    def load(cls, path):
+        """Read a file written by :meth:`save` (no pickle; clear error for foreign files)."""
+        arrays, meta = read_npz(path, "SAResult")
+        names = {f.name for f in fields(cls)} - {"config", "partial"}
+        missing = [n for n in ("theta_final", "step", "loss") if n not in arrays]
+        if missing or set(arrays) - names:
+            raise ValueError(f"{path} is not a valid SAResult file (fields {sorted(arrays)})")
+        return cls(config=meta.get("config", {}), partial=bool(meta.get("partial", False)),
+                   **arrays)
+
+
+@dataclass(frozen=True, eq=False)
+class FlowResult:
+    """Solution of theta' = -H(theta) at times ``t``: ``theta`` (K, P), ``loss`` (K,), ``H_norm`` (K,)."""
+    t: np.ndarray
+    theta: np.ndarray
+    loss: np.ndarray
+    H_norm: np.ndarray
+    n_rhs: int = 0
+    config: dict = field(default_factory=dict)
+
+    def save(self, path):
+        atomic_savez(path, {"t": self.t, "theta": self.theta, "loss": self.loss, "H_norm": self.H_norm},
+                     {"format": "FlowResult", "config": self.config, "n_rhs": int(self.n_rhs)})
+
+    @classmethod
+    def load(cls, path):
+        arrays, meta = read_npz(path, "FlowResult")
+        if set(arrays) != {"t", "theta", "loss", "H_norm"}:
+            raise ValueError(f"{path} is not a valid FlowResult file")
+        return cls(n_rhs=int(meta.get("n_rhs", 0)), config=meta.get("config", {}), **arrays)

@@ -1,0 +1,194 @@
+"""Naive NumPy twins of every dynclip kernel: slow, obvious, independent code.
+
+Written from the formulas, not from the kernels: per-sample loops, explicit matrices.
+"""
+import math
+
+import numpy as np
+from scipy.special import erf
+
+
+def act(z, name):
+    if name == "tanh":
+        return np.tanh(z)
+    if name == "sigmoid":
+        return 1 / (1 + np.exp(-z))
+    if name == "gelu":
+        return 0.5 * z * (1 + erf(z / np.sqrt(2)))
+    if name == "softplus":
+        return np.logaddexp(0, z)
+    if name == "relu":
+        return np.maximum(z, 0)
+    raise KeyError(name)
+
+
+def dact(z, name):
+    if name == "tanh":
+        return 1 - np.tanh(z) ** 2
+    if name == "sigmoid":
+        s = 1 / (1 + np.exp(-z))
+        return s * (1 - s)
+    if name == "gelu":
+        return 0.5 * (1 + erf(z / np.sqrt(2))) + z * np.exp(-z * z / 2) / np.sqrt(2 * np.pi)
+    if name == "softplus":
+        return 1 / (1 + np.exp(-z))
+    if name == "relu":
+        return (z > 0).astype(float)
+    raise KeyError(name)
+
+
+def unpack(widths, theta):
+    out, o = [], 0
+    for l in range(len(widths) - 1):
+        ni, no = widths[l], widths[l + 1]
+        W = theta[o:o + no * ni].reshape(no, ni)
+        o += no * ni
+        b = theta[o:o + no]
+        o += no
+        out.append((W, b))
+    return out
+
+
+def sample_loss_grad(widths, activation, theta, x, y, loss):
+    """Loss and gradient of one sample (x: (d_in,), y: (d_out,) or label)."""
+    layers = unpack(widths, theta)
+    a = [np.asarray(x, float)]
+    z = [None]
+    for l, (W, b) in enumerate(layers):
+        zz = W @ a[-1] + b
+        z.append(zz)
+        a.append(act(zz, activation) if l < len(layers) - 1 else zz)
+    f = a[-1]
+    if loss == "cross_entropy":
+        lab = int(np.asarray(y).reshape(-1)[0])
+        m = f.max()
+        lse = m + np.log(np.exp(f - m).sum())
+        val = lse - f[lab]
+        d = np.exp(f - lse)
+        d[lab] -= 1
+    else:
+        e = f - np.asarray(y, float).reshape(-1)
+        if loss == "mse":
+            val, d = np.sum(e ** 2), 2 * e
+        elif loss == "half_mse":
+            val, d = 0.5 * np.sum(e ** 2), e
+        elif loss == "quartic":
+            val, d = np.sum(e ** 4), 4 * e ** 3
+        else:
+            raise KeyError(loss)
+    grads = []
+    for l in range(len(layers) - 1, -1, -1):
+        W, b = layers[l]
+        grads.append((np.outer(d, a[l]).ravel(), d.copy()))
+        if l > 0:
+            d = (W.T @ d) * dact(z[l], activation)
+    flat = []
+    for gW, gb in reversed(grads):
+        flat += [gW, gb]
+    return float(val), np.concatenate(flat)
+
+
+def loss_grad(widths, activation, theta, X, Y, loss, rows=None):
+    rows = range(len(X)) if rows is None else rows
+    vals, grads = zip(*[sample_loss_grad(widths, activation, theta, X[i], Y[i], loss) for i in rows])
+    return float(np.mean(vals)), np.mean(grads, axis=0)
+
+
+def layer_bounds(widths):
+    out, o = [], 0
+    for l in range(len(widths) - 1):
+        n = widths[l + 1] * (widths[l] + 1)
+        out.append((o, o + n))
+        o += n
+    return out
+
+
+def clip(rule, g, theta, widths):
+    """Naive clipped update u for the rule given as a dict (kind name + parameters)."""
+    k = rule["kind"]
+    g = np.asarray(g, float)
+    n = np.linalg.norm(g)
+    if k == "none" or k == "alrc":
+        return g.copy()
+    if k == "classic" or k == "adaptive":
+        lam = rule["lam"] if k == "classic" else rule["lam"] * max(np.linalg.norm(theta), rule["eps"])
+        conv = rule.get("convention", "paper")
+        if conv == "torch":
+            return g * min(lam / (n + 1e-6), 1.0)
+        if conv == "optax":
+            return g if n < lam else g * (lam / n)
+        return g / max(n / lam, 1.0)
+    if k == "layerwise":
+        u = g.copy()
+        for lo, hi in layer_bounds(widths):
+            num = n if rule["numerator"] == "global" else np.linalg.norm(g[lo:hi])
+            u[lo:hi] = g[lo:hi] / max(num / (rule["lam"] * max(np.linalg.norm(theta[lo:hi]), rule["eps"])), 1.0)
+        return u
+    if k == "unitwise":
+        u = g.copy()
+        gl = unpack(widths, g)
+        tl = unpack(widths, theta)
+        parts = []
+        for (gW, gb), (tW, tb) in zip(gl, tl):
+            gW, gb = gW.copy(), gb.copy()
+            for o in range(gW.shape[0]):
+                gn = math.sqrt(np.sum(gW[o] ** 2) + gb[o] ** 2)
+                tn = math.sqrt(np.sum(tW[o] ** 2) + tb[o] ** 2)
+                c = max(gn / (rule["lam"] * max(tn, rule["eps"])), 1.0)
+                gW[o] /= c
+                gb[o] /= c
+            parts += [gW.ravel(), gb]
+        return np.concatenate(parts)
+    if k == "value":
+        return np.clip(g, -rule["v"], rule["v"])
+    if k == "normalized":
+        return g / (n + rule["beta"])
+    raise KeyError(k)
+
+
+def sgd(widths, activation, theta0, X, Y, loss, rule, a, indices, clip_per="batch", project_radius=np.inf,
+        alrc=None):
+    """Plain clipped-SGD loop over given indices (n_steps, B); returns the path (n_steps+1, P).
+
+    alrc: dict(n_sigma, beta1, beta2, mu1, mu2, variant) for loss clipping.
+    """
+    th = np.array(theta0, float)
+    path = [th.copy()]
+    mu1 = mu2 = None
+    if alrc is not None:
+        mu1, mu2 = alrc["mu1"], alrc["mu2"]
+    for k in range(indices.shape[0]):
+        rows = indices[k]
+        B = len(rows)
+        if alrc is not None:
+            var = max(mu2 - mu1 ** 2, 0.0) + (1e-8 if alrc["variant"] == "code" else 0.0)
+            lmax = mu1 + alrc["n_sigma"] * math.sqrt(var)
+            u = np.zeros_like(th)
+            Ls, Lc = [], []
+            for i in rows:
+                L, gi = sample_loss_grad(widths, activation, th, X[i], Y[i], loss)
+                w = min(1.0, lmax / L) if L > 0 else 1.0
+                u += w * gi / B
+                Ls.append(L)
+                Lc.append(min(L, lmax))
+            lm = np.mean(Lc) if alrc["variant"] == "code" else np.mean(Ls)
+            mu1 = alrc["beta1"] * mu1 + (1 - alrc["beta1"]) * lm
+            mu2 = alrc["beta2"] * mu2 + (1 - alrc["beta2"]) * lm * lm
+        elif clip_per == "sample":
+            u = np.mean([clip(rule, sample_loss_grad(widths, activation, th, X[i], Y[i], loss)[1], th, widths)
+                         for i in rows], axis=0)
+        else:
+            g = loss_grad(widths, activation, th, X, Y, loss, rows)[1]
+            u = clip(rule, g, th, widths)
+        th = th - a[k] * u
+        nt = np.linalg.norm(th)
+        if nt > project_radius:
+            th = th * (project_radius / nt)
+        path.append(th.copy())
+    return np.array(path)
+
+
+def mean_field(widths, activation, theta, X, Y, loss, rule):
+    """H(theta): mean over the data set of the clipped per-sample gradient."""
+    return np.mean([clip(rule, sample_loss_grad(widths, activation, theta, X[i], Y[i], loss)[1], theta, widths)
+                    for i in range(len(X))], axis=0)

@@ -1,0 +1,105 @@
+"""Layer 1 and 2 for the model: gradient = naive twin = central finite differences."""
+import numpy as np
+import pytest
+
+import dynclip as dc
+from reference import loss_grad
+
+ACTS = ["tanh", "sigmoid", "gelu", "softplus"]
+LOSSES = ["mse", "half_mse", "quartic", "cross_entropy"]
+WIDTHS = [[2, 1], [3, 7, 2], [4, 5, 3, 3]]
+
+
+def _data(widths, loss, seed, N=13):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(N, widths[0]))
+    Y = rng.integers(0, widths[-1], N) if loss == "cross_entropy" else rng.normal(size=(N, widths[-1]))
+    return X, Y
+
+
+@pytest.mark.parametrize("widths", WIDTHS)
+@pytest.mark.parametrize("activation", ACTS)
+@pytest.mark.parametrize("loss", LOSSES)
+@pytest.mark.parametrize("seed", [0, 1])
+def test_gradient_matches_twin_and_finite_differences(widths, activation, loss, seed):
+    net = dc.mlp(widths, activation=activation)
+    X, Y = _data(widths, loss, seed)
+    theta = dc.init_params(net, seed=seed) * 1.5
+    val, g = dc.loss_and_grad(net, theta, X, Y, loss=loss)
+    rv, rg = loss_grad(list(widths), activation, theta, X, Y.reshape(len(X), -1), loss)
+    assert abs(val - rv) <= 1e-12 * max(1, abs(rv))
+    np.testing.assert_allclose(g, rg, rtol=1e-12, atol=1e-13)
+    # central differences, step scaled to each coordinate; rel error of the whole vector
+    fd = np.empty_like(theta)
+    for i in range(theta.size):
+        h = 1e-5 * max(1.0, abs(theta[i]))
+        e = np.zeros_like(theta)
+        e[i] = h
+        fd[i] = (dc.loss_and_grad(net, theta + e, X, Y, loss=loss)[0]
+                 - dc.loss_and_grad(net, theta - e, X, Y, loss=loss)[0]) / (2 * h)
+    assert np.linalg.norm(fd - g) <= 1e-7 * max(np.linalg.norm(g), 1e-3)
+
+
+def test_relu_allowed_but_not_a1():
+    net = dc.mlp([2, 3, 1], activation="relu")
+    assert not net.satisfies_a1
+    assert dc.mlp([2, 3, 1]).satisfies_a1
+    X, Y = _data([2, 3, 1], "mse", 0)
+    theta = dc.init_params(net, 0)
+    v, g = dc.loss_and_grad(net, theta, X, Y)
+    rv, rg = loss_grad([2, 3, 1], "relu", theta, X, Y.reshape(-1, 1), "mse")
+    np.testing.assert_allclose(g, rg, rtol=1e-12, atol=1e-14)
+
+
+def test_layout_and_init():
+    net = dc.mlp([4, 32, 32, 1])
+    assert net.n_params == 4 * 32 + 32 + 32 * 32 + 32 + 32 + 1 == 1249
+    th = dc.init_params(net, seed=5)
+    assert th.shape == (1249,) and th.dtype == np.float64
+    np.testing.assert_array_equal(th, dc.init_params(net, seed=5))
+    (W1, b1), (W2, b2), (W3, b3) = net.unpack(th)
+    assert W1.shape == (32, 4) and np.all(np.abs(W1) <= 0.5) and np.all(np.abs(W2) <= 1 / np.sqrt(32))
+    assert np.shares_memory(W1, th)
+
+
+def test_location_model_gradient():
+    # mlp([1, 1]) with X = 0 is f = b: half_mse gradient wrt b is b - y
+    net = dc.mlp([1, 1])
+    X = np.zeros((2, 1))
+    Y = np.array([0.0, 10.0])
+    v, g = dc.loss_and_grad(net, np.array([0.0, 4.0]), X, Y, loss="half_mse")
+    np.testing.assert_allclose(g, [0.0, 4.0 - 5.0])
+    assert v == pytest.approx(0.5 * (16 + 36) / 2)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(widths=[3]), "widths"), (dict(widths=[3, 0, 1]), "widths"), (dict(widths="abc"), "widths"),
+    (dict(widths=[2, 1], activation="swish"), "activation"),
+])
+def test_bad_model_input(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        dc.mlp(**kwargs)
+
+
+def test_bad_loss_and_grad_input():
+    net = dc.mlp([2, 3, 1])
+    th = dc.init_params(net)
+    X, Y = _data([2, 3, 1], "mse", 0)
+    with pytest.raises(ValueError, match="loss"):
+        dc.loss_and_grad(net, th, X, Y, loss="hinge")
+    with pytest.raises(ValueError, match="theta"):
+        dc.loss_and_grad(net, th[:-1], X, Y)
+    with pytest.raises(ValueError, match="theta"):
+        dc.loss_and_grad(net, np.full_like(th, np.nan), X, Y)
+    with pytest.raises(ValueError, match="X"):
+        dc.loss_and_grad(net, th, X[:, :1], Y)
+    Xn = X.copy()
+    Xn[0, 0] = np.inf
+    with pytest.raises(ValueError, match="X"):
+        dc.loss_and_grad(net, th, Xn, Y)
+    with pytest.raises(ValueError, match="Y"):
+        dc.loss_and_grad(net, th, X, Y[:-1])
+    with pytest.raises(ValueError, match="Y"):
+        dc.loss_and_grad(dc.mlp([2, 3]), dc.init_params(dc.mlp([2, 3])), X, np.full(len(X), 3), loss="cross_entropy")
+    with pytest.raises(TypeError, match="net"):
+        dc.loss_and_grad("net", th, X, Y)
