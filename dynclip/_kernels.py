@@ -18,8 +18,8 @@ from .model import make_workspace, block_loss_grad, forward, losses_and_dout, ba
 from .rng import randint
 
 # accumulator columns (acc[r, :])
-A_S, A_MAXDISP, A_MAXNOISE, A_WG, A_WC, A_WN, A_NCLIP, A_NDEC = range(8)
-N_ACC = 8
+A_S, A_MAXDISP, A_MAXNOISE, A_WG, A_WC, A_WN, A_NCLIP, A_NDEC, A_M2 = range(9)
+N_ACC = 9
 # record rows (rec[r, :, j])
 R_LOSS, R_GNORM, R_CFAC, R_DISP, R_S, R_NOISE, R_REF = range(7)
 N_REC = 7
@@ -217,8 +217,12 @@ def _replica(r, k0, k1, n_total, a_tab, rec_steps, j0, widths, offs, act, lossk,
             th[i] -= a * u[i]
             un += u[i] * u[i]
         if track:
+            m2 = 0.0
             for i in range(P):
-                xi[r, i] += a * (u[i] - H[i])
+                dm = u[i] - H[i]
+                xi[r, i] += a * dm
+                m2 += dm * dm
+            acc[r, A_M2] += a * a * m2
             nn = _norm(xi[r])
             if nn > acc[r, A_MAXNOISE] or nn != nn:
                 acc[r, A_MAXNOISE] = nn

@@ -309,5 +309,7 @@ def _result(st, steps, t_all, config, k, n_steps, record_theta, track_noise, ref
         nonfinite=status[:, 2] == 1, alrc_moments=st["mu"].copy(), config=config,
         noise_norm=rec[:, K.R_NOISE] if track_noise else None,
         max_noise=acc[:, K.A_MAXNOISE].copy() if track_noise else None,
+        noise=st["xi"].copy() if track_noise else None,
+        noise_sq_sum=acc[:, K.A_M2].copy() if track_noise else None,
         ref_deviation=rec[:, K.R_REF] if reference is not None else None,
         theta=st["rec_theta"][:, keep] if record_theta else None, partial=partial)

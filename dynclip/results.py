@@ -71,7 +71,9 @@ class SAResult:
         ``clip_per="sample"`` and for ALRC)
     displacement : (R, K) ||theta - theta_0||;  max_displacement : (R,) its maximum over all steps
     update_sum : (R, K) S_s = sum_{t<s} a(t) ||u_t||, the paper's M_s - M_0
-    noise_norm : (R, K) ||xi|| when ``track_noise``; max_noise : (R,) max over all steps
+    noise_norm : (R, K) ||xi|| when ``track_noise``; max_noise : (R,) max over all steps;
+        noise : (R, P) the final xi;  noise_sq_sum : (R,) sum_t a(t)^2 ||M(t+1)||^2 (the
+        orthogonality identity says E||xi_T||^2 = E noise_sq_sum)
     ref_deviation : (R, K) ||theta - theta_ODE(t)|| when a reference flow is given
     theta : (R, K, P) when ``record_theta``
     alrc_moments : (R, 2) final ALRC running moments (mu1, mu2)
@@ -96,6 +98,8 @@ class SAResult:
     config: dict = field(default_factory=dict)
     noise_norm: np.ndarray = None
     max_noise: np.ndarray = None
+    noise: np.ndarray = None
+    noise_sq_sum: np.ndarray = None
     ref_deviation: np.ndarray = None
     theta: np.ndarray = None
     partial: bool = False

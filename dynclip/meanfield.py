@@ -1,0 +1,182 @@
+"""The mean field H(theta) that clipped SGD tracks (Ramaswamy eqs. 20-21), and the clipping bias.
+
+Sampling is uniform over the finite data set, so for per-sample clipping (and for batch
+size 1) ``H(theta) = (1/N) sum_j u(theta; z_j)`` is computed exactly, with the same
+per-sample gradient and the same clipping ``apply`` as the engine. For minibatch clipping
+with B > 1 the expectation over all N**B minibatches is not tractable; :func:`H` then
+returns a deterministic Monte-Carlo estimate over ``n_batches`` frozen minibatches drawn
+with ``seed`` (documented as an estimate, with its standard error available from
+:func:`H_batch_estimate`).
+"""
+import numpy as np
+from numba import prange
+
+from ._jit import pjit
+from ._kernels import mean_field, minibatch_update
+from .clipping import ClipKind, check_rule, alrc_lmax
+from .model import (check_net, check_data, check_theta, make_workspace, full_loss_grad, block_loss_grad,
+                    EVAL_BLOCK)
+
+
+def _thetas(net, theta):
+    th = np.asarray(theta, dtype=np.float64)
+    single = th.ndim == 1
+    th2 = check_theta(net, th.reshape(-1, net.n_params) if th.ndim == 2 and th.shape[-1] == net.n_params else th,
+                      "theta", rows=th.shape[0] if th.ndim == 2 else None)
+    return np.ascontiguousarray(th2.reshape(-1, net.n_params)), single
+
+
+def _lmax(rule, lmax):
+    if rule.kind != ClipKind.alrc:
+        return np.inf
+    if lmax is None:
+        return float(alrc_lmax(rule, rule.mu1, rule.mu2))
+    return float(lmax)
+
+
+@pjit
+def _H_many(thetas, widths, offs, act, lossk, X, Y, rule, lmax, out):
+    M, P = thetas.shape
+    for m in prange(M):
+        ws1 = make_workspace(widths, 1)
+        rows1 = np.zeros(1, dtype=np.int64)
+        tmp = np.zeros(P)
+        mean_field(thetas[m], widths, offs, act, lossk, X, Y, rule, lmax, ws1, rows1, tmp, out[m])
+
+
+@pjit
+def _gradF_many(thetas, widths, offs, act, lossk, X, Y, out, losses):
+    M, P = thetas.shape
+    nE = min(EVAL_BLOCK, X.shape[0])
+    for m in prange(M):
+        ws = make_workspace(widths, nE)
+        rows = np.zeros(nE, dtype=np.int64)
+        losses[m] = full_loss_grad(thetas[m], widths, offs, act, lossk, X, Y, ws, rows, out[m])
+
+
+@pjit
+def _H_batch_many(thetas, widths, offs, act, lossk, X, Y, rule, batches, out, out_sq):
+    M, P = thetas.shape
+    nb, B = batches.shape
+    for m in prange(M):
+        ws = make_workspace(widths, B)
+        ws1 = make_workspace(widths, 1)
+        rows1 = np.zeros(1, dtype=np.int64)
+        g = np.zeros(P)
+        u = np.zeros(P)
+        tmp = np.zeros(P)
+        acc = np.zeros(8)
+        out[m, :] = 0.0
+        out_sq[m] = 0.0
+        for s in range(nb):
+            minibatch_update(thetas[m], widths, offs, act, lossk, X, Y, rule, np.inf, False, batches[s], B,
+                             ws, ws1, rows1, g, u, tmp, acc)
+            sq = 0.0
+            for i in range(P):
+                out[m, i] += u[i] / nb
+                sq += u[i] * u[i]
+            out_sq[m] += sq / nb
+
+
+@pjit
+def _sample_norms(theta, widths, offs, act, lossk, X, Y, out):
+    N = X.shape[0]
+    P = theta.shape[0]
+    for j in prange(N):
+        ws1 = make_workspace(widths, 1)
+        rows1 = np.zeros(1, dtype=np.int64)
+        g = np.zeros(P)
+        rows1[0] = j
+        block_loss_grad(theta, widths, offs, act, lossk, X, Y, rows1, 1, ws1, g, 1.0)
+        s = 0.0
+        for i in range(P):
+            s += g[i] * g[i]
+        out[j] = np.sqrt(s)
+
+
+def H(net, X, Y, rule, theta, loss="mse", *, batch_size=1, clip_per="batch", lmax=None,
+      n_batches=4096, seed=0):
+    """Mean field H(theta) = E[u(theta; minibatch)], the drift of clipped SGD.
+
+    Parameters
+    ----------
+    net, X, Y, rule, loss : as for :func:`dynclip.simulate`
+    theta : array (P,) or (M, P)
+        One point or many (computed in parallel).
+    batch_size, clip_per : as for simulate
+        Exact for batch_size 1, for clip_per="sample" and for the rules none/alrc; otherwise
+        a Monte-Carlo estimate over ``n_batches`` minibatches drawn with ``seed``.
+    lmax : float, optional
+        ALRC only: the frozen loss cap (default from the rule's mu1, mu2).
+
+    Returns
+    -------
+    ndarray (P,) or (M, P)
+    """
+    check_net(net)
+    X, Y2, lk = check_data(net, X, Y, loss)
+    rule = check_rule(rule)
+    th, single = _thetas(net, theta)
+    out = np.zeros_like(th)
+    if batch_size == 1 or clip_per == "sample" or rule.kind in (ClipKind.none, ClipKind.alrc):
+        _H_many(th, net.widths_array(), net.offsets(), net.act, lk, X, Y2, rule, _lmax(rule, lmax), out)
+    else:
+        out = H_batch_estimate(net, X, Y, rule, th, loss, batch_size=batch_size, n_batches=n_batches,
+                               seed=seed)[0]
+    return out[0] if single else out
+
+
+def H_batch_estimate(net, X, Y, rule, theta, loss="mse", *, batch_size, n_batches=4096, seed=0):
+    """Monte-Carlo H for minibatch clipping: mean of u over frozen minibatches, and its standard error.
+
+    Returns ``(H, se)`` with ``se`` the root-mean-square standard error per coordinate.
+    """
+    check_net(net)
+    X, Y2, lk = check_data(net, X, Y, loss)
+    rule = check_rule(rule)
+    th, single = _thetas(net, theta)
+    rng = np.random.default_rng(seed)
+    batches = rng.integers(0, X.shape[0], size=(int(n_batches), int(batch_size))).astype(np.int64)
+    out = np.zeros_like(th)
+    sq = np.zeros(th.shape[0])
+    _H_batch_many(th, net.widths_array(), net.offsets(), net.act, lk, X, Y2, rule, batches, out, sq)
+    var = np.maximum(sq - np.sum(out ** 2, axis=1), 0.0) / net.n_params
+    se = np.sqrt(var / n_batches)
+    return (out[0], se[0]) if single else (out, se)
+
+
+def grad_F(net, X, Y, theta, loss="mse"):
+    """Gradient of the unclipped full-data loss F(theta) = mean_j l(theta; z_j)."""
+    check_net(net)
+    X, Y2, lk = check_data(net, X, Y, loss)
+    th, single = _thetas(net, theta)
+    out = np.zeros_like(th)
+    losses = np.zeros(th.shape[0])
+    _gradF_many(th, net.widths_array(), net.offsets(), net.act, lk, X, Y2, out, losses)
+    return out[0] if single else out
+
+
+def F(net, X, Y, theta, loss="mse"):
+    """Full-data loss F(theta) (array for many theta)."""
+    check_net(net)
+    X, Y2, lk = check_data(net, X, Y, loss)
+    th, single = _thetas(net, theta)
+    out = np.zeros_like(th)
+    losses = np.zeros(th.shape[0])
+    _gradF_many(th, net.widths_array(), net.offsets(), net.act, lk, X, Y2, out, losses)
+    return float(losses[0]) if single else losses
+
+
+def clip_bias(net, X, Y, rule, theta, loss="mse", **kw):
+    """H(theta) - grad F(theta): what clipping adds to the drift (zero iff no sample is clipped)."""
+    return H(net, X, Y, rule, theta, loss, **kw) - grad_F(net, X, Y, theta, loss)
+
+
+def per_sample_grad_norms(net, X, Y, theta, loss="mse"):
+    """Norms ||grad l(theta; z_j)|| for every sample j (to set lam by a percentile)."""
+    check_net(net)
+    X, Y2, lk = check_data(net, X, Y, loss)
+    th = check_theta(net, theta)
+    out = np.zeros(X.shape[0])
+    _sample_norms(th, net.widths_array(), net.offsets(), net.act, lk, X, Y2, out)
+    return out

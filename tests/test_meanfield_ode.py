@@ -1,0 +1,147 @@
+"""Mean field H, ODE integrators and the martingale noise sum xi (issue: theory side)."""
+import numpy as np
+import pytest
+from scipy.linalg import expm
+
+import dynclip as dc
+from dynclip import clipping as C, schedules as S, meanfield as mf, ode, bounds
+from conftest import rule_dict
+import reference as ref
+
+
+def _problem(seed=0, widths=(3, 6, 2), N=25):
+    rng = np.random.default_rng(seed)
+    return dc.mlp(list(widths)), rng.normal(size=(N, widths[0])), 2 * rng.normal(size=(N, widths[-1]))
+
+
+@pytest.mark.parametrize("rule", [C.none(), C.classic(0.5), C.adaptive(0.3, 0.1), C.layerwise(0.2, 0.1),
+                                  C.unitwise(0.1), C.value(0.1), C.normalized(1.0)], ids=lambda r: r.describe())
+def test_H_equals_naive_twin(rule):
+    net, X, Y = _problem()
+    th = np.stack([dc.init_params(net, s) * 2 for s in range(3)])
+    Hm = mf.H(net, X, Y, rule, th)
+    for m in range(3):
+        np.testing.assert_allclose(Hm[m], ref.mean_field(list(net.widths), "tanh", th[m], X, Y, "mse",
+                                                         rule_dict(rule)), rtol=1e-12, atol=1e-15)
+    np.testing.assert_array_equal(mf.H(net, X, Y, rule, th[1]), Hm[1])
+
+
+def test_H_bounded_and_tends_to_grad_F():
+    net, X, Y = _problem(1)
+    for s in range(5):
+        th = dc.init_params(net, s) * 3
+        assert np.linalg.norm(mf.H(net, X, Y, C.classic(0.7), th)) <= 0.7 * (1 + 1e-14)   # Lemma 2
+        g = mf.grad_F(net, X, Y, th)
+        norms = mf.per_sample_grad_norms(net, X, Y, th)
+        np.testing.assert_allclose(mf.H(net, X, Y, C.classic(norms.max() * 1.01), th), g, rtol=1e-13, atol=1e-15)
+        errs = [np.linalg.norm(mf.clip_bias(net, X, Y, C.classic(lam), th)) for lam in np.quantile(norms, [0.1, 0.5, 0.9])]
+        assert errs[0] > errs[1] > errs[2] > 0
+
+
+@pytest.mark.parametrize("B, clip_per", [(1, "batch"), (3, "sample")])
+def test_mean_increment_is_minus_aH(B, clip_per):
+    """One SA step from a fixed theta over many replicas: E[(theta_1 - theta_0)] = -a H (4 SE)."""
+    net, X, Y = _problem(2)
+    th0 = dc.init_params(net, 0) * 2
+    rule = C.classic(0.8)
+    a, R = 0.1, 20000
+    res = dc.simulate(net, X, Y, rule, S.constant(a), n_steps=1, seed=11, batch_size=B, n_replicas=R,
+                      theta0=th0, clip_per=clip_per, record_every=1)
+    inc = (res.theta_final - th0) / (-a)
+    z = (inc.mean(0) - mf.H(net, X, Y, rule, th0)) / (inc.std(0, ddof=1) / np.sqrt(R))
+    assert np.max(np.abs(z)) < 4.0
+
+
+def test_ode_linear_against_expm():
+    """Linear model, half_mse, no clipping: H(theta) = A theta - c, so theta(t) has a closed form."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(20, 3))
+    Y = rng.normal(size=20)
+    net = dc.mlp([3, 1])
+    Z = np.c_[X, np.ones(20)]
+    A = Z.T @ Z / 20
+    c = Z.T @ Y / 20
+    star = np.linalg.solve(A, c)
+    th0 = np.array([1.0, -2.0, 0.5, 3.0])
+    t = np.linspace(0, 3, 7)
+    exact = np.array([star + expm(-A * tt) @ (th0 - star) for tt in t])
+    flow = ode.integrate(net, X, Y, C.none(), th0, t, loss="half_mse", rtol=1e-11, atol=1e-13)
+    np.testing.assert_allclose(flow.theta, exact, rtol=1e-8, atol=1e-9)
+    np.testing.assert_allclose(ode.rk4(net, X, Y, C.none(), th0, t, dt=1e-3, loss="half_mse"), exact, atol=1e-10)
+    assert flow.n_rhs > 0
+
+
+def test_rk4_order_four_and_matches_solve_ivp():
+    net, X, Y = _problem(3)
+    th0 = dc.init_params(net, 1)
+    rule = C.classic(1e6)     # smooth field (no sample clipped) so the order is not spoiled by a kink
+    t = np.array([0.0, 2.0])
+    exact = ode.integrate(net, X, Y, rule, th0, t, rtol=1e-12, atol=1e-14).theta[-1]
+    dts = np.array([0.4, 0.2, 0.1, 0.05])
+    errs = [np.linalg.norm(ode.rk4(net, X, Y, rule, th0, t, dt=h)[-1] - exact) for h in dts]
+    slope = np.polyfit(np.log(dts), np.log(errs), 1)[0]
+    assert 3.7 <= slope <= 4.3, slope
+    clipped = C.classic(0.5)
+    tt = np.linspace(0, 3, 13)
+    f = ode.integrate(net, X, Y, clipped, th0, tt, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(ode.rk4(net, X, Y, clipped, th0, tt, dt=0.002), f.theta, atol=1e-7)
+
+
+def test_reference_flow_deviation_and_windows():
+    net, X, Y = _problem(4)
+    th0 = dc.init_params(net, 2)
+    rule, sched, T = C.classic(0.5), S.inverse(2.0, 40.0), 2000
+    steps, times = dc.record_times(sched, T, 100)
+    flow = ode.integrate(net, X, Y, rule, th0, times)
+    res = dc.simulate(net, X, Y, rule, sched, n_steps=T, seed=0, n_replicas=3, theta0=th0, record_every=100,
+                      reference=flow, record_theta=True)
+    dev = np.linalg.norm(res.theta - flow.theta[None], axis=2)
+    np.testing.assert_allclose(res.ref_deviation, dev, rtol=1e-12, atol=1e-14)
+    D = ode.window_deviations(net, X, Y, rule, res.theta[0], res.time, [0.0], width=times[-1] + 1, dt=0.005)
+    assert D[0] == pytest.approx(res.ref_deviation[0].max(), rel=1e-4)
+    with pytest.raises(ValueError, match="reference"):
+        dc.simulate(net, X, Y, rule, sched, n_steps=T, seed=0, record_every=50, reference=flow)
+
+
+def _two_point_run(R, T, a0=0.5, seed=5):
+    net = dc.mlp([1, 1])
+    X, Y = dc.data.two_point()
+    return dc.simulate(net, X, Y, C.classic(1.0), S.inverse(a0, 1.0), n_steps=T, seed=seed, n_replicas=R,
+                       theta0=np.array([0.0, 5.0]), loss="half_mse", track_noise=True, record_every=T)
+
+
+def test_noise_sum_mean_zero_and_orthogonality():
+    R, T = 4000, 300
+    res = _two_point_run(R, T)
+    xi = res.noise[:, 1]
+    assert abs(xi.mean()) < 3 * xi.std(ddof=1) / np.sqrt(R)                      # E xi = 0
+    np.testing.assert_array_equal(res.noise[:, 0], 0.0)
+    # H = 0 on [1, 9] and theta never leaves it (lam * A(T) < 4), so theta_T - theta_0 = -xi_T exactly
+    np.testing.assert_allclose(xi, 5.0 - res.theta_final[:, 1], atol=1e-12)
+    d = res.noise_norm[:, -1] ** 2 - res.noise_sq_sum                            # paired identity
+    assert abs(d.mean()) < 3 * d.std(ddof=1) / np.sqrt(R) + 1e-15
+    a = S.inverse(0.5, 1.0).values(0, T)
+    np.testing.assert_allclose(res.noise_sq_sum, np.sum(a ** 2), rtol=1e-12)   # |M| = 1 exactly here
+
+
+def test_noise_orthogonality_on_mlp():
+    net, X, Y = _problem(6, widths=(2, 4, 1), N=16)
+    rule, R, T = C.classic(0.3), 3000, 60
+    res = dc.simulate(net, X, Y, rule, S.inverse(0.5, 5.0), n_steps=T, seed=9, n_replicas=R,
+                      theta0=dc.init_params(net, 0), track_noise=True, record_every=T)
+    d = res.noise_norm[:, -1] ** 2 - res.noise_sq_sum
+    assert abs(d.mean()) < 3 * d.std(ddof=1) / np.sqrt(R)
+    assert np.all(res.noise_sq_sum <= 4 * 0.3 ** 2 * np.sum(S.inverse(0.5, 5.0).values(0, T) ** 2) * (1 + 1e-12))
+    z = res.noise.mean(0) / (res.noise.std(0, ddof=1) / np.sqrt(R))
+    assert np.max(np.abs(z)) < 4
+
+
+def test_exceedance_below_correct_azuma_bound():
+    R, T = 20000, 2000
+    res = _two_point_run(R, T, a0=1.0, seed=1)
+    s2 = np.sum(S.inverse(1.0, 1.0).values(0, T) ** 2)
+    for r in (1.5, 2.0, 2.5, 3.0):
+        k = int(np.sum(res.max_noise >= r))
+        lo, hi = bounds.clopper_pearson(k, R)
+        assert hi <= bounds.azuma(r, 1.0, s2)          # correct bound holds
+        assert lo > bounds.paper_azuma(r, 1.0, s2)     # the paper's printed bound is violated
