@@ -137,7 +137,7 @@ def test_noise_orthogonality_on_mlp():
 
 
 def test_exceedance_below_correct_azuma_bound():
-    R, T = 20000, 2000
+    R, T = 5000, 2000
     res = _two_point_run(R, T, a0=1.0, seed=1)
     s2 = np.sum(S.inverse(1.0, 1.0).values(0, T) ** 2)
     for r in (1.5, 2.0, 2.5, 3.0):
