@@ -14,7 +14,7 @@ from numba import prange
 
 from ._jit import njit, pjit
 from .clipping import apply, alrc_lmax
-from .model import make_workspace, block_loss_grad, forward, losses_and_dout, backward, full_loss, EVAL_BLOCK
+from .model import sumsq, sqdist, make_workspace, block_loss_grad, forward, losses_and_dout, backward, full_loss, EVAL_BLOCK
 from .rng import randint
 
 # accumulator columns (acc[r, :])
@@ -27,10 +27,7 @@ N_REC = 7
 
 @njit
 def _norm(v):
-    s = 0.0
-    for i in range(v.shape[0]):
-        s += v[i] * v[i]
-    return math.sqrt(s)
+    return math.sqrt(sumsq(v, 0, v.shape[0]))
 
 
 @njit
@@ -151,10 +148,7 @@ def _record(j, r, th, th0, widths, offs, act, lossk, X, Y, wsE, rowsE, acc, rec,
     acc[r, A_WG] = 0.0
     acc[r, A_WC] = 0.0
     acc[r, A_WN] = 0.0
-    s = 0.0
-    for i in range(th.shape[0]):
-        s += (th[i] - th0[i]) ** 2
-    rec[r, R_DISP, j] = math.sqrt(s)
+    rec[r, R_DISP, j] = math.sqrt(sqdist(th, th0))
     rec[r, R_S, j] = acc[r, A_S]
     if track:
         rec[r, R_NOISE, j] = _norm(xi[r])
@@ -212,10 +206,9 @@ def _replica(r, k0, k1, n_total, a_tab, rec_steps, j0, widths, offs, act, lossk,
         c, lmean, lcap = minibatch_update(th, widths, offs, act, lossk, X, Y, rule, lmax, per_sample,
                                           rows, B, ws, ws1, rows1, g, u, tmp, acc[r])
         a = a_tab[k - k0]
-        un = 0.0
         for i in range(P):
             th[i] -= a * u[i]
-            un += u[i] * u[i]
+        un = sumsq(u, 0, P)
         if track:
             m2 = 0.0
             for i in range(P):
@@ -240,10 +233,7 @@ def _replica(r, k0, k1, n_total, a_tab, rec_steps, j0, widths, offs, act, lossk,
         acc[r, A_WG] += _norm(g)
         acc[r, A_WC] += c
         acc[r, A_WN] += 1.0
-        s = 0.0
-        for i in range(P):
-            s += (th[i] - th0[i]) ** 2
-        d = math.sqrt(s)
+        d = math.sqrt(sqdist(th, th0))
         if d > acc[r, A_MAXDISP]:
             acc[r, A_MAXDISP] = d
         if not (d <= blowup):  # non-finite (NaN compares false) or beyond the blow-up radius

@@ -15,6 +15,7 @@ import math
 import numpy as np
 
 from ._jit import njit
+from .model import sumsq
 
 
 class ClipKind(IntEnum):
@@ -200,16 +201,15 @@ def check_rule(rule):
 # ----------------------------------------------------------------------------------------
 @njit
 def _norm(v, lo, hi):
-    s = 0.0
-    for i in range(lo, hi):
-        s += v[i] * v[i]
-    return math.sqrt(s)
+    return math.sqrt(sumsq(v, lo, hi))
 
 
 @njit
 def _scale(g, out, lo, hi, c):
-    for i in range(lo, hi):
-        out[i] = g[i] / c
+    x = g[lo:hi]
+    y = out[lo:hi]
+    for i in range(hi - lo):
+        y[i] = x[i] / c
 
 
 @njit
