@@ -258,3 +258,7 @@ def run_chunk(k0, k1, n_total, a_tab, rec_steps, j0, widths, offs, act, lossk, X
         _replica(r, k0, k1, n_total, a_tab, rec_steps, j0, widths, offs, act, lossk, X, Y, rule, B,
                  per_sample, idx, proj, blowup, track, ref, theta, theta0, rng, mu, xi, acc, status,
                  rec, rec_theta)
+    # the step reached is part of the state, written by the kernel itself: a Ctrl-C that lands
+    # right after this call returns still sees a consistent (state, step) pair
+    for r in range(R):
+        status[r, 3] = k1

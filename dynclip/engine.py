@@ -222,7 +222,8 @@ def simulate(net, X, Y, rule, schedule, *, n_steps, seed, batch_size=1, n_replic
                 raise ValueError(f"resume={os.fspath(resume)!r} is missing or has a mis-shaped {name!r}")
             st[name] = np.ascontiguousarray(arrays[name])
         k = int(meta["k"])
-    elif resume is not None:
+    elif resume is not None and (checkpoint is None or os.fspath(resume) != os.fspath(checkpoint)):
+        # resume == checkpoint with no file yet is the "start or continue" idiom
         raise ValueError(f"resume file {os.fspath(resume)!r} does not exist")
     if checkpoint is not None:
         ce = _int("checkpoint_every", checkpoint_every if checkpoint_every is not None else max(1, n_steps // 10))
@@ -245,7 +246,6 @@ def simulate(net, X, Y, rule, schedule, *, n_steps, seed, batch_size=1, n_replic
                         X, Y2, rule, B, per_sample, idx, proj, blow, bool(track_noise), ref,
                         st["theta"], st["theta0"], st["rng"], st["mu"], st["xi"], st["acc"],
                         st["status"], st["rec"], st["rec_theta"])
-            st["status"][:, 3] = k1
             k = k1
             if bar is not None:
                 bar.update(k1 - bar.n)
@@ -253,7 +253,7 @@ def simulate(net, X, Y, rule, schedule, *, n_steps, seed, batch_size=1, n_replic
                 _save_checkpoint(checkpoint, st, config, k)
     except KeyboardInterrupt:
         partial = True
-        k = int(st["status"][:, 3].max()) if st["status"][:, 3].max() > 0 else k
+        k = max(k, int(st["status"][:, 3].max()))
         if checkpoint is not None:
             _save_checkpoint(checkpoint, st, config, k)
         print(f"\ndynclip.simulate interrupted at step {k} of {n_steps}: returning a partial result"

@@ -20,7 +20,10 @@ STUDIES = ["s01_sure_bound", "s02_azuma", "s03_blowup", "s04_martingale", "s05_o
            "s07_not_gradient", "s08_adaptive_1d", "s09_adaptive_mlp", "s10_zhang_1d", "s11_zhang_mlp",
            "s12_alrc"]
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-FIGURES = os.path.join(ROOT, "figures")
+# figures/ of the repository for a clone (editable install); ./figures otherwise
+FIGURES = os.environ.get("DYNCLIP_FIGURES") or (
+    os.path.join(ROOT, "figures") if os.path.exists(os.path.join(ROOT, "pyproject.toml"))
+    else os.path.join(os.getcwd(), "figures"))
 VERDICTS = ("confirmed", "refuted", "corrected", "report")
 
 

@@ -1,0 +1,99 @@
+"""The ``dynclip`` command line: run studies, write the report, benchmark, show versions.
+
+Examples::
+
+    dynclip list                     # the studies and what each tests
+    dynclip run S2 --quick           # a small run in seconds, figures into figures/s02_azuma/
+    dynclip run S5 --out /tmp/s5     # full run into another folder
+    dynclip run all                  # every study, then figures/REPORT.md
+    dynclip report                   # rebuild figures/REPORT.md from numbers.json files
+    dynclip bench --quick            # dynclip vs torch / JAX (from a clone of the repository)
+    dynclip info                     # versions, threads, Numba cache folder
+
+Exit codes: 0 success, 1 failure while running, 2 bad usage.
+"""
+import argparse
+import os
+import sys
+
+
+class _UsageError(Exception):
+    pass
+
+
+def _parser():
+    p = argparse.ArgumentParser(prog="dynclip", description="Gradient clipping as a dynamical system.",
+                                epilog=__doc__.split("Examples::", 1)[1], formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="cmd", metavar="COMMAND")
+    sub.add_parser("list", help="list the studies")
+    r = sub.add_parser("run", help="run a study (S1..S12) or all", description="Run a study and write its figures "
+                       "and numbers.json. Example: dynclip run S2 --quick")
+    r.add_argument("study", help="S1 .. S12, or all")
+    r.add_argument("--quick", action="store_true", help="small sizes: seconds instead of minutes")
+    r.add_argument("--out", default=None, help="output folder (default figures/<study>)")
+    sub.add_parser("report", help="write figures/REPORT.md from the studies' numbers.json")
+    b = sub.add_parser("bench", help="speed against torch and JAX (needs a clone of the repository)")
+    b.add_argument("args", nargs=argparse.REMAINDER, help="passed on to the benchmark (e.g. --quick)")
+    sub.add_parser("info", help="versions, threads and the Numba cache folder")
+    return p
+
+
+def _info():
+    import numba
+    import numpy
+    import scipy
+    from . import __version__
+    from numba.core.config import CACHE_DIR
+    print(f"dynclip {__version__}\nnumpy {numpy.__version__}\nscipy {scipy.__version__}\nnumba {numba.__version__}")
+    print(f"threads {numba.get_num_threads()} (NUMBA_NUM_THREADS={numba.config.NUMBA_NUM_THREADS})")
+    print(f"numba cache {CACHE_DIR or '(next to the package sources, __pycache__)'}")
+    print(f"python {sys.version.split()[0]} on {sys.platform}")
+    return 0
+
+
+def _studies_main(argv):
+    try:
+        from studies.__main__ import main as smain
+    except ImportError:
+        raise _UsageError("the studies package is not installed: install dynclip from its repository "
+                          "(pip install -e .)") from None
+    return smain(argv)
+
+
+def _bench(args):
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    if not os.path.isdir(os.path.join(here, "benchmarks")):
+        raise _UsageError("the benchmarks are not installed with the package: run 'dynclip bench' from a clone "
+                          "of the repository (pip install -e '.[bench]')")
+    sys.path.insert(0, here)
+    from benchmarks.run import main as bmain
+    return bmain(args) or 0
+
+
+def main(argv=None):
+    p = _parser()
+    try:
+        a = p.parse_args(argv)
+    except SystemExit as e:
+        return int(e.code or 0)
+    try:
+        if a.cmd is None:
+            p.print_help()
+            return 2
+        if a.cmd == "info":
+            return _info()
+        if a.cmd == "bench":
+            return _bench(a.args)
+        if a.cmd == "run":
+            return _studies_main(["run", a.study] + (["--quick"] if a.quick else []) +
+                                 (["--out", a.out] if a.out else []))
+        return _studies_main([a.cmd])
+    except _UsageError as e:
+        print(f"dynclip: error: {e}", file=sys.stderr)
+        return 2
+    except ValueError as e:
+        print(f"dynclip: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("dynclip: interrupted", file=sys.stderr)
+        return 130
