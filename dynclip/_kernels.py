@@ -13,8 +13,9 @@ import numpy as np
 from numba import prange
 
 from ._jit import njit, pjit
-from .clipping import apply, alrc_lmax
-from .model import sumsq, sqdist, make_workspace, block_loss_grad, forward, losses_and_dout, backward, full_loss, EVAL_BLOCK
+from .clipping import apply, alrc_lmax, is_scalar_rule, scale_factor
+from .model import (sumsq, sqdist, make_workspace, block_loss_grad, forward, losses_and_dout, backward,
+                    sample_normsq, full_loss, EVAL_BLOCK)
 from .rng import randint
 
 # accumulator columns (acc[r, :])
@@ -58,10 +59,54 @@ def sample_update(theta, widths, offs, act, lossk, X, Y, rule, lmax, row, ws1, r
 
 
 @njit
-def mean_field(theta, widths, offs, act, lossk, X, Y, rule, lmax, ws1, rows1, tmp, H):
-    """H(theta) = mean over the data set of the clipped per-sample update (exact)."""
+def _sample_weights(theta, widths, offs, act, rule, lmax, nb, ws, scale):
+    """Per-sample weights w_b * scale into ws.wts for the last forward pass (scalar rules and
+    ALRC: the clipped per-sample gradient is w_b g_b); returns the number of clipped samples."""
+    ncl = 0
+    if rule.kind == 7:
+        for b in range(nb):
+            L = ws.lossv[b]
+            if L > lmax:
+                ws.wts[b] = lmax / L * scale
+                ncl += 1
+            else:
+                ws.wts[b] = scale
+        return ncl
+    if rule.kind == 0:
+        for b in range(nb):
+            ws.wts[b] = scale
+        return 0
+    thn = math.sqrt(sumsq(theta, 0, theta.shape[0])) if rule.kind == 2 else 0.0
+    sample_normsq(theta, widths, offs, act, nb, ws, ws.wts)
+    for b in range(nb):
+        w, c, clipped = scale_factor(rule, math.sqrt(ws.wts[b]), thn)
+        ws.wts[b] = w * scale
+        if clipped:
+            ncl += 1
+    return ncl
+
+
+@njit
+def mean_field(theta, widths, offs, act, lossk, X, Y, rule, lmax, wsE, rowsE, ws1, rows1, tmp, H):
+    """H(theta) = mean over the data set of the clipped per-sample update (exact).
+
+    Scalar rules and ALRC run as weighted block backprop (per-sample norms from the rank-1
+    identity, then one backward pass with weights w_j / N); the per-layer and element-wise
+    rules clip each per-sample gradient vector.
+    """
     N = X.shape[0]
     H[:] = 0.0
+    if is_scalar_rule(rule) or rule.kind == 7:
+        nbw = wsE.lossv.shape[0]
+        for s in range(0, N, nbw):
+            nb = min(nbw, N - s)
+            for b in range(nb):
+                rowsE[b] = s + b
+            forward(theta, widths, offs, act, X, rowsE, nb, wsE)
+            losses_and_dout(widths, lossk, Y, rowsE, nb, wsE)
+            _sample_weights(theta, widths, offs, act, rule, lmax, nb, wsE, 1.0 / N)
+            backward(theta, widths, offs, act, nb, wsE, H)
+        return
     for j in range(N):
         sample_update(theta, widths, offs, act, lossk, X, Y, rule, lmax, j, ws1, rows1, tmp)
         for i in range(H.shape[0]):
@@ -109,6 +154,26 @@ def minibatch_update(theta, widths, offs, act, lossk, X, Y, rule, lmax, per_samp
         gn = _norm(g)
         c = gn / un if ncl > 0 and un > 0.0 else 1.0
         return c, lm / B, lc / B
+    if per_sample and is_scalar_rule(rule):
+        forward(theta, widths, offs, act, X, rows, B, ws)
+        losses_and_dout(widths, lossk, Y, rows, B, ws)
+        ncl = _sample_weights(theta, widths, offs, act, rule, lmax, B, ws, 1.0 / B)
+        u[:] = 0.0
+        backward(theta, widths, offs, act, B, ws, u)
+        if ncl > 0:
+            g[:] = 0.0
+            for b in range(B):
+                ws.wts[b] = 1.0 / B
+            backward(theta, widths, offs, act, B, ws, g)
+        else:
+            g[:] = u
+        acc_row[A_NCLIP] += ncl
+        acc_row[A_NDEC] += B
+        un = _norm(u)
+        gn = _norm(g)
+        if ncl == 0:
+            return 1.0, 0.0, 0.0
+        return (gn / un if un > 0.0 else math.inf), 0.0, 0.0
     if per_sample:
         g[:] = 0.0
         u[:] = 0.0
@@ -202,7 +267,7 @@ def _replica(r, k0, k1, n_total, a_tab, rec_steps, j0, widths, offs, act, lossk,
         if rule.kind == 7:
             lmax = alrc_lmax(rule, mu[r, 0], mu[r, 1])
         if track:
-            mean_field(th, widths, offs, act, lossk, X, Y, rule, lmax, ws1, rows1, tmp2, H)
+            mean_field(th, widths, offs, act, lossk, X, Y, rule, lmax, wsE, rowsE, ws1, rows1, tmp2, H)
         c, lmean, lcap = minibatch_update(th, widths, offs, act, lossk, X, Y, rule, lmax, per_sample,
                                           rows, B, ws, ws1, rows1, g, u, tmp, acc[r])
         a = a_tab[k - k0]

@@ -206,16 +206,55 @@ def _norm(v, lo, hi):
 
 @njit
 def _scale(g, out, lo, hi, c):
-    x = g[lo:hi]
-    y = out[lo:hi]
-    for i in range(hi - lo):
-        y[i] = x[i] / c
+    if lo < 0:
+        return
+    for i in range(lo, hi):
+        out[i] = g[i] / c
 
 
 @njit
 def _copy(g, out):
     for i in range(g.shape[0]):
         out[i] = g[i]
+
+
+@njit
+def is_scalar_rule(rule):
+    """True for rules whose update is a scalar multiple of g (none, classic, adaptive, normalized)."""
+    k = rule.kind
+    return k == 0 or k == 1 or k == 2 or k == 6
+
+
+@njit
+def scale_factor(rule, gn, thn):
+    """For a scalar rule: ``(w, c, clipped)`` with u = w g, w = 1/c, given ||g|| and ||theta||.
+
+    The single definition of the classic (eq. 11, three conventions), adaptive (eq. 17) and
+    normalized factors; :func:`apply` and the batched per-sample paths both use it.
+    """
+    k = rule.kind
+    if k == 0:
+        return 1.0, 1.0, False
+    if k == 6:
+        c = gn + rule.beta
+        if c == 0.0:
+            return 1.0, 1.0, False
+        return 1.0 / c, c, c != 1.0
+    lam = rule.lam
+    if k == 2:
+        lam = rule.lam * max(thn, rule.eps)
+    if rule.convention == 1:
+        f = min(lam / (gn + 1e-6), 1.0)
+        return f, 1.0 / f, f < 1.0
+    if rule.convention == 2:
+        if gn < lam:
+            return 1.0, 1.0, False
+        f = lam / gn
+        return f, 1.0 / f, True
+    c = max(gn / lam, 1.0)
+    if c > 1.0:
+        return 1.0 / c, c, True
+    return 1.0, 1.0, False
 
 
 @njit
@@ -233,38 +272,19 @@ def apply(rule, g, theta, widths, offs, out):
             _copy(g, out)
         return 1.0, False
     gn = _norm(g, 0, P)
-    if k == 1 or k == 2:
-        lam = rule.lam
-        if k == 2:
-            lam = rule.lam * max(_norm(theta, 0, P), rule.eps)
-        if rule.convention == 1:
-            f = min(lam / (gn + 1e-6), 1.0)
-            for i in range(P):
-                out[i] = g[i] * f
-            return 1.0 / f, f < 1.0
-        elif rule.convention == 2:
-            if gn < lam:
-                if not (out is g):
-                    _copy(g, out)
-                return 1.0, False
-            f = lam / gn
-            for i in range(P):
-                out[i] = g[i] * f
-            return 1.0 / f, True
-        c = max(gn / lam, 1.0)
-        if c > 1.0:
-            _scale(g, out, 0, P, c)
+    if k == 1 or k == 2 or k == 6:
+        thn = _norm(theta, 0, P) if k == 2 else 0.0
+        w, c, clipped = scale_factor(rule, gn, thn)
+        if clipped:
+            if k == 6 or rule.convention == 0:
+                _scale(g, out, 0, P, c)      # g / c, the paper's form
+            else:
+                for i in range(P):
+                    out[i] = g[i] * w        # g * factor, as torch and optax write it
             return c, True
         if not (out is g):
             _copy(g, out)
         return 1.0, False
-    if k == 6:
-        c = gn + rule.beta
-        if c == 0.0:
-            _copy(g, out)
-            return 1.0, False
-        _scale(g, out, 0, P, c)
-        return c, c != 1.0
     clipped = False
     if k == 3:
         L = widths.shape[0] - 1

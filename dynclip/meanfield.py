@@ -37,11 +37,14 @@ def _lmax(rule, lmax):
 @pjit
 def _H_many(thetas, widths, offs, act, lossk, X, Y, rule, lmax, out):
     M, P = thetas.shape
+    nE = min(EVAL_BLOCK, X.shape[0])
     for m in prange(M):
         ws1 = make_workspace(widths, 1)
+        wsE = make_workspace(widths, nE)
         rows1 = np.zeros(1, dtype=np.int64)
+        rowsE = np.zeros(nE, dtype=np.int64)
         tmp = np.zeros(P)
-        mean_field(thetas[m], widths, offs, act, lossk, X, Y, rule, lmax, ws1, rows1, tmp, out[m])
+        mean_field(thetas[m], widths, offs, act, lossk, X, Y, rule, lmax, wsE, rowsE, ws1, rows1, tmp, out[m])
 
 
 @pjit

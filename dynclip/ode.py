@@ -14,7 +14,7 @@ from ._jit import njit, pjit
 from ._kernels import mean_field
 from .clipping import check_rule, ClipKind, alrc_lmax
 from .meanfield import H as _H, F as _F
-from .model import check_net, check_data, check_theta, make_workspace
+from .model import check_net, check_data, check_theta, make_workspace, EVAL_BLOCK
 from .results import FlowResult
 
 
@@ -70,8 +70,11 @@ def _axpy(out, x, a, y):
 def _rk4_kernel(thetas0, times, dt_max, widths, offs, act, lossk, X, Y, rule, lmax, out):
     M, P = thetas0.shape
     K = times.shape[1]
+    nE = min(EVAL_BLOCK, X.shape[0])
     for m in prange(M):
         ws1 = make_workspace(widths, 1)
+        wsE = make_workspace(widths, nE)
+        rowsE = np.zeros(nE, dtype=np.int64)
         rows1 = np.zeros(1, dtype=np.int64)
         tmp = np.zeros(P)
         k1 = np.zeros(P)
@@ -89,13 +92,13 @@ def _rk4_kernel(thetas0, times, dt_max, widths, offs, act, lossk, X, Y, rule, lm
             if n > 0:
                 h = (tj - t) / n
                 for s in range(n):
-                    mean_field(y, widths, offs, act, lossk, X, Y, rule, lmax, ws1, rows1, tmp, k1)
+                    mean_field(y, widths, offs, act, lossk, X, Y, rule, lmax, wsE, rowsE, ws1, rows1, tmp, k1)
                     _axpy(yt, y, -0.5 * h, k1)
-                    mean_field(yt, widths, offs, act, lossk, X, Y, rule, lmax, ws1, rows1, tmp, k2)
+                    mean_field(yt, widths, offs, act, lossk, X, Y, rule, lmax, wsE, rowsE, ws1, rows1, tmp, k2)
                     _axpy(yt, y, -0.5 * h, k2)
-                    mean_field(yt, widths, offs, act, lossk, X, Y, rule, lmax, ws1, rows1, tmp, k3)
+                    mean_field(yt, widths, offs, act, lossk, X, Y, rule, lmax, wsE, rowsE, ws1, rows1, tmp, k3)
                     _axpy(yt, y, -h, k3)
-                    mean_field(yt, widths, offs, act, lossk, X, Y, rule, lmax, ws1, rows1, tmp, k4)
+                    mean_field(yt, widths, offs, act, lossk, X, Y, rule, lmax, wsE, rowsE, ws1, rows1, tmp, k4)
                     for i in range(P):
                         y[i] -= h / 6.0 * (k1[i] + 2.0 * k2[i] + 2.0 * k3[i] + k4[i])
                 t = tj
