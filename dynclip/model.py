@@ -15,6 +15,7 @@ import math
 import numpy as np
 
 from ._jit import njit
+from ._fastmath import tanh as fast_tanh
 
 
 class Activation(IntEnum):
@@ -216,7 +217,7 @@ _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 @njit
 def act_value(z, act):
     if act == 0:
-        return math.tanh(z)
+        return fast_tanh(z)
     elif act == 1:
         if z >= 0.0:
             return 1.0 / (1.0 + math.exp(-z))
@@ -263,16 +264,25 @@ class Workspace(NamedTuple):
     d2: np.ndarray
     lossv: np.ndarray  # (B,) per-sample loss
     wts: np.ndarray    # (B,) per-sample weights for the backward pass
+    gt: np.ndarray     # one layer's weight gradient (BLAS path)
+
+
+#: blocks of at least this many rows use BLAS matrix products (np.dot); smaller ones use
+#: compiled loops, which beat a BLAS call's fixed cost on tiny matrices
+BLAS_MIN_ROWS = 16
 
 
 @njit
 def make_workspace(widths, B):
     aoff = act_offsets(widths, B)
     mw = 0
+    mp = 0
     for l in range(widths.shape[0]):
         mw = max(mw, widths[l])
+        if l > 0:
+            mp = max(mp, widths[l] * widths[l - 1])
     return Workspace(np.zeros(aoff[-1]), np.zeros(aoff[-1]), aoff, np.zeros(B * mw),
-                     np.zeros(B * mw), np.zeros(B), np.zeros(B))
+                     np.zeros(B * mw), np.zeros(B), np.zeros(B), np.zeros(mp if B >= BLAS_MIN_ROWS else 0))
 
 
 @njit
@@ -296,8 +306,17 @@ def forward(theta, widths, offs, act, X, rows, nb, ws):
         ao = aoff[l + 1]
         if ni <= 0 or no <= 0 or ow < 0 or ai < 0 or ao < 0:
             return
+        if nb >= BLAS_MIN_ROWS:
+            Z = zs[ao:ao + nb * no].reshape((nb, no))
+            np.dot(acts[ai:ai + nb * ni].reshape((nb, ni)), theta[ow:ob].reshape((no, ni)).T, Z)
+            for b in range(nb):
+                for o in range(no):
+                    Z[b, o] += theta[ob + o]
+            nb_loop = 0
+        else:
+            nb_loop = nb
         no8 = no - no % 8
-        for b in range(nb):
+        for b in range(nb_loop):
             x = ai + b * ni
             z = ao + b * no
             # eight outputs at a time: eight independent dependency chains keep the adder
@@ -337,8 +356,12 @@ def forward(theta, widths, offs, act, X, rows, nb, ws):
                     s0 += theta[w0 + i] * acts[x + i]
                 zs[z + o] = s0
         if l < L - 1:
-            for k in range(ao, ao + nb * no):
-                acts[k] = act_value(zs[k], act)
+            if act == 0:    # its own loop so that it vectorises
+                for k in range(ao, ao + nb * no):
+                    acts[k] = fast_tanh(zs[k])
+            else:
+                for k in range(ao, ao + nb * no):
+                    acts[k] = act_value(zs[k], act)
         else:
             for k in range(ao, ao + nb * no):
                 acts[k] = zs[k]
@@ -391,6 +414,23 @@ def losses_and_dout(widths, lossk, Y, rows, nb, ws):
 
 
 @njit
+def _backward_layer_blas(theta, grad, acts, ai, ow, ni, no, nb, dcur, dprev, gt, propagate):
+    """BLAS form of one backprop layer: grad W += D^T A, grad b += sum_b D, dprev = D W."""
+    ob = ow + no * ni
+    D = dcur[:nb * no].reshape((nb, no))
+    A = acts[ai:ai + nb * ni].reshape((nb, ni))
+    G = gt[:no * ni].reshape((no, ni))
+    np.dot(D.T, A, G)
+    for k in range(no * ni):
+        grad[ow + k] += gt[k]
+    for b in range(nb):
+        for o in range(no):
+            grad[ob + o] += D[b, o]
+    if propagate:
+        np.dot(D, theta[ow:ob].reshape((no, ni)), dprev[:nb * ni].reshape((nb, ni)))
+
+
+@njit
 def backward(theta, widths, offs, act, nb, ws, grad):
     """Accumulate sum_b ws.wts[b] * grad l_b into ``grad`` (not zeroed here).
 
@@ -421,13 +461,19 @@ def backward(theta, widths, offs, act, nb, ws, grad):
         if ni <= 0 or no <= 0 or ow < 0 or ai < 0:
             return
         ob = ow + no * ni
-        if l > 0:
-            for k in range(nb * ni):
-                if odd:
-                    d1[k] = 0.0
-                else:
-                    d2[k] = 0.0
-        for b in range(nb):
+        if nb >= BLAS_MIN_ROWS:
+            _backward_layer_blas(theta, grad, acts, ai, ow, ni, no, nb, d2 if odd else d1, d1 if odd else d2,
+                                 ws.gt, l > 0)
+            nb_loop = 0
+        else:
+            nb_loop = nb
+            if l > 0:
+                for k in range(nb * ni):
+                    if odd:
+                        d1[k] = 0.0
+                    else:
+                        d2[k] = 0.0
+        for b in range(nb_loop):
             xb = ai + b * ni
             pb = b * ni
             for o in range(no):
