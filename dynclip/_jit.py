@@ -5,10 +5,38 @@ instead of seconds. ``error_model="numpy"`` removes Numba's per-division zero ch
 otherwise stops LLVM from vectorising loops (and gives IEEE inf/nan instead of raising,
 which is what the engine wants: divergence is data, kernels never raise).
 No ``fastmath``: results must stay bit-reproducible and equal to the NumPy references.
+
+Numba invalidates a cached function only when *its own* source file changes, yet a cached
+kernel embeds the machine code of the functions it calls from other files. A kernel cached
+before an upgrade of dynclip could then run stale (or, if a data layout changed, crash).
+So the cache lives in a folder keyed by a hash of all of dynclip's sources:
+``$NUMBA_CACHE_DIR/dynclip-<hash>`` (default base ``~/.cache/dynclip``). This sets
+``numba.config.CACHE_DIR`` for the process.
 """
+import glob
+import hashlib
+import os
+
 import numba
 
 _OPTS = dict(cache=True, nogil=True, error_model="numpy")
+
+
+def _cache_dir():
+    h = hashlib.sha1(numba.__version__.encode())
+    for path in sorted(glob.glob(os.path.join(os.path.dirname(os.path.abspath(__file__)), "*.py"))):
+        with open(path, "rb") as f:
+            h.update(os.path.basename(path).encode() + f.read())
+    base = os.environ.get("NUMBA_CACHE_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "dynclip")
+    return os.path.join(base, "dynclip-" + h.hexdigest()[:16])
+
+
+try:
+    CACHE_DIR = _cache_dir()
+    os.makedirs(CACHE_DIR, exist_ok=True)
+    numba.config.CACHE_DIR = CACHE_DIR
+except OSError:  # read-only home: fall back to Numba's own choice
+    CACHE_DIR = numba.config.CACHE_DIR
 
 
 def njit(fn):

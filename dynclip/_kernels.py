@@ -14,7 +14,7 @@ from numba import prange
 
 from ._jit import njit, pjit
 from .clipping import apply, alrc_lmax, is_scalar_rule, scale_factor
-from .model import (sumsq, sqdist, make_workspace, block_loss_grad, forward, losses_and_dout, backward,
+from .model import (sumsq, dist, norm, make_workspace, block_loss_grad, forward, losses_and_dout, backward,
                     sample_normsq, full_loss, EVAL_BLOCK)
 from .rng import randint
 
@@ -28,7 +28,7 @@ N_REC = 7
 
 @njit
 def _norm(v):
-    return math.sqrt(sumsq(v, 0, v.shape[0]))
+    return norm(v, 0, v.shape[0])
 
 
 @njit
@@ -76,7 +76,7 @@ def _sample_weights(theta, widths, offs, act, rule, lmax, nb, ws, scale):
         for b in range(nb):
             ws.wts[b] = scale
         return 0
-    thn = math.sqrt(sumsq(theta, 0, theta.shape[0])) if rule.kind == 2 else 0.0
+    thn = norm(theta, 0, theta.shape[0]) if rule.kind == 2 else 0.0
     sample_normsq(theta, widths, offs, act, nb, ws, ws.wts)
     for b in range(nb):
         w, c, clipped = scale_factor(rule, math.sqrt(ws.wts[b]), thn)
@@ -213,7 +213,7 @@ def _record(j, r, th, th0, widths, offs, act, lossk, X, Y, wsE, rowsE, acc, rec,
     acc[r, A_WG] = 0.0
     acc[r, A_WC] = 0.0
     acc[r, A_WN] = 0.0
-    rec[r, R_DISP, j] = math.sqrt(sqdist(th, th0))
+    rec[r, R_DISP, j] = dist(th, th0)
     rec[r, R_S, j] = acc[r, A_S]
     if track:
         rec[r, R_NOISE, j] = _norm(xi[r])
@@ -273,7 +273,7 @@ def _replica(r, k0, k1, n_total, a_tab, rec_steps, j0, widths, offs, act, lossk,
         a = a_tab[k - k0]
         for i in range(P):
             th[i] -= a * u[i]
-        un = sumsq(u, 0, P)
+        un = norm(u, 0, P)
         if track:
             m2 = 0.0
             for i in range(P):
@@ -294,11 +294,11 @@ def _replica(r, k0, k1, n_total, a_tab, rec_steps, j0, widths, offs, act, lossk,
             lm = lcap if rule.variant == 1 else lmean
             mu[r, 0] = rule.beta1 * mu[r, 0] + (1.0 - rule.beta1) * lm
             mu[r, 1] = rule.beta2 * mu[r, 1] + (1.0 - rule.beta2) * lm * lm
-        acc[r, A_S] += a * math.sqrt(un)
+        acc[r, A_S] += a * un
         acc[r, A_WG] += _norm(g)
         acc[r, A_WC] += c
         acc[r, A_WN] += 1.0
-        d = math.sqrt(sqdist(th, th0))
+        d = dist(th, th0)
         if d > acc[r, A_MAXDISP]:
             acc[r, A_MAXDISP] = d
         if not (d <= blowup):  # non-finite (NaN compares false) or beyond the blow-up radius

@@ -43,7 +43,7 @@ def _info():
     import numpy
     import scipy
     from . import __version__
-    from numba.core.config import CACHE_DIR
+    from ._jit import CACHE_DIR
     print(f"dynclip {__version__}\nnumpy {numpy.__version__}\nscipy {scipy.__version__}\nnumba {numba.__version__}")
     print(f"threads {numba.get_num_threads()} (NUMBA_NUM_THREADS={numba.config.NUMBA_NUM_THREADS})")
     print(f"numba cache {CACHE_DIR or '(next to the package sources, __pycache__)'}")

@@ -15,7 +15,7 @@ import math
 import numpy as np
 
 from ._jit import njit
-from .model import sumsq
+from .model import norm
 
 
 class ClipKind(IntEnum):
@@ -201,7 +201,7 @@ def check_rule(rule):
 # ----------------------------------------------------------------------------------------
 @njit
 def _norm(v, lo, hi):
-    return math.sqrt(sumsq(v, lo, hi))
+    return norm(v, lo, hi)
 
 
 @njit

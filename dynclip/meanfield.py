@@ -11,11 +11,11 @@ with ``seed`` (documented as an estimate, with its standard error available from
 import numpy as np
 from numba import prange
 
-from ._jit import pjit
+from ._jit import njit, pjit
 from ._kernels import mean_field, minibatch_update
 from .clipping import ClipKind, check_rule, alrc_lmax
-from .model import (check_net, check_data, check_theta, make_workspace, full_loss_grad, block_loss_grad,
-                    EVAL_BLOCK)
+from .model import (check_net, check_data, check_theta, make_workspace, full_loss_grad, forward,
+                    losses_and_dout, sample_normsq, EVAL_BLOCK)
 
 
 def _thetas(net, theta):
@@ -34,27 +34,47 @@ def _lmax(rule, lmax):
     return float(lmax)
 
 
-@pjit
-def _H_many(thetas, widths, offs, act, lossk, X, Y, rule, lmax, out):
-    M, P = thetas.shape
+@njit
+def _H_rows(thetas, lo, hi, widths, offs, act, lossk, X, Y, rule, lmax, out):
+    P = thetas.shape[1]
     nE = min(EVAL_BLOCK, X.shape[0])
-    for m in prange(M):
-        ws1 = make_workspace(widths, 1)
-        wsE = make_workspace(widths, nE)
-        rows1 = np.zeros(1, dtype=np.int64)
-        rowsE = np.zeros(nE, dtype=np.int64)
-        tmp = np.zeros(P)
+    ws1 = make_workspace(widths, 1)
+    wsE = make_workspace(widths, nE)
+    rows1 = np.zeros(1, dtype=np.int64)
+    rowsE = np.zeros(nE, dtype=np.int64)
+    tmp = np.zeros(P)
+    for m in range(lo, hi):
         mean_field(thetas[m], widths, offs, act, lossk, X, Y, rule, lmax, wsE, rowsE, ws1, rows1, tmp, out[m])
 
 
 @pjit
-def _gradF_many(thetas, widths, offs, act, lossk, X, Y, out, losses):
-    M, P = thetas.shape
+def _H_many(thetas, widths, offs, act, lossk, X, Y, rule, lmax, out):
+    M = thetas.shape[0]
+    nblk = min(M, 64)
+    for k in prange(nblk):
+        _H_rows(thetas, k * M // nblk, (k + 1) * M // nblk, widths, offs, act, lossk, X, Y, rule, lmax, out)
+
+
+@njit
+def _gradF_rows(thetas, lo, hi, widths, offs, act, lossk, X, Y, out, losses):
     nE = min(EVAL_BLOCK, X.shape[0])
-    for m in prange(M):
-        ws = make_workspace(widths, nE)
-        rows = np.zeros(nE, dtype=np.int64)
+    ws = make_workspace(widths, nE)
+    rows = np.zeros(nE, dtype=np.int64)
+    for m in range(lo, hi):
         losses[m] = full_loss_grad(thetas[m], widths, offs, act, lossk, X, Y, ws, rows, out[m])
+
+
+@pjit
+def _gradF_many(thetas, widths, offs, act, lossk, X, Y, out, losses):
+    M = thetas.shape[0]
+    nblk = min(M, 64)
+    for k in prange(nblk):
+        _gradF_rows(thetas, k * M // nblk, (k + 1) * M // nblk, widths, offs, act, lossk, X, Y, out, losses)
+
+
+#: below this many points the serial kernels run: a parallel launch costs more than the work
+#: on small problems (and much more when the other core is busy)
+SERIAL_BELOW = 4
 
 
 @pjit
@@ -82,19 +102,23 @@ def _H_batch_many(thetas, widths, offs, act, lossk, X, Y, rule, batches, out, ou
 
 
 @pjit
-def _sample_norms(theta, widths, offs, act, lossk, X, Y, out):
+def _sample_norms(thetas, widths, offs, act, lossk, X, Y, out):
+    M = thetas.shape[0]
     N = X.shape[0]
-    P = theta.shape[0]
-    for j in prange(N):
-        ws1 = make_workspace(widths, 1)
-        rows1 = np.zeros(1, dtype=np.int64)
-        g = np.zeros(P)
-        rows1[0] = j
-        block_loss_grad(theta, widths, offs, act, lossk, X, Y, rows1, 1, ws1, g, 1.0)
-        s = 0.0
-        for i in range(P):
-            s += g[i] * g[i]
-        out[j] = np.sqrt(s)
+    nE = min(EVAL_BLOCK, N)
+    for m in prange(M):
+        ws = make_workspace(widths, nE)
+        rows = np.zeros(nE, dtype=np.int64)
+        nsq = np.zeros(nE)
+        for s in range(0, N, nE):
+            nb = min(nE, N - s)
+            for b in range(nb):
+                rows[b] = s + b
+            forward(thetas[m], widths, offs, act, X, rows, nb, ws)
+            losses_and_dout(widths, lossk, Y, rows, nb, ws)
+            sample_normsq(thetas[m], widths, offs, act, nb, ws, nsq)
+            for b in range(nb):
+                out[m, s + b] = np.sqrt(nsq[b])
 
 
 def H(net, X, Y, rule, theta, loss="mse", *, batch_size=1, clip_per="batch", lmax=None,
@@ -122,7 +146,10 @@ def H(net, X, Y, rule, theta, loss="mse", *, batch_size=1, clip_per="batch", lma
     th, single = _thetas(net, theta)
     out = np.zeros_like(th)
     if batch_size == 1 or clip_per == "sample" or rule.kind in (ClipKind.none, ClipKind.alrc):
-        _H_many(th, net.widths_array(), net.offsets(), net.act, lk, X, Y2, rule, _lmax(rule, lmax), out)
+        serial = th.shape[0] < SERIAL_BELOW
+        kern = _H_rows if serial else _H_many
+        args = (th, 0, th.shape[0]) if serial else (th,)
+        kern(*args, net.widths_array(), net.offsets(), net.act, lk, X, Y2, rule, _lmax(rule, lmax), out)
     else:
         out = H_batch_estimate(net, X, Y, rule, th, loss, batch_size=batch_size, n_batches=n_batches,
                                seed=seed)[0]
@@ -148,26 +175,31 @@ def H_batch_estimate(net, X, Y, rule, theta, loss="mse", *, batch_size, n_batche
     return (out[0], se[0]) if single else (out, se)
 
 
-def grad_F(net, X, Y, theta, loss="mse"):
-    """Gradient of the unclipped full-data loss F(theta) = mean_j l(theta; z_j)."""
+def _loss_grad(net, X, Y, theta, loss):
     check_net(net)
     X, Y2, lk = check_data(net, X, Y, loss)
     th, single = _thetas(net, theta)
     out = np.zeros_like(th)
     losses = np.zeros(th.shape[0])
-    _gradF_many(th, net.widths_array(), net.offsets(), net.act, lk, X, Y2, out, losses)
-    return out[0] if single else out
+    if th.shape[0] < SERIAL_BELOW:
+        _gradF_rows(th, 0, th.shape[0], net.widths_array(), net.offsets(), net.act, lk, X, Y2, out, losses)
+    else:
+        _gradF_many(th, net.widths_array(), net.offsets(), net.act, lk, X, Y2, out, losses)
+    return (float(losses[0]), out[0]) if single else (losses, out)
+
+
+def grad_F(net, X, Y, theta, loss="mse", *, return_loss=False):
+    """Gradient of the unclipped full-data loss F(theta) = mean_j l(theta; z_j).
+
+    theta (P,) or (M, P) (parallel over M). With ``return_loss=True`` returns ``(F, grad)``.
+    """
+    F_, g = _loss_grad(net, X, Y, theta, loss)
+    return (F_, g) if return_loss else g
 
 
 def F(net, X, Y, theta, loss="mse"):
     """Full-data loss F(theta) (array for many theta)."""
-    check_net(net)
-    X, Y2, lk = check_data(net, X, Y, loss)
-    th, single = _thetas(net, theta)
-    out = np.zeros_like(th)
-    losses = np.zeros(th.shape[0])
-    _gradF_many(th, net.widths_array(), net.offsets(), net.act, lk, X, Y2, out, losses)
-    return float(losses[0]) if single else losses
+    return _loss_grad(net, X, Y, theta, loss)[0]
 
 
 def clip_bias(net, X, Y, rule, theta, loss="mse", **kw):
@@ -176,10 +208,13 @@ def clip_bias(net, X, Y, rule, theta, loss="mse", **kw):
 
 
 def per_sample_grad_norms(net, X, Y, theta, loss="mse"):
-    """Norms ||grad l(theta; z_j)|| for every sample j (to set lam by a percentile)."""
+    """Norms ||grad l(theta; z_j)|| for every sample j (to set lam by a percentile).
+
+    theta (P,) gives (N,); theta (M, P) gives (M, N), computed in parallel.
+    """
     check_net(net)
     X, Y2, lk = check_data(net, X, Y, loss)
-    th = check_theta(net, theta)
-    out = np.zeros(X.shape[0])
+    th, single = _thetas(net, theta)
+    out = np.zeros((th.shape[0], X.shape[0]))
     _sample_norms(th, net.widths_array(), net.offsets(), net.act, lk, X, Y2, out)
-    return out
+    return out[0] if single else out

@@ -182,6 +182,28 @@ def sumsq(v, lo, hi):
 
 
 @njit
+def norm(v, lo, hi):
+    """||v[lo:hi]||, safe from overflow and underflow of the sum of squares.
+
+    Gradients of diverging runs can exceed 1e154, where v_i^2 overflows although v is
+    finite: the fast sum is rescaled by max |v_i| only in that rare case.
+    """
+    s = sumsq(v, lo, hi)
+    if s < math.inf and s > 1e-280:
+        return math.sqrt(s)
+    m = 0.0
+    for i in range(lo, hi):
+        m = max(m, abs(v[i]))
+    if m == 0.0 or not m < math.inf:
+        return m if m == m else math.nan
+    t = 0.0
+    for i in range(lo, hi):
+        q = v[i] / m
+        t += q * q
+    return m * math.sqrt(t)
+
+
+@njit
 def sqdist(v, w):
     """||v - w||^2 with eight accumulators."""
     n = v.shape[0]
@@ -616,6 +638,24 @@ def full_loss_grad(theta, widths, offs, act, lossk, X, Y, ws, rows, grad):
             rows[b] = s + b
         tot += block_loss_grad(theta, widths, offs, act, lossk, X, Y, rows, nb, ws, grad, 1.0 / N)
     return tot
+
+
+@njit
+def dist(v, w):
+    """||v - w|| (safe from overflow of the squares, like :func:`norm`)."""
+    s = sqdist(v, w)
+    if s < math.inf:
+        return math.sqrt(s)
+    m = 0.0
+    for i in range(v.shape[0]):
+        m = max(m, abs(v[i] - w[i]))
+    if not m < math.inf:
+        return m if m == m else math.nan
+    t = 0.0
+    for i in range(v.shape[0]):
+        q = (v[i] - w[i]) / m
+        t += q * q
+    return m * math.sqrt(t)
 
 
 # ----------------------------------------------------------------------------------------

@@ -228,3 +228,14 @@ def test_schedules():
     np.testing.assert_allclose(S.power(2.0, 3.0, 0.6).values(0, 4), 2.0 / (np.arange(4) + 3.0) ** 0.6)
     t = S.ode_time(S.inverse(1.0), 3)
     np.testing.assert_allclose(t, [0, 1, 1.5, 1.5 + 1 / 3])
+
+
+def test_huge_but_finite_gradients_are_not_frozen():
+    """||g||^2 overflows for ||g|| > 1e154 although g is finite: norms must rescale, not return inf."""
+    g = np.array([1e160, -1e160])
+    u, c = C.clip(C.classic(1.0), g)
+    np.testing.assert_allclose(u, [np.sqrt(0.5), -np.sqrt(0.5)], rtol=1e-15)
+    u, c = C.clip(C.adaptive(1.0, 1e-3), np.array([1e160]), np.array([1e53]))
+    assert u[0] == pytest.approx(1e53, rel=1e-15)
+    tiny = np.array([3e-170, 4e-170])
+    assert C.clip(C.normalized(0.0), tiny)[0] == pytest.approx([0.6, 0.8], rel=1e-15)

@@ -145,3 +145,15 @@ def test_exceedance_below_correct_azuma_bound():
         lo, hi = bounds.clopper_pearson(k, R)
         assert hi <= bounds.azuma(r, 1.0, s2)          # correct bound holds
         assert lo > bounds.paper_azuma(r, 1.0, s2)     # the paper's printed bound is violated
+
+
+def test_per_sample_grad_norms_match_twin():
+    net, X, Y = _problem(7, widths=(3, 5, 4, 2), N=70)
+    th = np.stack([dc.init_params(net, s) for s in range(3)])
+    got = mf.per_sample_grad_norms(net, X, Y, th)
+    assert got.shape == (3, 70)
+    for m in range(3):
+        want = [np.linalg.norm(ref.sample_loss_grad(list(net.widths), "tanh", th[m], X[j], Y[j], "mse")[1])
+                for j in range(70)]
+        np.testing.assert_allclose(got[m], want, rtol=1e-12)
+    np.testing.assert_array_equal(mf.per_sample_grad_norms(net, X, Y, th[1]), got[1])

@@ -1,0 +1,489 @@
+"""S8. Adaptive clipping (Ramaswamy eq. 17): exact laws, and where assumption (A3) fails in 1-D.
+
+Adaptive clipping uses u = g / max(||g|| / (lam max(||theta||, eps)), 1). Claim 2 says
+||u|| <= K (1 + ||theta||) with K = lam max(1, eps); at a clipped step ||u|| = lam ||theta|| (19),
+so ||theta_{t+1}||^2 = ||theta_t||^2 (1 - 2 a lam cos(phi) + a^2 lam^2) (the radial identity):
+the norm grows iff a lam > 2 cos(phi). On f = ||theta||^4/4 the gradient points along theta
+(cos(phi) = 1) and every clipped step is theta_{t+1} = (1 - a lam) theta_t.
+Setup (THEORY S8): d in {1, 10}, lam = 1, eps = 1e-3, theta_0 = 2 sqrt(lam) u (u = 1 in 1-D; in
+10-D a fixed direction with dyadic entries, so that ||theta_0|| = 2 exactly and a theta_0^2 = 2
+is exactly the neutral case of unclipped GD), T = 2000; constant a lam in {0.5, ..., 3} for
+unclipped GD, classic clipping and adaptive clipping (unclipped also at a = 0.1, 0.25, 0.45, 0.55
+to test both sides of a theta_0^2 = 2); the (A2) schedule a(t) = a0/(t+1) with N = a0 lam in
+{30.5, ..., 345.5} in float64 and float32 (the iterate, f and grad f in that precision). Runs
+use dynclip.toys (the engine's clipping apply). Under (A2) the transient amplification is
+prod_{k < N/2} (N/k - 1); the overflow onsets in N are measured on a fine N grid and compared
+with that law and the IEEE limits.
+F8a: final and peak log10 ||theta|| against a lam for the three methods (d = 1 and 10).
+F8b: peak log10 ||theta|| against N under (A2), with the prediction and the float32/float64
+overflow levels. F8c: log10 ||theta_t|| paths (constant steps and (A2)).
+"""
+from dataclasses import dataclass
+
+import numpy as np
+
+from dynclip import toys, clipping as C, schedules as S, plotting
+from studies._harness import claim
+
+TITLE = "Adaptive clipping: exact laws and 1-D instability"
+PAPER_CLAIMS = ["Claim 2", "eq. (17)", "eq. (19)", "(A3)"]
+
+F32_MAX = float(np.finfo(np.float32).max)
+F64_MAX = float(np.finfo(np.float64).max)
+
+
+@dataclass(frozen=True)
+class Config:
+    seed: int = 0                       # direction u of theta_0 in d > 1
+    lam: float = 1.0
+    eps: float = 1e-3
+    dims: tuple = (1, 10)
+    theta0_scale: float = 2.0           # ||theta_0|| = theta0_scale * sqrt(lam)
+    a_lams: tuple = (0.5, 1.0, 1.5, 1.9, 1.99, 2.01, 2.1, 2.5, 3.0)
+    unclipped_extra: tuple = (0.1, 0.25, 0.45, 0.55)   # a lam, unclipped only: both sides of a theta0^2 = 2
+    n_steps: int = 2000
+    N_values: tuple = (30.5, 60.5, 100.5, 200.5, 345.5)   # N = a0 lam of a(t) = a0/(t+1)
+    n_steps_a2: int = 2000
+    scan_N: tuple = (20.5, 400.5, 1.0)  # onset scan (start, stop, step): half-integers avoid the zeroing artifact
+    paper_lam: float = 30.0             # THEORY §2.6's finite-precision example: lam = 30, theta_0 = 2 sqrt(30)
+    paper_scan_N: tuple = (20.0, 401.0, 1.0)   # integer N, as §2.6 states its onsets
+    paper_onsets: tuple = (33, 43, 257, 342)   # §2.6 as printed: float32 loss, grad; float64 loss, grad
+    scan_steps: int = 450               # the peak is at step < N/2 <= 200
+    raw_N: float = 200.5                # (A2) run with clipping.apply's unscaled norm (as in the engine)
+    raw_a_lam: float = 2.1
+    # pass criteria (THEORY S8)
+    check_tol: float = 1e-12            # Claim 2, relative update, radial identity (relative)
+    final_small: float = 0.1            # ||theta_T|| < 0.1 where adaptive converges / after the (A2) transient
+    diverge_big: float = 1e100          # as printed (unreachable at a lam = 2.01, 2.1 in T = 2000: see note)
+    law_rtol: float = 1e-9              # ||theta_T|| = ||theta_0|| (a lam - 1)^T
+    peak_ratio: tuple = (0.99, 1.01)
+
+
+QUICK = Config(scan_N=(20.5, 400.5, 5.0), paper_scan_N=(20.0, 401.0, 5.0))
+
+
+def _direction(d, seed):
+    """A unit vector with dyadic entries (two of +-1/2, the rest +-1/4 for d = 10): ||u|| = 1 exactly."""
+    if d == 1:
+        return np.ones(1)
+    if d != 10:
+        raise ValueError("d must be 1 or 10 (the dyadic unit vector is built for these)")
+    rng = np.random.default_rng(seed)
+    u = np.array([0.5, 0.5] + [0.25] * 8) * rng.choice([-1.0, 1.0], size=10)
+    return rng.permutation(u)
+
+
+def log10_peak_law(N, theta0_norm):
+    """log10 of ||theta_0|| prod_{1 <= k < N/2} (N/k - 1): the (A2) peak (THEORY §2.6)."""
+    k = np.arange(1, int(np.ceil(N / 2)) + 1, dtype=float)
+    k = k[k < N / 2]
+    return float(np.log10(theta0_norm) + np.sum(np.log10(N / k - 1)))
+
+
+def _grid(spec):
+    a, b, s = spec
+    return np.arange(a, b, s)
+
+
+def _scan(lam, theta0_norm, Ns, dtype, cfg):
+    obj, rule = toys.quartic_norm(), C.adaptive(lam, cfg.eps)
+    peak, lo, go = [], [], []
+    for N in Ns:
+        r = toys.run(obj, rule, S.inverse(N / lam), np.array([[theta0_norm]]), cfg.scan_steps, dtype=dtype,
+                     record_every=cfg.scan_steps)
+        peak.append(r.peak_norm[0])
+        lo.append(r.loss_overflow_step[0])
+        go.append(r.grad_overflow_step[0])
+    return np.array(peak), np.array(lo), np.array(go)
+
+
+def _onset(Ns, flag):
+    """First N of the grid from which on every N overflows (NaN if none)."""
+    ok = np.flatnonzero(~flag)
+    first = ok[-1] + 1 if ok.size else 0
+    return float(Ns[first]) if first < len(Ns) else float("nan")
+
+
+def _predicted_flags(Ns, theta0_norm):
+    lp = np.array([log10_peak_law(N, theta0_norm) for N in Ns])
+    # f = (||theta||^2)^2 / 4 overflows with ||theta||^4; in 1-D the gradient ||theta||^2 theta = theta^3
+    return {dt: (4 * lp > np.log10(mx), 3 * lp > np.log10(mx)) for dt, mx in (("float32", F32_MAX),
+                                                                           ("float64", F64_MAX))}
+
+
+def run(cfg):
+    lam, T = cfg.lam, cfg.n_steps
+    obj = toys.quartic_norm()
+    out = {"dims": np.array(cfg.dims), "a_lams": np.array(cfg.a_lams, float)}
+    a_unc = np.array(sorted(set(cfg.a_lams) | set(cfg.unclipped_extra)), float)
+    out["a_lams_unclipped"] = a_unc
+    th0n = cfg.theta0_scale * np.sqrt(lam)
+    rules = {"unclipped": C.none(), "classic": C.classic(lam), "adaptive": C.adaptive(lam, cfg.eps)}
+    viol = np.zeros(3, dtype=np.int64)   # Claim 2, relative update, radial identity (all adaptive float64 runs)
+    nclipped_total = 0
+    rad_max = 0.0
+    paths_const = np.full((len(cfg.a_lams), T + 1), np.nan)
+    for di, d in enumerate(cfg.dims):
+        th0 = (th0n * _direction(d, cfg.seed))[None, :]
+        out[f"theta0_d{d}"] = th0[0]
+        for meth, rule in rules.items():
+            als = a_unc if meth == "unclipped" else np.array(cfg.a_lams, float)
+            fin, peak, nfs, lov, ncl = [], [], [], [], []
+            for j, al in enumerate(als):
+                chk = meth == "adaptive"
+                every = 1 if (chk and di == 0) else T
+                r = toys.run(obj, rule, S.constant(al / lam), th0, T, record_every=every, checks=chk,
+                             check_tol=cfg.check_tol)
+                fin.append(r.norm[0, -1])
+                peak.append(r.peak_norm[0])
+                nfs.append(r.nonfinite_step[0])
+                lov.append(r.loss_overflow_step[0])
+                ncl.append(r.n_clipped[0])
+                if chk:
+                    viol += [r.claim2_violations[0], r.relative_update_violations[0], r.radial_violations[0]]
+                    rad_max = max(rad_max, r.radial_max_error[0])
+                    nclipped_total += r.n_clipped[0]
+                    if di == 0:
+                        paths_const[j] = r.norm[0]
+            for key, v in (("final", fin), ("peak", peak), ("nonfinite", nfs), ("lossovf", lov), ("nclip", ncl)):
+                out[f"const_{key}_{meth}_d{d}"] = np.array(v)
+    out["paths_const_adaptive_d1"] = paths_const
+    # (A2) schedule
+    Ta = cfg.n_steps_a2
+    nN = len(cfg.N_values)
+    for dt in ("float64", "float32"):
+        paths = np.full((nN, Ta + 1), np.nan)
+        for d in cfg.dims:
+            th0 = (th0n * _direction(d, cfg.seed))[None, :]
+            rec = {k: [] for k in ("peak", "peak_step", "final", "nonfinite", "lossovf", "gradovf", "nclip")}
+            for j, N in enumerate(cfg.N_values):
+                chk = dt == "float64"
+                r = toys.run(obj, C.adaptive(lam, cfg.eps), S.inverse(N / lam), th0, Ta,
+                             record_every=1 if d == 1 else Ta, dtype=dt, checks=chk, check_tol=cfg.check_tol)
+                for k, v in (("peak", r.peak_norm), ("peak_step", r.peak_step), ("final", r.norm[:, -1]),
+                             ("nonfinite", r.nonfinite_step), ("lossovf", r.loss_overflow_step),
+                             ("gradovf", r.grad_overflow_step), ("nclip", r.n_clipped)):
+                    rec[k].append(v[0])
+                if chk:
+                    viol += [r.claim2_violations[0], r.relative_update_violations[0], r.radial_violations[0]]
+                    rad_max = max(rad_max, r.radial_max_error[0])
+                    nclipped_total += r.n_clipped[0]
+                if d == 1:
+                    paths[j] = r.norm[0]
+            for k, v in rec.items():
+                out[f"a2_{k}_{dt}_d{d}"] = np.array(v)
+        out[f"paths_a2_{dt}_d1"] = paths
+    out["a2_N"] = np.array(cfg.N_values)
+    out["a2_log10_peak_law"] = np.array([log10_peak_law(N, th0n) for N in cfg.N_values])
+    out["violations"] = viol
+    out["radial_max_error"] = float(rad_max)
+    out["n_clipped_checked"] = int(nclipped_total)
+    # overflow-onset scans: the S8 setting (half-integer N) and THEORY §2.6's example (lam = 30, integer N)
+    for tag, lam_s, grid in (("s8", lam, _grid(cfg.scan_N)), ("paper", cfg.paper_lam, _grid(cfg.paper_scan_N))):
+        t0n = cfg.theta0_scale * np.sqrt(lam_s)
+        out[f"scan_{tag}_N"] = grid
+        out[f"scan_{tag}_log10_law"] = np.array([log10_peak_law(N, t0n) for N in grid])
+        pred = _predicted_flags(grid, t0n)
+        for dt in ("float32", "float64"):
+            pk, lo, go = _scan(lam_s, t0n, grid, dt, cfg)
+            out[f"scan_{tag}_peak_{dt}"] = pk
+            out[f"scan_{tag}_lossovf_{dt}"] = lo
+            out[f"scan_{tag}_gradovf_{dt}"] = go
+            out[f"scan_{tag}_onsets_{dt}"] = np.array([_onset(grid, lo >= 0), _onset(grid, go >= 0)])
+            out[f"scan_{tag}_pred_onsets_{dt}"] = np.array([_onset(grid, pred[dt][0]), _onset(grid, pred[dt][1])])
+            out[f"scan_{tag}_flags_agree_{dt}"] = bool(np.all((lo >= 0) == pred[dt][0]) and
+                                                       np.all((go >= 0) == pred[dt][1]))
+    # the engine's clipping.apply without rescaling: ||g||^2 overflows float64 at ||g|| ~ 1.3e154
+    raw = {}
+    for tag, sched in (("a2", S.inverse(cfg.raw_N / lam)), ("const", S.constant(cfg.raw_a_lam / lam))):
+        r = toys.run(obj, C.adaptive(lam, cfg.eps), sched, np.array([[th0n]]), T, safe_norm=False, record_every=T)
+        s = toys.run(obj, C.adaptive(lam, cfg.eps), sched, np.array([[th0n]]), T, record_every=T)
+        raw[tag] = (r.peak_norm[0], r.norm[0, -1], s.peak_norm[0], s.norm[0, -1])
+    out["raw_apply"] = np.array([raw["a2"], raw["const"]])   # rows: (A2) N = raw_N, constant a lam = raw_a_lam
+    return out
+
+
+def _fmt_norm(v, nonfinite_step):
+    return f"non-finite at step {int(nonfinite_step)}" if nonfinite_step >= 0 else float(f"{v:.4g}")
+
+
+def check(res, cfg):
+    lam, T = cfg.lam, cfg.n_steps
+    th0n = cfg.theta0_scale * np.sqrt(lam)
+    rows = []
+    v = res["violations"]
+    rows.append(claim(
+        "S8.claim2", "adaptive clipping, every step of every float64 run (constant and (A2) steps, d = 1 and 10): "
+        "Claim 2 ||u|| ≤ λ max(1, ε)(1 + ||θ||) and the relative-update bound ||θ_{t+1} − θ_t|| ≤ a λ max(||θ_t||, ε)",
+        {"Claim 2 violations": int(v[0]), "relative-update violations": int(v[1])},
+        f"0 violations (relative tolerance {cfg.check_tol:g})", bool(v[0] == 0 and v[1] == 0),
+        paper="Claim 2", verdict="confirmed" if v[0] == 0 and v[1] == 0 else "refuted",
+        note="K = λ max(1, ε) is the smallest valid constant (THEORY §1)"))
+    rows.append(claim(
+        "S8.radial_identity", "clipped adaptive steps satisfy ||θ_{t+1}||² = ||θ_t||²(1 − 2aλ cos φ + a²λ²) "
+        "(from eq. 19: ||u|| = λ||θ|| when clipped)",
+        {"violations": int(v[2]), "clipped steps checked": res["n_clipped_checked"],
+         "max relative error": res["radial_max_error"]},
+        f"0 violations at relative error {cfg.check_tol:g}", bool(v[2] == 0), paper="eq. (19)",
+        verdict="confirmed" if v[2] == 0 else "refuted",
+        note="error relative to ||θ_t||²(1 + aλ)², the size of the terms of ||θ − a u||²"))
+    # adaptive, constant steps
+    al = res["a_lams"]
+    conv, div, meas_c, meas_d = True, True, {}, {}
+    for d in cfg.dims:
+        fin, nf = res[f"const_final_adaptive_d{d}"], res[f"const_nonfinite_adaptive_d{d}"]
+        for j, a in enumerate(al):
+            key = f"d={d}, aλ={a:g}"
+            if a <= 1.99:
+                meas_c[key] = _fmt_norm(fin[j], nf[j])
+                conv &= bool(nf[j] < 0 and fin[j] < cfg.final_small)
+            elif a >= 2.01:
+                law = np.log10(th0n) + T * np.log10(a * lam - 1)
+                meas_d[key] = (_fmt_norm(fin[j], nf[j]) if nf[j] >= 0 else
+                               f"10^{np.log10(fin[j]):.3f} (law 10^{law:.3f})")
+                if nf[j] >= 0:
+                    div &= bool(law > np.log10(F64_MAX) / 3)   # overflow only where the law leaves the float range
+                else:
+                    div &= bool(abs(np.log10(fin[j]) - law) <= cfg.law_rtol / np.log(10))
+    rows.append(claim(
+        "S8.adaptive_converges", "adaptive clipping, constant a: ||θ_T|| < 0.1 for all aλ ≤ 1.99 (d = 1, 10)",
+        meas_c, f"||θ_T|| < {cfg.final_small:g}", conv, paper="(A3)", verdict="report",
+        note="clipped steps are θ_{t+1} = (1 − aλ)θ_t, so |1 − aλ| < 1 contracts until ||θ|| ≤ √λ, then plain GD "
+             "on ||θ||⁴/4 converges (slowly, ~1/√(2at))"))
+    rows.append(claim(
+        "S8.adaptive_diverges", "adaptive clipping, constant a, aλ ≥ 2.01: ||θ_T|| = ||θ₀||(aλ − 1)^T "
+        "(geometric divergence), or overflow where that leaves the float64 range",
+        meas_d, f"|log ||θ_T|| − log law| ≤ {cfg.law_rtol:g} or non-finite (only where the law exceeds "
+                "the float64 gradient range); printed criterion: > 1e100 or overflow",
+        div, paper="(A3)", verdict="refuted" if div else "report",
+        note=f"corrected criterion: the printed '> 1e100 or overflow' is unreachable at aλ = 2.01 and 2.1 in "
+             f"T = {T} steps for a mathematical reason: the law gives 2·1.01^2000 = 8.8e8 and 2·1.1^2000 = 1.3e83 "
+             "(THEORY §2.6 itself quotes 8.8e8 for 2.01). Divergence is tested against the exact law instead. "
+             "(A3) ('numerically stable with very high probability') fails surely for every aλ > 2"))
+    # classic and unclipped
+    ok_cl, meas_cl = True, {}
+    for d in cfg.dims:
+        pk = res[f"const_peak_classic_d{d}"]
+        for j, a in enumerate(al):
+            bound = max(th0n, a * lam, lam ** (1 / 3))
+            meas_cl[f"d={d}, aλ={a:g}"] = float(f"{pk[j]:.4g}")
+            ok_cl &= bool(np.isfinite(pk[j]) and pk[j] <= bound * (1 + 1e-12)
+                          and res[f"const_nonfinite_classic_d{d}"][j] < 0)
+    rows.append(claim(
+        "S8.classic_bounded", "classic clipping (λ = 1) stays bounded for every aλ: max_t ||θ_t||",
+        meas_cl, "max_t ||θ_t|| ≤ max(||θ₀||, aλ, λ^{1/3}) (a clipped step maps ||θ|| to | ||θ|| − aλ |)",
+        ok_cl, paper="eq. (11)", verdict="report"))
+    ok_u, meas_u = True, {}
+    au = res["a_lams_unclipped"]
+    for d in cfg.dims:
+        fin, nf = res[f"const_final_unclipped_d{d}"], res[f"const_nonfinite_unclipped_d{d}"]
+        for j, a in enumerate(au):
+            x = a * th0n ** 2
+            key = f"d={d}, a={a:g} (aθ₀²={x:g})"
+            meas_u[key] = _fmt_norm(fin[j], nf[j])
+            if x > 2:
+                ok_u &= bool(nf[j] >= 0 or fin[j] > cfg.diverge_big)
+            elif x < 2:
+                ok_u &= bool(nf[j] < 0 and fin[j] < th0n / 10)
+            else:
+                ok_u &= bool(nf[j] < 0 and abs(fin[j] / th0n - 1) <= 1e-12
+                             and abs(res[f"const_peak_unclipped_d{d}"][j] / th0n - 1) <= 1e-12)
+    rows.append(claim(
+        "S8.unclipped_iff", "unclipped GD on ||θ||⁴/4 diverges iff aθ₀² > 2 (neutral 2-cycle θ → −θ at equality)",
+        meas_u, "aθ₀² > 2: non-finite or > 1e100; < 2: ||θ_T|| < ||θ₀||/10; = 2: ||θ_T|| = ||θ₀|| (1e-12)", ok_u,
+        verdict="report", note="extra step sizes a = " + ", ".join(f"{x:g}" for x in cfg.unclipped_extra)
+        + " (unclipped only) test the converging side; θ₀ has dyadic entries so that aθ₀² = 2 holds exactly"))
+    # (A2)
+    ratios, ok_r, finals, ok_f = {}, True, {}, True
+    for dt in ("float64", "float32"):
+        for d in cfg.dims:
+            pk, nf = res[f"a2_peak_{dt}_d{d}"], res[f"a2_nonfinite_{dt}_d{d}"]
+            fin, lo = res[f"a2_final_{dt}_d{d}"], res[f"a2_lossovf_{dt}_d{d}"]
+            for j, N in enumerate(cfg.N_values):
+                key = f"{dt}, d={d}, N={N:g}"
+                if nf[j] >= 0:
+                    ratios[key] = f"∇f overflow at step {int(nf[j])}"
+                    finals[key] = "stopped (non-finite gradient)"
+                    continue
+                r = pk[j] / 10 ** res["a2_log10_peak_law"][j]
+                ratios[key] = float(f"{r:.10g}")
+                ok_r &= bool(cfg.peak_ratio[0] <= r <= cfg.peak_ratio[1])
+                finals[key] = float(f"{fin[j]:.3g}") if lo[j] < 0 else f"{fin[j]:.3g} (f overflowed at step {int(lo[j])})"
+                ok_f &= bool(fin[j] < cfg.final_small)
+    rows.append(claim(
+        "S8.a2_peak", "(A2) a = a0/(t+1): observed peak / predicted ||θ₀|| ∏_{k<N/2}(N/k − 1), runs whose "
+        "gradient stayed finite", ratios, f"in [{cfg.peak_ratio[0]}, {cfg.peak_ratio[1]}]", ok_r, paper="(A3)",
+        verdict="report", note="the transient amplification is exact; under (A2) the iterate stays bounded "
+                               "mathematically (Borkar–Meyn: h_∞(θ) = λθ)"))
+    rows.append(claim(
+        "S8.a2_recovers", "(A2): after the transient ||θ_T|| is small (T = %d), runs whose gradient stayed finite"
+        % cfg.n_steps_a2, finals, f"||θ_T|| < {cfg.final_small:g}", ok_f, paper="(A3)", verdict="report"))
+    meas_o, ok_o = {}, True
+    names = ("f overflows", "∇f overflows")
+    for tag, lab in (("s8", f"S8 setting (λ = {lam:g}, θ₀ = {th0n:g}, N on a half-integer grid)"),
+                     ("paper", f"§2.6 example (λ = {cfg.paper_lam:g}, θ₀ = 2√{cfg.paper_lam:g}, integer N)")):
+        for dt in ("float32", "float64"):
+            m, p = res[f"scan_{tag}_onsets_{dt}"], res[f"scan_{tag}_pred_onsets_{dt}"]
+            for i in range(2):
+                meas_o[f"{lab}, {dt}: {names[i]} from N ="] = f"{m[i]:g} (law + IEEE max: {p[i]:g})"
+            ok_o &= bool(res[f"scan_{tag}_flags_agree_{dt}"])
+    po = cfg.paper_onsets
+    grid = _grid(cfg.scan_N)
+    rows.append(claim(
+        "S8.overflow_onset", "(A2) overflow onsets in N: measured (first N with non-finite f, resp. ∇f, in the "
+        "given precision) against the product law with the IEEE maxima",
+        meas_o, "measured overflow = predicted overflow at every N of the grid (both settings, both precisions)",
+        ok_o, paper="(A3)", verdict="refuted" if ok_o else "report",
+        note=f"THEORY §2.6 prints float32 {po[0]}/{po[1]}, float64 {po[2]}/{po[3]} (f/∇f); in its own example "
+             f"(λ = 30, θ₀ = 2√30, f = θ⁴/4 with θ⁴ formed first, ∇f = θ³) the exact law gives the onsets above, "
+             "so the printed values are corrected by 0–2 in N. In the S8 setting (θ₀ = 2) the onsets lie higher "
+             "(smaller start). Either way (A3) fails numerically at moderate N although the iterate is bounded "
+             f"mathematically. Grid: N = {grid[0]:g}, {grid[1]:g}, …, {grid[-1]:g}"))
+    raw = res["raw_apply"]
+    frozen = bool(np.any(np.abs(raw[:, 0] / raw[:, 2] - 1) > 1e-9))
+    rows.append(claim(
+        "S8.engine_norm", "the engine's clipping.apply forms ||g|| = sqrt(Σg²), which overflows float64 at "
+        "||g|| ≈ 1.3e154 although g is finite: adaptive runs called without rescaling",
+        {f"(A2) N={cfg.raw_N:g}: peak, final (unscaled apply)": [float(raw[0, 0]), float(raw[0, 1])],
+         f"(A2) N={cfg.raw_N:g}: peak, final (rescaled, exact)": [float(raw[0, 2]), float(raw[0, 3])],
+         f"constant aλ={cfg.raw_a_lam:g}: peak, final (unscaled apply)": [float(raw[1, 0]), float(raw[1, 1])],
+         f"constant aλ={cfg.raw_a_lam:g}: peak, final (rescaled, exact)": [float(raw[1, 2]), float(raw[1, 3])]},
+        "report", None, verdict="report",
+        note=("with ||g|| = inf the factor c is inf and the update u = g/c is 0: the iterate freezes at "
+              "||θ|| ≈ (1.3e154)^(1/3) ≈ 5e51 without any non-finite value, so the (A2) run never recovers. "
+              "dynclip.toys rescales g by a power of two in that case (exact); the other S8 rows use that"
+              if frozen else "clipping.apply now agrees with the exactly rescaled update (no freeze)")))
+    return rows
+
+
+def _log10(x):
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.log10(np.maximum(np.asarray(x, float), 1e-300))
+
+
+def plot(res, cfg, outdir):
+    plt = plotting.plt()
+    lam, T = cfg.lam, cfg.n_steps
+    th0n = cfg.theta0_scale * np.sqrt(lam)
+    top = 330.0
+    floor = -18.0
+    # ---- F8a
+    top = 118.0
+    fig, axes = plt.subplots(1, len(cfg.dims), figsize=(5.6 * len(cfg.dims) + 2.6, 4.8), sharey=True)
+    axes = np.atleast_1d(axes)
+    cols = {"unclipped": "C3", "classic": "C0", "adaptive": "C2"}
+    for ax, d in zip(axes, cfg.dims):
+        for meth, c in cols.items():
+            x = res["a_lams_unclipped"] if meth == "unclipped" else res["a_lams"]
+            fin, pk = res[f"const_final_{meth}_d{d}"], res[f"const_peak_{meth}_d{d}"]
+            nf = res[f"const_nonfinite_{meth}_d{d}"] >= 0
+            yf = np.clip(_log10(fin), floor, None)
+            yf[nf] = np.nan
+            ax.plot(x, yf, "o-", color=c, ms=5, label=f"{meth}: final ||θ_T||")
+            yp = _log10(pk)
+            yp[nf] = np.nan
+            ax.plot(x, yp, "s", color=c, ms=9, mfc="none", label=f"{meth}: peak max_t ||θ_t||")
+            if nf.any():
+                ax.plot(x[nf], np.full(nf.sum(), top), "^", color=c, ms=9,
+                        label=f"{meth}: overflow (∇f non-finite)")
+        xs = np.linspace(2.0, max(cfg.a_lams), 400)[1:]
+        law = np.log10(th0n) + T * np.log10(xs * lam - 1)
+        ax.plot(xs, np.where(law < top - 5, law, np.nan), "--", color="C2", lw=1,
+                label="law ||θ₀||(aλ − 1)^T (adaptive, aλ > 2)")
+        ax.axvline(2.0, color="k", ls=":", lw=1)
+        ax.text(1.93, 60, "aλ = 2", fontsize=8, rotation=90)
+        ax.axhline(np.log10(cfg.final_small), color="gray", ls=":", lw=1)
+        ax.text(0.05, 3, "||θ|| = 0.1", fontsize=7, color="gray")
+        ax.axhline(top - 4, color="gray", lw=0.6)
+        ax.text(0.05, top - 12, "▲ = overflow (run stopped)", fontsize=7, color="gray")
+        ax.set_xlabel("aλ  (unclipped: a, with λ = 1)")
+        ax.set_title(f"d = {d}")
+        ax.set_ylim(floor - 2, top + 6)
+    axes[0].set_ylabel("log₁₀ ||θ||   (values below 1e-18, e.g. exact 0, drawn at −18)")
+    axes[-1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
+    fig.suptitle(f"F8a  f = ||θ||⁴/4, constant step, T = {T}, θ₀ = {cfg.theta0_scale:g}√λ·u, λ = {lam:g}, "
+                 f"ε = {cfg.eps:g}:\nadaptive clipping diverges for aλ > 2 (as (aλ−1)^T), classic never, "
+                 "unclipped iff aθ₀² > 2")
+    fig.tight_layout()
+    plotting.savefig(fig, outdir, "F8a_constant_step")
+    # ---- F8b
+    fig, axes = plt.subplots(1, 2, figsize=(15.5, 5.0))
+    Ns = res["scan_s8_N"]
+    law = res["scan_s8_log10_law"]
+    levels = [("float32: f = ||θ||⁴/4 overflows", np.log10(F32_MAX) / 4, "C1", ":"),
+              ("float32: ∇f = ||θ||²θ overflows", np.log10(F32_MAX) / 3, "C1", "--"),
+              ("float64: ||g||² overflows in clipping.apply", np.log10(F64_MAX) / 6, "gray", "-."),
+              ("float64: f overflows", np.log10(F64_MAX) / 4, "C0", ":"),
+              ("float64: ∇f overflows", np.log10(F64_MAX) / 3, "C0", "--")]
+    for ax, (xlo, xhi) in zip(axes, ((Ns[0] - 2, Ns[-1] + 2), (Ns[0] - 1, 70.0))):
+        sel = (Ns >= xlo) & (Ns <= xhi)
+        thin = np.zeros_like(sel)
+        thin[np.flatnonzero(sel)[::max(1, int(sel.sum()) // 80)]] = True   # at most ~80 markers per panel
+        ax.plot(Ns[sel], law[sel], "-", color="k", lw=1.2)
+        sel = thin
+        ax.plot(Ns[sel], law[sel], "-", color="k", lw=1.2,
+                label="prediction log₁₀ ∏_{k<N/2}(N/k − 1) + log₁₀||θ₀||")
+        for dt, c, mk in (("float64", "C0", "o"), ("float32", "C1", "s")):
+            pk = res[f"scan_s8_peak_{dt}"]
+            go = res[f"scan_s8_gradovf_{dt}"] >= 0
+            lo = (res[f"scan_s8_lossovf_{dt}"] >= 0) & ~go
+            ok = ~go & ~lo
+            ax.plot(Ns[sel & ok], _log10(pk[sel & ok]), mk, color=c, ms=3, alpha=0.6,
+                    label=f"{dt} run: peak (finite f and ∇f)")
+            ax.plot(Ns[sel & lo], _log10(pk[sel & lo]), mk, color=c, ms=5, mfc="none",
+                    label=f"{dt} run: f = inf, ∇f finite (recovers)")
+            ax.plot(Ns[sel & go], _log10(pk[sel & go]), "x", color=c, ms=5,
+                    label=f"{dt} run: ∇f = inf (stopped; ||θ|| when it happened)")
+        for lab, y, c, ls in levels:
+            ax.axhline(y, color=c, ls=ls, lw=1, label=lab)
+        Nv = res["a2_N"]
+        sv = (Nv >= xlo) & (Nv <= xhi)
+        ax.plot(Nv[sv], _log10(res["a2_peak_float64_d1"][sv]), "*", color="k", ms=11, mfc="none",
+                label="study N values (float64, d = 1)")
+        ax.set_xlim(xlo, xhi)
+        ax.set_xlabel("N = a₀λ   (a(t) = a₀/(t+1))")
+        ax.set_ylabel("peak log₁₀ max_t ||θ_t||")
+    axes[1].set_ylim(4, 16)
+    axes[1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
+    on32 = res["scan_s8_onsets_float32"]
+    on64 = res["scan_s8_onsets_float64"]
+    axes[0].set_title(f"all N; measured onsets: float64 f from N = {on64[0]:g}, ∇f from N = {on64[1]:g}")
+    axes[1].set_title(f"zoom: float32 f overflows from N = {on32[0]:g}, ∇f from N = {on32[1]:g}")
+    fig.suptitle(f"F8b  (A2) transient of adaptive clipping on ||θ||⁴/4 (λ = {lam:g}, θ₀ = {th0n:g}, d = 1): "
+                 "bounded in exact arithmetic, overflows in floating point")
+    fig.tight_layout()
+    plotting.savefig(fig, outdir, "F8b_a2_peak")
+    # ---- F8c
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4.8))
+    ax = axes[0]
+    cm = plt.get_cmap("viridis")
+    P = res["paths_const_adaptive_d1"]
+    for j, a in enumerate(cfg.a_lams):
+        ax.plot(np.arange(1, P.shape[1] + 1), np.clip(_log10(P[j]), floor, None),
+                color=cm(j / max(1, len(cfg.a_lams) - 1)), lw=1.2, label=f"aλ = {a:g}")
+    ax.set_xscale("log")
+    ax.set_xlabel("step t + 1")
+    ax.set_ylabel("log₁₀ ||θ_t||")
+    ax.set_title("adaptive clipping, constant a (d = 1); lines end where ∇f overflows;\n"
+                 "θ = 0 exactly (aλ = 1) drawn at −18", fontsize=9)
+    ax.legend(fontsize=7, ncol=2)
+    ax = axes[1]
+    for dt, ls in (("float64", "-"), ("float32", "--")):
+        Pa = res[f"paths_a2_{dt}_d1"]
+        for j, N in enumerate(cfg.N_values):
+            y = _log10(Pa[j])
+            ax.plot(np.arange(1, Pa.shape[1] + 1), np.clip(y, floor, None), ls, color=f"C{j}", lw=1.2,
+                    label=f"N = {N:g} ({dt})")
+            nf = res[f"a2_nonfinite_{dt}_d1"][j]
+            if nf >= 0:
+                ax.plot(nf + 1, y[nf] if np.isfinite(y[nf]) else np.nan, "x", color=f"C{j}", ms=8)
+    ax.axhline(np.log10(F32_MAX) / 3, color="C1", ls=":", lw=1)
+    ax.axhline(np.log10(F64_MAX) / 4, color="C0", ls=":", lw=1)
+    ax.set_xscale("log")
+    ax.set_xlabel("step t + 1")
+    ax.set_ylabel("log₁₀ ||θ_t||")
+    ax.set_title("(A2) a(t) = (N/λ)/(t+1): transient then recovery; × = ∇f overflow (float32)")
+    ax.legend(fontsize=6.5, ncol=2)
+    fig.suptitle("F8c  log₁₀||θ_t|| paths, f = ||θ||⁴/4, λ = 1 (dotted: float32 ∇f and float64 f overflow levels)")
+    fig.tight_layout()
+    plotting.savefig(fig, outdir, "F8c_paths")

@@ -1,0 +1,401 @@
+"""S9. Adaptive clipping on an MLP: where assumption (A3) ("numerically stable") fails.
+
+Ramaswamy's adaptive clipping (eq. 17) clips g to norm lam max(||theta||, eps). At a clipped step
+||u|| = lam ||theta|| (eq. 19), so ||theta_{t+1}||^2 = ||theta_t||^2 (1 - 2 a lam cos(phi) + a^2 lam^2)
+exactly, with cos(phi) = <theta, g> / (||theta|| ||g||): the norm grows iff a lam > 2 cos(phi). On an
+MLP the per-sample gradients are nearly orthogonal to theta (small cos(phi)), so a moderate a lam
+already makes ||theta|| grow geometrically.
+Setup (THEORY S9): MLP-B on D64-light with the quartic per-sample loss (f - y)^4, init N(0, 2^2) for
+every parameter, per-sample SGD (B = 1, sampling with replacement), 20 replicas (independent inits
+and sample streams), T = 3000; adaptive lam = 1, eps = 1e-3, constant a lam in {0.1, ..., 4};
+layer-wise variants (eq. 18, both numerators), classic lam = 1 (same a grid), unclipped at
+a in {0.05, 0.2, 0.5}, and the (A2) schedule a(t) = a0/(t+1) with a0 lam in {1, 3, 10, 30}.
+MLP-B is "tanh 2-16-1, no biases" in THEORY; dynclip's MLPs always have biases, so this uses
+dc.mlp([2, 16, 1]) with 65 parameters. Divergence = the engine's blow-up test ||theta - theta_0|| > 1e8
+(or a non-finite value) at any step; since ||theta_0|| ~ 16, this is ||theta|| > 1e8 up to 2e-7 relative.
+cos(phi) comes from replays (dc.simulate with explicit sample indices, every step recorded) in which
+each per-sample gradient is recomputed with dc.loss_and_grad: this gives F9b and <cos(phi)>.
+F9a: divergence probability (Clopper-Pearson 95 %) against a lam, with the window [1, 2] x 2<cos(phi)>.
+F9b: per-step Delta log||theta|| against 1/2 log(1 - 2 a lam cos(phi) + a^2 lam^2) on clipped steps, and
+the distribution of cos(phi). F9c: log10 ||theta_t|| paths.
+"""
+from dataclasses import dataclass
+
+import numpy as np
+
+import dynclip as dc
+from dynclip import clipping as C, schedules as S, plotting
+from dynclip.bounds import clopper_pearson
+from studies._harness import claim
+
+TITLE = "Adaptive clipping on an MLP: when (A3) fails"
+PAPER_CLAIMS = ["(A3)", "eq. (17)", "eq. (18)", "eq. (19)"]
+
+
+@dataclass(frozen=True)
+class Config:
+    seed: int = 0
+    widths: tuple = (2, 16, 1)          # MLP-B with biases (65 params): dynclip's MLPs always have biases
+    init_sd: float = 2.0                # theta_0 ~ N(0, 2^2) per parameter
+    n_replicas: int = 20
+    n_steps: int = 3000
+    lam: float = 1.0
+    eps: float = 1e-3
+    a_lams: tuple = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0, 2.0, 4.0)
+    unclipped_a: tuple = (0.05, 0.2, 0.5)
+    a2_a0_lams: tuple = (1.0, 3.0, 10.0, 30.0)
+    blowup: float = 1e8                 # divergence: ||theta - theta_0|| > 1e8 or non-finite
+    record_every: int = 10
+    replay_replicas: int = 4            # replays for F9b and <cos phi> (per a lam)
+    replay_steps: int = 400
+    f9b_a_lams: tuple = (0.2, 0.5, 1.0, 2.0)
+    # pass criteria (THEORY S9)
+    low_a_lam: float = 0.2              # divergence fraction 0 at a lam <= this
+    high_a_lam: float = 0.8             # ... and >= high_frac at a lam >= this
+    high_frac: float = 0.9
+    crossing_window: tuple = (1.0, 2.0)  # 50 % crossing within [1, 2] x 2<cos phi>
+    unclipped_frac: float = 0.9
+    identity_tol: float = 1e-10         # |Delta log||theta|| - 1/2 log(...)| on clipped steps
+
+
+QUICK = Config(n_replicas=8, n_steps=1000, a_lams=(0.1, 0.2, 0.5, 0.8, 1.0, 4.0), unclipped_a=(0.05, 0.5),
+               a2_a0_lams=(1.0, 10.0), replay_replicas=2, replay_steps=80, f9b_a_lams=(0.2, 0.5, 1.0))
+
+
+def _net_data(cfg):
+    return dc.mlp(list(cfg.widths)), *dc.data.d64("light")
+
+
+def _theta0(cfg, P):
+    return cfg.init_sd * np.random.default_rng(cfg.seed).normal(size=(cfg.n_replicas, P))
+
+
+def _sim(net, X, Y, rule, sched, th0, cfg, **kw):
+    return dc.simulate(net, X, Y, rule, sched, n_steps=cfg.n_steps, seed=cfg.seed, batch_size=1,
+                       n_replicas=th0.shape[0], theta0=th0, loss="quartic", blowup_radius=cfg.blowup,
+                       record_every=cfg.record_every, record_theta=True, **kw)
+
+
+def _norms(res):
+    return np.linalg.norm(res.theta, axis=2)
+
+
+def _replay(net, X, Y, a_lam, th0, idx, cfg):
+    """Replayed adaptive run, every step recorded; per clipped step (cos phi, observed, predicted)."""
+    Rb, Tb = idx.shape[:2]
+    res = dc.simulate(net, X, Y, C.adaptive(cfg.lam, cfg.eps), S.constant(a_lam / cfg.lam), n_steps=Tb,
+                      seed=cfg.seed, batch_size=1, n_replicas=Rb, theta0=th0, loss="quartic", indices=idx,
+                      blowup_radius=cfg.blowup, record_every=1, record_theta=True)
+    cos, obs, pred, n_steps = [], [], [], 0
+    for r in range(Rb):
+        th = res.theta[r]
+        for k in range(Tb):
+            if not (np.all(np.isfinite(th[k])) and np.all(np.isfinite(th[k + 1]))):
+                break
+            n_steps += 1
+            i = idx[r, k, 0]
+            _, g = dc.loss_and_grad(net, th[k], X[[i]], Y[[i]], loss="quartic")
+            tn, gn = np.linalg.norm(th[k]), np.linalg.norm(g)
+            if gn > cfg.lam * max(tn, cfg.eps):        # clipped (eq. 17)
+                c = float(th[k] @ g / (tn * gn))
+                cos.append(c)
+                obs.append(np.log(np.linalg.norm(th[k + 1]) / tn))
+                pred.append(0.5 * np.log1p(-2 * a_lam * c + a_lam ** 2))
+    return np.array(cos), np.array(obs), np.array(pred), n_steps
+
+
+def _crossing(x, p, level=0.5):
+    """First a lam where the divergence fraction reaches `level`, linear interpolation in log(a lam)."""
+    j = np.flatnonzero(p >= level)
+    if j.size == 0:
+        return float("nan")
+    j = j[0]
+    if j == 0:
+        return float(x[0])
+    lx = np.log(x)
+    return float(np.exp(lx[j - 1] + (level - p[j - 1]) / (p[j] - p[j - 1]) * (lx[j] - lx[j - 1])))
+
+
+def run(cfg):
+    net, X, Y = _net_data(cfg)
+    P = net.n_params
+    th0 = _theta0(cfg, P)
+    R = cfg.n_replicas
+    al = np.array(cfg.a_lams, float)
+    out = {"a_lams": al, "P": P}
+    rules = {"adaptive": C.adaptive(cfg.lam, cfg.eps),
+             "layerwise_layer": C.layerwise(cfg.lam, cfg.eps, "layer"),
+             "layerwise_global": C.layerwise(cfg.lam, cfg.eps, "global"),
+             "classic": C.classic(cfg.lam)}
+    keep_paths = {"adaptive": (0.2, 0.5, 0.8), "classic": (1.0,)}
+    for name, rule in rules.items():
+        div, step, maxn, clipf = [], [], [], []
+        for a_lam in al:
+            res = _sim(net, X, Y, rule, S.constant(a_lam / cfg.lam), th0, cfg)
+            nr = _norms(res)
+            div.append(res.diverged.sum())
+            step.append(res.blowup_step)
+            maxn.append(np.nanmax(nr, axis=1))
+            clipf.append(res.clip_fraction.mean())
+            if a_lam in keep_paths.get(name, ()):
+                out[f"paths_{name}_{a_lam:g}"] = nr
+                out["path_steps"] = res.step
+        out[f"div_{name}"] = np.array(div)
+        out[f"blowup_step_{name}"] = np.array(step)
+        out[f"max_norm_{name}"] = np.array(maxn)
+        out[f"clip_fraction_{name}"] = np.array(clipf)
+    div = []
+    for a in cfg.unclipped_a:
+        res = _sim(net, X, Y, C.none(), S.constant(a), th0, cfg)
+        div.append(res.diverged.sum())
+        out[f"blowup_step_unclipped_{a:g}"] = res.blowup_step
+        if a == cfg.unclipped_a[0]:
+            out[f"paths_unclipped_{a:g}"] = _norms(res)
+    out["div_unclipped"] = np.array(div)
+    div, maxn, dv = [], [], []
+    for a0 in cfg.a2_a0_lams:
+        res = _sim(net, X, Y, C.adaptive(cfg.lam, cfg.eps), S.inverse(a0 / cfg.lam), th0, cfg)
+        nr = _norms(res)
+        div.append(res.diverged.sum())
+        dv.append(res.diverged)
+        maxn.append(np.nanmax(nr, axis=1))
+        if a0 == 10.0:
+            out["paths_a2_10"] = nr
+    out["div_a2"] = np.array(div)
+    out["diverged_a2"] = np.array(dv)
+    out["max_norm_a2"] = np.array(maxn)
+    # replays: exact per-step cos(phi) and the radial identity
+    Rb, Tb = min(cfg.replay_replicas, R), cfg.replay_steps
+    idx = np.random.default_rng([cfg.seed, 1]).integers(0, X.shape[0], size=(Rb, Tb, 1))
+    cos_mean, cos_q, n_clip, n_rep, max_err = [], [], [], [], 0.0
+    f9b = {}
+    all_cos = []
+    for a_lam in al:
+        cos, obs, pred, ns = _replay(net, X, Y, a_lam, th0[:Rb], idx, cfg)
+        all_cos.append(cos)
+        cos_mean.append(cos.mean() if cos.size else np.nan)
+        cos_q.append(np.quantile(cos, [0.1, 0.5, 0.9]) if cos.size else np.full(3, np.nan))
+        n_clip.append(cos.size)
+        n_rep.append(ns)
+        if cos.size:
+            max_err = max(max_err, float(np.max(np.abs(obs - pred))))
+        if a_lam in cfg.f9b_a_lams:
+            f9b[a_lam] = (obs, pred)
+    out["cos_mean"] = np.array(cos_mean)
+    out["cos_q"] = np.array(cos_q)
+    out["cos_pooled"] = float(np.concatenate(all_cos).mean())
+    out["replay_clipped_steps"] = np.array(n_clip)
+    out["replay_steps_taken"] = np.array(n_rep)
+    out["identity_max_err"] = max_err
+    for a_lam, (obs, pred) in f9b.items():
+        out[f"f9b_obs_{a_lam:g}"] = obs
+        out[f"f9b_pred_{a_lam:g}"] = pred
+    out["crossing"] = _crossing(al, out["div_adaptive"] / R)
+    return out
+
+
+def check(res, cfg):
+    R = cfg.n_replicas
+    al = res["a_lams"]
+    frac = res["div_adaptive"] / R
+    rows = []
+    n_cl = int(res["replay_clipped_steps"].sum())
+    rows.append(claim(
+        "S9.radial_identity", "clipped adaptive steps on the MLP: Δlog||θ|| = ½log(1 − 2aλ cos φ + a²λ²) "
+        "(F9b, replayed runs, per-sample gradient recomputed with dc.loss_and_grad)",
+        {"max |error|": res["identity_max_err"], "clipped steps": n_cl, "a λ values": len(al)},
+        f"max |error| ≤ {cfg.identity_tol:g}", res["identity_max_err"] <= cfg.identity_tol, paper="eq. (19)",
+        verdict="confirmed" if res["identity_max_err"] <= cfg.identity_tol else "refuted",
+        note="exact algebra of eq. (19): at a clipped step ||u|| = λ||θ||"))
+    low = al <= cfg.low_a_lam + 1e-12
+    high = al >= cfg.high_a_lam - 1e-12
+    ok_low = bool(np.all(res["div_adaptive"][low] == 0))
+    ok_high = bool(np.all(frac[high] >= cfg.high_frac))
+    meas = {f"aλ={a:g}": f"{int(k)}/{R}" for a, k in zip(al, res["div_adaptive"])}
+    rows.append(claim(
+        "S9.stable_small_step", f"adaptive clipping: no divergence (||θ − θ₀|| > {cfg.blowup:g} or non-finite) "
+        f"within T = {cfg.n_steps} at aλ ≤ {cfg.low_a_lam:g}",
+        {k: v for (k, v), lo in zip(meas.items(), low) if lo}, "0 divergences", ok_low, paper="(A3)",
+        verdict="report"))
+    rows.append(claim(
+        "S9.diverges_large_step", f"adaptive clipping diverges at aλ ≥ {cfg.high_a_lam:g}: fraction of replicas",
+        {k: v for (k, v), hi in zip(meas.items(), high) if hi}, f"≥ {cfg.high_frac:g} at every aλ ≥ {cfg.high_a_lam:g}",
+        ok_high, paper="(A3)", verdict="refuted" if ok_high else "report",
+        note="(A3) assumes the adaptive scheme is numerically stable with high probability; here ||θ|| passes "
+             "1e8 in every replica for moderate step sizes, although Claim 2 holds on every step"))
+    c = res["cos_pooled"]
+    lo, hi = (w * 2 * c for w in cfg.crossing_window)
+    x = res["crossing"]
+    ok_x = bool(np.isfinite(x) and lo <= x <= hi)
+    rows.append(claim(
+        "S9.crossing", "the 50 % divergence crossing in aλ lies within [1, 2] × 2⟨cos φ⟩ "
+        "(⟨cos φ⟩ = mean over the clipped steps of the replays, all aλ pooled)",
+        {"crossing aλ": x, "⟨cos φ⟩ pooled": c, "2⟨cos φ⟩": 2 * c,
+         "⟨cos φ⟩ per aλ": {f"{a:g}": float(f"{m:.3g}") for a, m in zip(al, res["cos_mean"])},
+         "all divergence counts": meas},
+        f"in [{lo:.3f}, {hi:.3f}]", ok_x, paper="(A3)", verdict="report",
+        note="radial identity: the norm grows iff aλ > 2cos φ. The per-step growth is ½log(1 − 2aλcos φ + a²λ²), "
+             "concave in cos φ, and ⟨cos φ⟩ grows with aλ (larger steps leave regions where g ⟂ θ), so the "
+             "rule is a guide, not a sharp threshold; crossing interpolated linearly in log aλ. "
+             "Prototype ⟨cos φ⟩ 0.06–0.32, transition 0.3–0.6"))
+    ok_cl = bool(np.all(res["div_classic"] == 0))
+    rows.append(claim(
+        "S9.classic_stable", "classic clipping (λ = 1), same step grid: divergences",
+        {f"a={a:g}": f"{int(k)}/{R}" for a, k in zip(al, res["div_classic"])}, "0 at every a", ok_cl,
+        paper="Lemma 1", verdict="confirmed" if ok_cl else "refuted",
+        note=f"surely ||θ_T − θ₀|| ≤ λ a T ≤ {cfg.lam * max(al) * cfg.n_steps:g} < {cfg.blowup:g}"))
+    fu = res["div_unclipped"] / R
+    ok_u = bool(np.all(fu >= cfg.unclipped_frac))
+    rows.append(claim(
+        "S9.unclipped_diverges", "unclipped SGD on the quartic loss diverges",
+        {f"a={a:g}": f"{int(k)}/{R} (median blow-up step {_median_step(res[f'blowup_step_unclipped_{a:g}'])})"
+         for a, k in zip(cfg.unclipped_a, res["div_unclipped"])},
+        f"≥ {cfg.unclipped_frac:g} at every a ∈ {list(cfg.unclipped_a)}", ok_u, verdict="report"))
+    rows.append(claim(
+        "S9.layerwise", "layer-wise adaptive clipping (eq. 18), both readings of the numerator: divergences per aλ",
+        {"numerator = layer gradient": {f"{a:g}": f"{int(k)}/{R}" for a, k in zip(al, res["div_layerwise_layer"])},
+         "numerator = whole gradient": {f"{a:g}": f"{int(k)}/{R}" for a, k in zip(al, res["div_layerwise_global"])},
+         "50 % crossing (layer, global)": [_crossing_or_nan(al, res["div_layerwise_layer"] / R),
+                                           _crossing_or_nan(al, res["div_layerwise_global"] / R)]},
+        "report", None, paper="eq. (18)", verdict="report",
+        note="the paper analyses only eq. (17); both readings of eq. (18) are shown"))
+    rows.append(claim(
+        "S9.a2_schedule", "adaptive clipping under (A2), a(t) = a0/(t+1): divergences, and the median over the "
+        "other replicas of max ||θ_t|| over the records",
+        {f"a0λ={a0:g}": f"{int(k)}/{R} diverged" + (f"; median max ||θ|| {np.median(m[~d]):.3g}" if (~d).any() else "")
+         for a0, k, m, d in zip(cfg.a2_a0_lams, res["div_a2"], res["max_norm_a2"], res["diverged_a2"])},
+        "report", None, paper="(A3)", verdict="report",
+        note="(A2) bounds the iterate only eventually: with large a0λ the early steps (a0λ/(t+1) > 2cos φ) still "
+             "drive ||θ|| past 1e8 before the steps shrink"))
+    return rows
+
+
+def _median_step(steps):
+    s = steps[steps >= 0]
+    return f"{np.median(s):g}" if s.size else "–"
+
+
+def _crossing_or_nan(x, p):
+    v = _crossing(x, p)
+    return v if np.isfinite(v) else "none"
+
+
+def _prob(ax, x, k, n, color, marker, label, ms=6, ls="-"):
+    """Fraction k/n with 95 % Clopper-Pearson bars (zeros included)."""
+    lo, hi = clopper_pearson(np.asarray(k), n)
+    p = np.asarray(k) / n
+    ax.errorbar(x, p, yerr=[p - lo, hi - p], fmt=marker, ls=ls, lw=0.9, color=color, ms=ms, capsize=2,
+                label=label, alpha=0.85)
+
+
+def plot(res, cfg, outdir):
+    plt = plotting.plt()
+    R = cfg.n_replicas
+    al = res["a_lams"]
+    c = res["cos_pooled"]
+    # ---- F9a
+    fig, axes = plt.subplots(1, 2, figsize=(13, 5.6), gridspec_kw={"width_ratios": [2.2, 1]})
+    ax = axes[0]
+    ax.axvspan(2 * c * cfg.crossing_window[0], 2 * c * cfg.crossing_window[1], color="C2", alpha=0.12,
+               label=f"pass window for the 50 % crossing: [1, 2] × 2⟨cos φ⟩, ⟨cos φ⟩ = {c:.3f}")
+    ax.axvline(2 * c, color="C2", lw=1.5, label="aλ = 2⟨cos φ⟩ (radial identity: norm grows beyond, on average)")
+    jit = {"adaptive": 1.0, "layerwise_layer": 0.96, "layerwise_global": 1.04}
+    styles = {"adaptive": ("C0", "o", "adaptive (17)"), "layerwise_layer": ("C1", "s", "layer-wise (18), numerator ||g_l||"),
+              "layerwise_global": ("C4", "D", "layer-wise (18), numerator ||g||")}
+    for name, (col, mk, lab) in styles.items():
+        _prob(ax, al * jit[name], res[f"div_{name}"], R, col, mk, lab)
+    _prob(ax, al, res["div_classic"], R, "k", "v", "classic λ = 1 (x = a)", ms=5)
+    _prob(ax, np.array(cfg.unclipped_a), res["div_unclipped"], R, "C3", "X", "unclipped (x = a)", ls="none")
+    if np.isfinite(res["crossing"]):
+        ax.axvline(res["crossing"], color="C0", ls="--", lw=1, label=f"adaptive: 50 % crossing aλ ≈ {res['crossing']:.2f}")
+    ax.set_xscale("log")
+    ax.set_ylim(-0.04, 1.04)
+    ax.set_xlabel("aλ (constant step; λ = 1)")
+    ax.set_ylabel(f"P(divergence): ||θ − θ₀|| > {cfg.blowup:.0e} within T = {cfg.n_steps}")
+    ax.set_title(f"constant step: fraction of {R} replicas diverging (bars: 95 % Clopper–Pearson)", fontsize=9)
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2)
+    ax = axes[1]
+    _prob(ax, np.array(cfg.a2_a0_lams), res["div_a2"], R, "C0", "o", "adaptive, a(t) = a₀/(t+1)")
+    ax.set_xscale("log")
+    ax.set_ylim(-0.04, 1.04)
+    ax.set_xlabel("a₀λ   ((A2) schedule a(t) = a₀/(t+1))")
+    ax.set_title("(A2) schedule", fontsize=9)
+    ax.legend(fontsize=7, loc="upper left")
+    fig.suptitle("F9a  adaptive clipping on MLP-B (2-16-1 tanh with biases, 65 params), D64-light, quartic loss, "
+                 "init N(0, 2²), B = 1:\ndivergence sets in between aλ ≈ 2⟨cos φ⟩ and 4⟨cos φ⟩; classic clipping never "
+                 "diverges, unclipped SGD always", fontsize=10)
+    fig.tight_layout()
+    plotting.savefig(fig, outdir, "F9a_divergence")
+    # ---- F9b
+    fig, axes = plt.subplots(1, 2, figsize=(13, 5.0), gridspec_kw={"width_ratios": [1.3, 1]})
+    ax = axes[0]
+    allp = []
+    for j, a_lam in enumerate(cfg.f9b_a_lams):
+        if f"f9b_obs_{a_lam:g}" not in res:
+            continue
+        obs, pred = res[f"f9b_obs_{a_lam:g}"], res[f"f9b_pred_{a_lam:g}"]
+        allp.append(pred)
+        ax.plot(pred, obs, ".", ms=3, alpha=0.5, color=f"C{j}", label=f"aλ = {a_lam:g} ({obs.size} clipped steps)")
+    if allp:
+        ap = np.concatenate(allp)
+        lim = [np.min(ap), np.max(ap)]
+        ax.plot(lim, lim, "k-", lw=0.8, label="identity")
+    ax.axhline(0, color="gray", lw=0.6)
+    ax.axvline(0, color="gray", lw=0.6)
+    ax.set_xlabel("½ log(1 − 2aλ cos φ + a²λ²)   (predicted from θ_t and g_t)")
+    ax.set_ylabel("Δ log||θ|| = log||θ_{t+1}|| − log||θ_t||   (observed)")
+    ax.set_title(f"clipped steps of {min(cfg.replay_replicas, R)} replayed replicas × {cfg.replay_steps} steps; "
+                 f"max |error| = {res['identity_max_err']:.1e}", fontsize=9)
+    ax.legend(fontsize=7, markerscale=3)
+    ax = axes[1]
+    q = res["cos_q"]
+    ax.fill_between(al, q[:, 0], q[:, 2], color="C0", alpha=0.2, label="cos φ: 10–90 % of clipped steps")
+    ax.plot(al, q[:, 1], "C0--", lw=1, label="median cos φ")
+    ax.plot(al, res["cos_mean"], "C0o-", label="⟨cos φ⟩ (mean)")
+    ax.plot(al, al / 2, "k:", label="aλ / 2  (growth iff cos φ < aλ/2)")
+    ax.axhline(c, color="C2", lw=1, label=f"pooled ⟨cos φ⟩ = {c:.3f}")
+    ax.set_xscale("log")
+    ax.set_ylim(-0.05, 1.0)
+    ax.set_xlabel("aλ")
+    ax.set_ylabel("cos φ = ⟨θ, g⟩ / (||θ|| ||g||) on clipped steps")
+    ax.set_title("per-sample gradients are nearly orthogonal to θ", fontsize=9)
+    ax.legend(fontsize=7)
+    fig.suptitle("F9b  the radial identity of adaptive clipping holds exactly on every clipped step (MLP-B, quartic loss)",
+                 fontsize=10)
+    fig.tight_layout()
+    plotting.savefig(fig, outdir, "F9b_radial_identity")
+    # ---- F9c
+    panels = [(f"paths_adaptive_{a:g}", f"adaptive, aλ = {a:g}") for a in (0.2, 0.5, 0.8)]
+    panels += [("paths_classic_1", "classic λ = 1, a = 1"), (f"paths_unclipped_{cfg.unclipped_a[0]:g}",
+                                                             f"unclipped, a = {cfg.unclipped_a[0]:g}"),
+               ("paths_a2_10", "adaptive, (A2) a(t) = 10/(t+1)")]
+    fig, axes = plt.subplots(2, 3, figsize=(13, 7), sharex=True, sharey=True)
+    steps = res["path_steps"]
+    for ax, (key, title) in zip(axes.ravel(), panels):
+        Pn = res.get(key)
+        if Pn is None:
+            ax.set_visible(False)
+            continue
+        nd = 0
+        for r in range(Pn.shape[0]):
+            y = np.log10(Pn[r])
+            last = np.flatnonzero(np.isfinite(y))
+            div = last[-1] < len(y) - 1 if last.size else True
+            nd += div
+            ax.plot(steps, y, color="C3" if div else "C0", lw=0.8, alpha=0.7)
+            if div and last.size:
+                ax.plot(steps[last[-1]], y[last[-1]], "x", color="C3", ms=5)
+        ax.axhline(np.log10(cfg.blowup), color="k", ls=":", lw=1)
+        extra = ""
+        if key.startswith("paths_unclipped"):
+            bs = res[f"blowup_step_unclipped_{cfg.unclipped_a[0]:g}"]
+            extra = f" (median blow-up step {np.median(bs[bs >= 0]):g})" if np.any(bs >= 0) else ""
+        ax.set_title(f"{title}: {nd}/{Pn.shape[0]} diverged{extra}", fontsize=9)
+    for ax in axes[1]:
+        ax.set_xlabel("step t")
+    for ax in axes[:, 0]:
+        ax.set_ylabel("log₁₀ ||θ_t||")
+    fig.suptitle(f"F9c  log₁₀||θ_t|| of {R} replicas (records every {cfg.record_every} steps; red ×: last record "
+                 f"before ||θ − θ₀|| > {cfg.blowup:.0e}, dotted line)", fontsize=10)
+    fig.tight_layout()
+    plotting.savefig(fig, outdir, "F9c_paths")
