@@ -239,3 +239,11 @@ def test_huge_but_finite_gradients_are_not_frozen():
     assert u[0] == pytest.approx(1e53, rel=1e-15)
     tiny = np.array([3e-170, 4e-170])
     assert C.clip(C.normalized(0.0), tiny)[0] == pytest.approx([0.6, 0.8], rel=1e-15)
+
+
+def test_progress_bar_on_request_silent_otherwise(capsys):
+    _run(progress=True)
+    assert "simulate" in capsys.readouterr().err
+    _run(progress=False)
+    _run()                      # not a terminal: silent by default
+    assert capsys.readouterr().err == ""
