@@ -9,7 +9,7 @@ No ``fastmath``: results must stay bit-reproducible and equal to the NumPy refer
 Numba invalidates a cached function only when *its own* source file changes, yet a cached
 kernel embeds the machine code of the functions it calls from other files. A kernel cached
 before an upgrade of dynclip could then run stale (or, if a data layout changed, crash).
-So the cache lives in a folder keyed by a hash of all of dynclip's sources:
+So the cache lives in a folder keyed by a hash of the sources of dynclip's kernel modules:
 ``$NUMBA_CACHE_DIR/dynclip-<hash>`` (default base ``~/.cache/dynclip``). This sets
 ``numba.config.CACHE_DIR`` for the process.
 """
@@ -26,7 +26,9 @@ def _cache_dir():
     h = hashlib.sha1(numba.__version__.encode())
     for path in sorted(glob.glob(os.path.join(os.path.dirname(os.path.abspath(__file__)), "*.py"))):
         with open(path, "rb") as f:
-            h.update(os.path.basename(path).encode() + f.read())
+            src = f.read()
+        if b"@njit" in src or b"@pjit" in src or b"@intrinsic" in src:   # only modules with kernels
+            h.update(os.path.basename(path).encode() + src)
     base = os.environ.get("NUMBA_CACHE_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "dynclip")
     return os.path.join(base, "dynclip-" + h.hexdigest()[:16])
 

@@ -1,0 +1,413 @@
+"""S7. H is not a gradient field, and F is not a Lyapunov function for the clipped flow.
+
+Theorem 1 (Ramaswamy) concludes that clipped SGD converges to an equilibrium, indeed a local
+minimum, of the loss. The stochastic-approximation argument (Benaim-Hofbauer-Sorin) only gives
+an internally chain transitive set of theta' = -H(theta); reaching equilibria needs a Lyapunov
+function, and the natural candidate F fails: per-sample clipping makes H = E[g/c] a non-gradient
+field, and dF/dtau = -<grad F, H> can be positive.
+
+Setups (THEORY S7, with the pilot corrections of S5b):
+(i) 2-D anisotropic two-sample quadratic l_i = (theta - c_i)' A_i (theta - c_i) / 2, A1 = diag(1, 4),
+c1 = (2, 0), A2 = [[3, 1], [1, 1]], c2 = (-1, 3), lambda = 1, equal weights; per-sample gradients
+clipped with dynclip.clipping.clip (NumPy, not an MLP). curl H = dH2/dx - dH1/dy by central
+differences; circulation on the radius-0.5 circle at (1, 1) by a 2000-point trapezoid rule (exact
+up to the kinks where a sample's ||g|| crosses lambda), with Stokes (the curl integrated over the
+disc) as a cross-check.
+(ii) MLP-A on D64-skew with the theta* and lambda_ref of S6 (shared code: studies.s06_bias): for
+lambda in {inf, 4, 2, 1, 1/2, 1/4} x lambda_ref, circles of radius rho in {0.05, 0.1, 0.2} in random
+2-planes (3 per rho, the same for every lambda) centred at the exact B = 1 root theta_c(lambda) of
+S6; circulation of H and of grad F (the control: exactly 0 for a gradient, so its quadrature value
+is the noise floor), 2000 points each, H vectorised over the points. The pilot's circles saw no
+clipping (lambda_ref came from a sharp theta*); here the clipped fraction at theta_c is recorded and
+the criterion applies where it is 10-90 %.
+(iii) the clipped ODE started at the unclipped minimiser theta*: F(theta(tau)) - F(theta*) along the
+flow (LSODA, from S6's clipped_root), for every finite lambda; 1-D: the 0.9/0.1 example of S6,
+where dF/dtau = +0.175 at theta = 0.5.
+F7a: quiver of H with a curl heat-map (2-D example). F7b: F(theta(tau)) - F(theta*) for the 1-D
+example and the MLP. F7c: MLP circulation |oint H| and the control against lambda.
+"""
+from dataclasses import dataclass
+
+import numpy as np
+
+import dynclip as dc
+from dynclip import clipping as C, meanfield as mf, ode, plotting
+from studies._harness import claim
+from studies.s06_bias import mlp_setup, clipped_root, setup_key, serial, LOSS, Config as _S6Config
+
+TITLE = "H is not a gradient, and F is not a Lyapunov function"
+PAPER_CLAIMS = ["Theorem 1 (convergence to an equilibrium / local minimum)"]
+
+_S6 = _S6Config()
+A1 = np.array([[1.0, 0.0], [0.0, 4.0]])
+C1 = np.array([2.0, 0.0])
+A2 = np.array([[3.0, 1.0], [1.0, 1.0]])
+C2 = np.array([-1.0, 3.0])
+
+
+@dataclass(frozen=True)
+class Config:
+    seed: int = 0
+    # (i) 2-D quadratic
+    lam_2d: float = 1.0
+    fd_h: float = 1e-5
+    circle_center: tuple = (1.0, 1.0)
+    circle_radius: float = 0.5
+    n_quad: int = 2000
+    grid_n: int = 121                     # heat-map resolution per axis
+    stokes_n: tuple = (60, 240)           # polar midpoint grid (radial, angular) for the Stokes check
+    # (ii) MLP circulation; the MLP set-up is S6's (defaults taken from S6's Config)
+    data_seed: int = _S6.data_seed
+    star_seeds: tuple = _S6.star_seeds
+    a0: float = _S6.a0
+    t0: float = _S6.t0
+    tau_ode: float = _S6.tau_ode
+    lam_mults: tuple = (np.inf, 4.0, 2.0, 1.0, 0.5, 0.25)
+    rhos: tuple = (0.05, 0.1, 0.2)
+    n_planes: int = 3
+    # pass criteria (THEORY S7; S5b)
+    curl_target: float = -0.25
+    curl_tol: float = 1e-6
+    circ_target: float = 0.029
+    circ_tol: float = 5e-4                # the quoted 0.029 has two significant digits
+    circ_ratio: float = 100.0
+    clip_lo: float = 0.1
+    clip_hi: float = 0.9
+    excess_rel: float = 1e-3
+    dF_target: float = 0.175
+
+
+QUICK = Config(grid_n=41, stokes_n=(20, 80), lam_mults=(np.inf, 1.0, 0.25), n_planes=1)
+
+
+# ------------------------------------------------------------------------------------------
+# (i) 2-D quadratic
+# ------------------------------------------------------------------------------------------
+def H2(theta, lam):
+    """H(theta) = mean of the two clipped per-sample gradients A_i (theta - c_i); theta (..., 2)."""
+    rule = C.classic(lam)
+    th = np.asarray(theta, dtype=float)
+    flat = th.reshape(-1, 2)
+    out = np.zeros_like(flat)
+    for k, t in enumerate(flat):
+        for A, c in ((A1, C1), (A2, C2)):
+            out[k] += 0.5 * C.clip(rule, A @ (t - c))[0]
+    return out.reshape(th.shape)
+
+
+def curl2(theta, lam, h):
+    """curl H = dH_2/dx - dH_1/dy by central differences; theta (..., 2)."""
+    th = np.asarray(theta, dtype=float)
+    ex, ey = np.array([h, 0.0]), np.array([0.0, h])
+    return ((H2(th + ex, lam)[..., 1] - H2(th - ex, lam)[..., 1])
+            - (H2(th + ey, lam)[..., 0] - H2(th - ey, lam)[..., 0])) / (2 * h)
+
+
+def circulation(field, center, u, v, rho, n):
+    """oint field . dtheta on the circle center + rho (cos phi u + sin phi v), trapezoid rule with n points.
+
+    ``field`` maps an (n, d) array of points to (n, d). Returns the circulation (counter-clockwise
+    in the (u, v) plane).
+    """
+    phi = 2 * np.pi * np.arange(n) / n
+    pts = center[None] + rho * (np.cos(phi)[:, None] * u[None] + np.sin(phi)[:, None] * v[None])
+    tang = rho * (-np.sin(phi)[:, None] * u[None] + np.cos(phi)[:, None] * v[None])
+    return float(np.sum(field(pts) * tang) * (2 * np.pi / n))
+
+
+def _run_2d(cfg):
+    lam = cfg.lam_2d
+    curl0 = float(curl2(np.zeros(2), lam, cfg.fd_h))
+    # analytic: both samples clipped at 0, J_i = (I - n n') A_i / ||g_i|| with n = g_i / ||g_i||
+    an = 0.0
+    for A, c in ((A1, C1), (A2, C2)):
+        g = A @ (-c)
+        gn = np.linalg.norm(g)
+        n = g / gn
+        J = (np.eye(2) - np.outer(n, n)) @ A * lam / gn if gn > lam else A
+        an += 0.5 * (J[1, 0] - J[0, 1])
+    ctr = np.array(cfg.circle_center)
+    e1, e2 = np.array([1.0, 0.0]), np.array([0.0, 1.0])
+    circ = circulation(lambda p: H2(p, lam), ctr, e1, e2, cfg.circle_radius, cfg.n_quad)
+    ctrl = circulation(lambda p: 0.5 * ((p - C1) @ A1.T + (p - C2) @ A2.T), ctr, e1, e2, cfg.circle_radius,
+                       cfg.n_quad)
+    # Stokes: the curl integrated over the disc (polar midpoint rule)
+    nr, nphi = cfg.stokes_n
+    r = (np.arange(nr) + 0.5) / nr * cfg.circle_radius
+    ph = 2 * np.pi * (np.arange(nphi) + 0.5) / nphi
+    R_, P_ = np.meshgrid(r, ph, indexing="ij")
+    pts = np.stack([ctr[0] + R_ * np.cos(P_), ctr[1] + R_ * np.sin(P_)], axis=-1)
+    stokes = float(np.sum(curl2(pts, lam, cfg.fd_h) * R_) * (cfg.circle_radius / nr) * (2 * np.pi / nphi))
+    # heat map and quiver
+    gx = np.linspace(-2.0, 3.5, cfg.grid_n)
+    gy = np.linspace(-1.0, 4.0, cfg.grid_n)
+    G = np.stack(np.meshgrid(gx, gy, indexing="xy"), axis=-1)
+    curl_map = curl2(G, lam, cfg.fd_h)
+    qx = np.linspace(-2.0, 3.5, 16)
+    qy = np.linspace(-1.0, 4.0, 15)
+    Q = np.stack(np.meshgrid(qx, qy, indexing="xy"), axis=-1)
+    theta_star = np.linalg.solve(A1 + A2, A1 @ C1 + A2 @ C2)
+    from scipy.optimize import fsolve
+    theta_c = fsolve(lambda t: H2(t, lam), theta_star, xtol=1e-14)
+    return dict(curl0=curl0, curl0_analytic=an, circ2d=circ, circ2d_control=ctrl, circ2d_stokes=stokes,
+                grid_x=gx, grid_y=gy, curl_map=curl_map, quiver_pts=Q, quiver_H=H2(Q, lam),
+                theta_star_2d=theta_star, theta_c_2d=theta_c,
+                H_at_theta_c_2d=float(np.linalg.norm(H2(theta_c, lam))),
+                gradF_at_theta_c_2d=float(np.linalg.norm(0.5 * (A1 @ (theta_c - C1) + A2 @ (theta_c - C2)))))
+
+
+# ------------------------------------------------------------------------------------------
+# (ii) MLP circulation, (iii) flows from theta*
+# ------------------------------------------------------------------------------------------
+def _run_mlp(cfg):
+    key = setup_key(cfg)
+    su = mlp_setup(*key)
+    net, X, Y = su["net"], su["X"], su["Y"]
+    P = net.n_params
+    lams = np.array(cfg.lam_mults, dtype=float)
+    rng = np.random.default_rng(cfg.seed)
+    planes = []
+    for _ in range(len(cfg.rhos) * cfg.n_planes):
+        q, _r = np.linalg.qr(rng.normal(size=(P, 2)))
+        planes.append((q[:, 0], q[:, 1]))
+    nl, nr, npl = lams.size, len(cfg.rhos), cfg.n_planes
+    circH = np.zeros((nl, nr, npl))
+    circG = np.zeros((nl, nr, npl))
+    clip_circle = np.zeros((nl, nr))
+    roots = [clipped_root(*key, float(m), cfg.tau_ode) for m in lams]
+    gradF = lambda p: mf.grad_F(net, X, Y, p, LOSS)                        # noqa: E731
+    for i, (m, r) in enumerate(zip(lams, roots)):
+        rule = C.classic(m * su["lam_ref"])
+        Hf = lambda p: mf.H(net, X, Y, rule, p, LOSS)                      # noqa: E731
+        for j, rho in enumerate(cfg.rhos):
+            for k in range(npl):
+                u, v = planes[j * npl + k]
+                circH[i, j, k] = circulation(Hf, r["theta_c"], u, v, rho, cfg.n_quad)
+                circG[i, j, k] = circulation(gradF, r["theta_c"], u, v, rho, cfg.n_quad)
+            u, v = planes[j * npl]
+            pts = r["theta_c"][None] + rho * (np.cos(np.linspace(0, 2 * np.pi, 64))[:, None] * u
+                                              + np.sin(np.linspace(0, 2 * np.pi, 64))[:, None] * v)
+            clip_circle[i, j] = np.mean([np.mean(mf.per_sample_grad_norms(net, X, Y, p, LOSS) > m * su["lam_ref"])
+                                         for p in pts[::8]])
+    fin = np.isfinite(lams)
+    return dict(lam_mults=lams, lam_ref=su["lam_ref"], F_star=su["F_star"], rhos=np.array(cfg.rhos),
+                circ_H=circH, circ_gradF=circG, clip_fraction_center=np.array([r["clip_fraction"] for r in roots]),
+                clip_fraction_circle=clip_circle, root_H_norm=np.array([r["H_norm"] for r in roots]),
+                tau=roots[0]["tau"], F_excess_path=np.array([r["F_path"] for r in roots])[fin],
+                flow_lams=lams[fin])
+
+
+def _run_1d(cfg):
+    net = dc.mlp([1, 1])
+    X, Y = dc.data.two_point(counts=(9, 1))
+    rule = C.classic(1.0)
+    tau = np.concatenate(([0.0], np.logspace(-3, 2, 120)))
+    with serial():
+        fl = ode.integrate(net, X, Y, rule, np.array([0.0, 1.0]), tau, loss="half_mse", method="LSODA", rtol=1e-10,
+                           atol=1e-12)
+    Fs = mf.F(net, X, Y, np.array([0.0, 1.0]), "half_mse")
+    half = np.array([0.0, 0.5])
+    dF = -float(mf.grad_F(net, X, Y, half, "half_mse") @ mf.H(net, X, Y, rule, half, "half_mse"))
+    exact = 0.5 * (1 / 9 + 8 / 9 * np.exp(-0.9 * tau) - 1.0) ** 2      # theta(tau) = 1/9 + 8/9 e^{-0.9 tau}
+    return dict(tau_1d=tau, F_excess_1d=fl.loss - Fs, F_excess_1d_exact=exact, F_star_1d=Fs, dFdtau_at_half=dF)
+
+
+def run(cfg):
+    res = _run_2d(cfg)
+    res.update(_run_mlp(cfg))
+    res.update(_run_1d(cfg))
+    return res
+
+
+# ------------------------------------------------------------------------------------------
+# checks
+# ------------------------------------------------------------------------------------------
+def _rms(a, axis=-1):
+    return np.sqrt(np.mean(np.asarray(a) ** 2, axis=axis))
+
+
+def check(res, cfg):
+    out = []
+    d = abs(res["curl0"] - cfg.curl_target)
+    out.append(claim("S7.i.curl", "2-D two-sample quadratic, lambda = 1: curl H(0, 0) is not zero (H is not a gradient)",
+                     dict(curl_fd=res["curl0"], curl_analytic=res["curl0_analytic"]),
+                     f"{cfg.curl_target} +- {cfg.curl_tol:g}", d <= cfg.curl_tol,
+                     paper="Theorem 1 (equilibrium / local minimum)", verdict="refuted",
+                     note="A gradient field has zero curl; convergence to equilibria then needs another Lyapunov "
+                          "function, which the paper does not supply."))
+    dc_ = abs(res["circ2d"] - cfg.circ_target)
+    out.append(claim("S7.i.circulation", "2-D: circulation of H on the radius-0.5 circle at (1, 1) is about 0.029",
+                     dict(circulation=res["circ2d"], stokes_disc_integral=res["circ2d_stokes"],
+                          gradient_control=res["circ2d_control"]),
+                     f"|oint H - {cfg.circ_target}| <= {cfg.circ_tol:g}", dc_ <= cfg.circ_tol,
+                     paper="Theorem 1 (equilibrium / local minimum)", verdict="refuted"))
+    lams = res["lam_mults"]
+    fin = np.isfinite(lams)
+    rmsH = _rms(res["circ_H"])                  # (nl, nr)
+    maxG = np.max(np.abs(res["circ_gradF"]), axis=-1)
+    sel = fin & (lams <= 1.0)
+    ratio = rmsH[sel] / np.maximum(maxG[sel], 1e-300)
+    cf = res["clip_fraction_center"][sel]
+    out.append(claim("S7.ii.clipped_fraction", "MLP: the circles are centred where clipping is active: 10-90 % of "
+                     "samples clipped at theta_c for lambda <= lambda_ref (S5b)",
+                     dict(lam_over_lamref=lams, clip_fraction_at_theta_c=res["clip_fraction_center"],
+                          clip_fraction_on_circle_by_rho=res["clip_fraction_circle"]),
+                     f"in [{cfg.clip_lo}, {cfg.clip_hi}] for lambda <= lambda_ref",
+                     bool(np.all((cf >= cfg.clip_lo) & (cf <= cfg.clip_hi))), verdict="report"))
+    out.append(claim("S7.ii.circulation", "MLP: the circulation of H on circles through theta_c is far above the "
+                     "quadrature floor (the circulation of grad F) for lambda <= lambda_ref",
+                     dict(lam_over_lamref=lams[sel], rho=res["rhos"], rms_circ_H=rmsH[sel], max_circ_gradF=maxG[sel],
+                          ratio=ratio),
+                     f"RMS over planes of |oint H| >= {cfg.circ_ratio:g} x max |oint grad F|, every rho",
+                     bool(np.all(ratio >= cfg.circ_ratio)), paper="Theorem 1 (equilibrium / local minimum)",
+                     verdict="refuted"))
+    order = np.argsort(np.where(fin, lams, np.inf))
+    mono = np.all(np.diff(rmsH[order], axis=0) <= 0, axis=0)          # per rho
+    out.append(claim("S7.ii.monotone", "MLP: |oint H| decreases monotonically as lambda grows (per rho; RMS over "
+                     "planes), reaching the control floor at lambda = inf",
+                     dict(lam_over_lamref=lams[order], rms_circ_H_by_rho=rmsH[order].T,
+                          monotone_by_rho=mono, floor_at_inf=maxG[~fin] if (~fin).any() else None),
+                     "nonincreasing in lambda for every rho", bool(np.all(mono)), verdict="report",
+                     note="The S5b criterion expects less rotation as lambda grows. But a clipped sample contributes "
+                          "lambda g/||g||, whose Jacobian lambda (I - n n') grad g / ||g|| has an antisymmetric part "
+                          "proportional to lambda: while the set of clipped samples changes slowly the circulation "
+                          "grows with lambda, and it drops to the floor only once lambda exceeds every ||g|| on the "
+                          "circle (as lambda -> 0 it vanishes like lambda). The centres theta_c(lambda) also differ."))
+    if (~fin).any():
+        cc = res["clip_fraction_circle"]
+        active = fin & (cc.min(axis=1) > 0)
+        fl_inf = maxG[~fin].max()
+        ok = bool(np.all(rmsH[~fin] <= 10 * max(fl_inf, 1e-300)) and np.all(rmsH[active] >= cfg.circ_ratio * maxG[active]))
+        out.append(claim("S7.ii.floor_without_clipping", "MLP: the circulation of H is at the quadrature floor when "
+                         "no sample is clipped (lambda = inf), and far above it wherever the circle sees clipping",
+                         dict(rms_circ_H_at_inf=rmsH[~fin], control_at_inf=maxG[~fin],
+                              min_ratio_where_clipping=float(np.min(rmsH[active] / np.maximum(maxG[active], 1e-300)))
+                              if active.any()
+                              else None),
+                         f"lambda = inf: <= 10 x control; clipped circles: >= {cfg.circ_ratio:g} x control", ok,
+                         paper="Theorem 1 (equilibrium / local minimum)", verdict="refuted",
+                         note="H = grad F exactly where no sample is clipped: the non-gradient part is clipping's."))
+    # (iii)
+    tau = res["tau"]
+    floor = 1e3 * np.finfo(float).eps * res["F_star"]
+    exc = res["F_excess_path"]                  # (n_finite_lams, K)
+    pos = tau > 0
+    above = np.abs(exc[:, pos]) > floor
+    neg = np.sum(above & (exc[:, pos] <= 0), axis=1)
+    final = exc[:, -1]
+    ok = bool(np.all(neg == 0) and np.all(final >= cfg.excess_rel * res["F_star"]))
+    out.append(claim("S7.iii.F_increases", "MLP: along the clipped flow from the minimiser theta*, F rises above "
+                     "F(theta*) (every finite lambda)",
+                     dict(lam_over_lamref=res["flow_lams"], final_excess=final, F_star=res["F_star"],
+                          tau_final=tau[-1], points_below_F_star=neg, points_within_roundoff=np.sum(~above, axis=1)),
+                     f"F(theta(tau)) > F(theta*) where |excess| > {floor:.1e}; final excess >= "
+                     f"{cfg.excess_rel:g} F(theta*)", ok, paper="Theorem 1 (equilibrium / local minimum)",
+                     verdict="refuted", note="F is not a Lyapunov function of theta' = -H: the clipped flow leaves "
+                                             "the minimiser of the loss."))
+    ex1 = res["F_excess_1d"]
+    pos1 = res["tau_1d"] > 0
+    ok1 = bool(np.all(ex1[pos1] > 0) and abs(res["dFdtau_at_half"] - cfg.dF_target) <= 1e-12)
+    out.append(claim("S7.iii.one_d", "1-D 0.9/0.1: dF/dtau = -F'(theta) H(theta) = +0.175 at theta = 0.5, and F "
+                     "rises along the flow from theta* = 1 to theta_c = 1/9",
+                     dict(dFdtau_at_half=res["dFdtau_at_half"], final_excess=ex1[-1],
+                          max_dev_from_exact=float(np.max(np.abs(ex1 - res["F_excess_1d_exact"])))),
+                     f"dF/dtau = {cfg.dF_target} (to 1e-12); excess > 0 for tau > 0", ok1,
+                     paper="Theorem 1 (equilibrium / local minimum)", verdict="refuted"))
+    return out
+
+
+# ------------------------------------------------------------------------------------------
+# figures
+# ------------------------------------------------------------------------------------------
+def plot(res, cfg, outdir):
+    plt = plotting.plt()
+    from matplotlib.colors import TwoSlopeNorm
+    # F7a
+    fig, ax = plt.subplots(figsize=(7.5, 7.4))
+    cm = res["curl_map"]
+    v = np.nanmax(np.abs(cm))
+    im = ax.pcolormesh(res["grid_x"], res["grid_y"], cm, cmap="RdBu_r", norm=TwoSlopeNorm(0.0, -v, v),
+                       shading="auto")
+    fig.colorbar(im, ax=ax, label="curl H = ∂H₂/∂θ₁ − ∂H₁/∂θ₂", fraction=0.046, pad=0.03)
+    Q, HQ = res["quiver_pts"], res["quiver_H"]
+    ax.quiver(Q[..., 0], Q[..., 1], HQ[..., 0], HQ[..., 1], color="k", alpha=0.7, width=0.003)
+    t = np.linspace(0, 2 * np.pi, 200)
+    ax.plot(cfg.circle_center[0] + cfg.circle_radius * np.cos(t), cfg.circle_center[1] + cfg.circle_radius * np.sin(t),
+            "g-", lw=1.5, label="circle r = 0.5 at (1, 1): ∮H·dθ = %.4f" % res["circ2d"])
+    ax.plot(*C1, "ks", ms=7, mfc="w")
+    ax.plot(*C2, "ks", ms=7, mfc="w", label="sample centres c₁, c₂")
+    ax.plot(0, 0, "m*", ms=12, label="curl H(0, 0) = %.6f" % res["curl0"])
+    ax.plot(*res["theta_star_2d"], "o", color="C1", ms=11, label="θ* (minimiser of F)")
+    ax.plot(*res["theta_c_2d"], "o", color="C2", ms=6, mec="k", label="zero of H found from θ*: ‖∇F‖ = %.1g\n"
+            "(two samples: g₁ = −g₂ at θ*, so clipping is symmetric there)" % res["gradF_at_theta_c_2d"])
+    ax.set_xlabel("θ₁")
+    ax.set_ylabel("θ₂")
+    ax.set_aspect("equal")
+    ax.set_xlim(res["grid_x"][0], res["grid_x"][-1])
+    ax.set_ylim(res["grid_y"][0], res["grid_y"][-1])
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=2, fontsize=7)
+    ax.set_title("S7 (i): arrows H(θ) (two per-sample clipped quadratics, λ = 1; the flow\n"
+                 "θ' = −H runs against them), colour curl H: not a gradient field (curl ≠ 0)")
+    fig.tight_layout()
+    plotting.savefig(fig, outdir, "F7a_curl_quiver")
+    # F7b
+    fig, axs = plt.subplots(1, 2, figsize=(12, 4.6))
+    ax = axs[0]
+    t1 = res["tau_1d"][1:]
+    ax.plot(t1, res["F_excess_1d"][1:], "C0", lw=2, label="clipped ODE (dynclip.ode)")
+    ax.plot(t1, res["F_excess_1d_exact"][1:], "k:", label="exact: θ(τ) = 1/9 + 8/9 e^(−0.9τ)")
+    ax.axhline(0.5 * (8 / 9) ** 2, color="0.5", ls="--", lw=1, label="F(1/9) − F(1) = 0.395")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("ODE time τ")
+    ax.set_ylabel("F(θ(τ)) − F(θ*)")
+    ax.set_title("1-D, y ∈ {0 (0.9), 10 (0.1)}, λ = 1, from θ* = 1:\nF rises (dF/dτ = %.3f at θ = 0.5)"
+                 % res["dFdtau_at_half"])
+    ax.legend(fontsize=8)
+    ax = axs[1]
+    tau = res["tau"]
+    floor = 1e3 * np.finfo(float).eps * res["F_star"]
+    for m, ex, col in zip(res["flow_lams"], res["F_excess_path"], plt.cm.viridis(np.linspace(0, 0.9, len(res["flow_lams"])))):
+        ax.plot(tau[1:], np.maximum(ex[1:], floor / 10), color=col, lw=1.8, label=f"λ = {m:g} λ_ref")
+    ax.axhline(cfg.excess_rel * res["F_star"], color="r", ls=":", lw=1, label="criterion: final excess ≥ 1e-3 F(θ*)")
+    ax.axhline(floor, color="0.5", ls="--", lw=0.8, label="roundoff level of F")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("ODE time τ")
+    ax.set_ylabel("F(θ(τ)) − F(θ*)")
+    ax.set_title("MLP-A, D64-skew, from the minimiser θ* (F(θ*) = %.3f):\nF rises along every clipped flow"
+                 % res["F_star"])
+    ax.legend(fontsize=7, loc="lower right")
+    fig.suptitle("S7 (iii): F is not a Lyapunov function of the clipped flow θ' = −H(θ)", fontsize=11)
+    fig.tight_layout()
+    plotting.savefig(fig, outdir, "F7b_F_along_flow")
+    # F7c
+    lams = res["lam_mults"]
+    fin = np.isfinite(lams)
+    xinf = 2.0 * lams[fin].max()
+    x = np.where(fin, lams, xinf)
+    o = np.argsort(x)
+    fig, ax = plt.subplots(figsize=(7.5, 4.8))
+    rmsH = _rms(res["circ_H"])
+    maxG = np.max(np.abs(res["circ_gradF"]), axis=-1)
+    for j, rho in enumerate(res["rhos"]):
+        ax.plot(x[o], rmsH[o, j], "-o", color=f"C{j}", label=f"|∮H·dθ|, ρ = {rho:g} (RMS over planes)")
+        ax.plot(x[o], np.maximum(maxG[o, j], 1e-20), ":x", color=f"C{j}", label=f"|∮∇F·dθ| (control), ρ = {rho:g}")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xticks(list(x[o]))
+    from matplotlib.ticker import NullFormatter
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set_xticklabels([("∞" if np.isinf(v) else f"{v:g}") for v in lams[o]])
+    ax.set_xlabel("λ / λ_ref   (λ_ref = %.2f)" % res["lam_ref"])
+    ax.set_ylabel("circulation")
+    ax2 = ax.twinx()
+    ax2.plot(x[o], 100 * res["clip_fraction_center"][o], "k--", lw=1, alpha=0.6)
+    ax2.set_ylabel("% samples clipped at θ_c (dashed)")
+    ax2.set_ylim(0, 100)
+    ax2.grid(False)
+    ax.legend(fontsize=7, loc="center left")
+    ax.set_title("S7 (ii): MLP-A, circulation on circles through θ_c(λ)\n"
+                 "(a gradient field has zero circulation: the control is quadrature roundoff)")
+    fig.tight_layout()
+    plotting.savefig(fig, outdir, "F7c_mlp_circulation")
