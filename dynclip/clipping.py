@@ -338,6 +338,8 @@ def apply(rule, g, theta, widths, offs, out):
 @njit
 def alrc_lmax(rule, mu1, mu2):
     """The ALRC loss cap L_max = mu1 + n sigma, sigma = sqrt(max(mu2 - mu1^2, 0)) (+1e-8 for the code variant)."""
+    if rule.n_sigma == math.inf:    # n = inf never clips (inf * 0 would give NaN)
+        return math.inf
     var = max(mu2 - mu1 * mu1, 0.0)
     if rule.variant == 1:
         var += 1e-8
