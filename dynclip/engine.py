@@ -81,7 +81,7 @@ def simulate(net, X, Y, rule, schedule, *, n_steps, seed, batch_size=1, n_replic
              theta0=None, loss="mse", indices=None, clip_per="batch", project_radius=np.inf,
              record_every=None, record_theta=False, track_noise=False, blowup_radius=np.inf,
              nonfinite="stop", progress=None, checkpoint=None, checkpoint_every=None,
-             resume=None, reference=None):
+             resume=None, reference=None, _replica_start=0):
     """Run clipped SGD ``theta_{k+1} = Pi(theta_k - a(k) u_k)`` for ``n_replicas`` independent replicas.
 
     Parameters
@@ -134,6 +134,10 @@ def simulate(net, X, Y, rule, schedule, *, n_steps, seed, batch_size=1, n_replic
     reference : FlowResult, optional
         ODE solution evaluated at the record times (see :func:`record_times`); the kernel
         records ||theta_k - theta_ODE(t_k)|| in ``ref_deviation``.
+    _replica_start : int >= 0
+        Private (for :func:`dynclip.sweep`): the replicas are numbers ``_replica_start ..
+        _replica_start + n_replicas - 1`` of a larger run, so replica i draws from
+        ``SeedSequence(seed, spawn_key=(_replica_start + i,))``.
 
     Returns
     -------
@@ -147,6 +151,7 @@ def simulate(net, X, Y, rule, schedule, *, n_steps, seed, batch_size=1, n_replic
     n_steps = _int("n_steps", n_steps)
     B = _int("batch_size", batch_size)
     R = _int("n_replicas", n_replicas)
+    rstart = _int("_replica_start", _replica_start, lo=0)
     if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer; got {seed!r}")
     if clip_per not in CLIP_PER:
@@ -164,7 +169,7 @@ def simulate(net, X, Y, rule, schedule, *, n_steps, seed, batch_size=1, n_replic
     if rule.kind == ClipKind.alrc and per_sample:
         raise ValueError("clip_per must be 'batch' for alrc (it clips each example's loss already)")
     # initial points
-    states, inits = replica_seeds(int(seed), R)
+    states, inits = replica_seeds(int(seed), R, start=rstart)
     if theta0 is None:
         th0 = np.stack([init_params(net, int(s)) for s in inits])
     else:
@@ -198,8 +203,9 @@ def simulate(net, X, Y, rule, schedule, *, n_steps, seed, batch_size=1, n_replic
         version=__version__, widths=list(net.widths), activation=net.activation, loss=loss_code(loss),
         loss_name=str(loss), rule=rule.as_dict(), rule_name=rule.describe(), schedule=schedule.as_dict(),
         schedule_name=schedule.describe(), n_steps=n_steps, seed=int(seed), batch_size=B, n_replicas=R,
-        clip_per=clip_per, project_radius=proj, record_every=every, record_theta=bool(record_theta),
-        track_noise=bool(track_noise), blowup_radius=blow, nonfinite=nonfinite, N=N, P=P,
+        replica_start=rstart, clip_per=clip_per, project_radius=proj, record_every=every,
+        record_theta=bool(record_theta), track_noise=bool(track_noise), blowup_radius=blow,
+        nonfinite=nonfinite, N=N, P=P,
         data_sha1=_fingerprint(X, Y2), theta0_sha1=_fingerprint(th0),
         indices_sha1=_fingerprint(idx) if indices is not None else None,
         reference=reference is not None)
