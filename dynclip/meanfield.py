@@ -7,6 +7,13 @@ with B > 1 the expectation over all N**B minibatches is not tractable; :func:`H`
 returns a deterministic Monte-Carlo estimate over ``n_batches`` frozen minibatches drawn
 with ``seed`` (documented as an estimate, with its standard error available from
 :func:`H_batch_estimate`).
+
+ALRC: its running moments (mu1, mu2) are constant-gain averages, the fast variables of a
+two-timescale system, so under decreasing steps the loss cap tracks a function of theta and
+the slow dynamics is governed by H at a frozen cap. :func:`H` therefore takes the cap
+``lmax`` (default: from the rule's starting moments) instead of integrating an ODE on the
+extended state (theta, mu1, mu2); with the cap frozen, H is the gradient of the log-capped
+loss E psi(L) (a true gradient field, unlike per-sample norm clipping).
 """
 import numpy as np
 from numba import prange
