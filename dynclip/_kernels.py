@@ -301,10 +301,13 @@ def _replica(r, k0, k1, n_total, a_tab, rec_steps, j0, widths, offs, act, lossk,
         d = dist(th, th0)
         if d > acc[r, A_MAXDISP]:
             acc[r, A_MAXDISP] = d
-        if not (d <= blowup):  # non-finite (NaN compares false) or beyond the blow-up radius
+        if not (d <= blowup and d < math.inf):  # beyond the radius, or non-finite (NaN fails both)
             status[r, 0] = 0
             status[r, 1] = k + 1
-            if not math.isfinite(d):
+            z = 0.0
+            for i in range(P):
+                z += th[i] * 0.0                    # NaN iff some entry is inf or NaN
+            if z != z:
                 status[r, 2] = 1
                 acc[r, A_MAXDISP] = math.inf
             return

@@ -247,3 +247,13 @@ def test_progress_bar_on_request_silent_otherwise(capsys):
     _run(progress=False)
     _run()                      # not a terminal: silent by default
     assert capsys.readouterr().err == ""
+
+
+def test_overflow_to_inf_is_divergence_even_with_infinite_radius():
+    """Found by the property tests: ||theta - theta_0|| = inf passed `d <= inf`, so a replica whose
+    parameters overflowed was not marked diverged."""
+    net = dc.mlp([2, 4, 2, 1], "gelu")
+    res = dc.simulate(net, np.zeros((1, 2)), np.array([[4.0]]), C.none(), S.constant(1.0), n_steps=4, seed=0,
+                      loss="quartic", record_every=1)
+    assert res.diverged[0] and res.nonfinite[0] and res.blowup_step[0] == 4
+    assert np.all(np.isfinite(res.loss[0, :3])) and np.isnan(res.loss[0, 4])   # record 3: theta finite, loss overflows
