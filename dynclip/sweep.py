@@ -275,7 +275,9 @@ def sweep(configs, *, n_replicas, block_size=None, client=None, progress=None):
         ``reference``, ...). ``theta0`` of shape (n_replicas, P) and ``indices`` of shape
         (n_replicas, n_steps, batch_size) are cut into blocks with the replicas. Not allowed:
         ``n_replicas`` (an argument of sweep), ``progress``, ``checkpoint``,
-        ``checkpoint_every``, ``resume``. :func:`grid` builds a product of configurations.
+        ``checkpoint_every``, ``resume``. ``nonfinite="raise"`` is applied to the whole run
+        once every block is done (FloatingPointError with the replica numbers of the whole
+        run, as simulate gives). :func:`grid` builds a product of configurations.
     n_replicas : int >= 1
         Replicas per configuration.
     block_size : int >= 1, optional

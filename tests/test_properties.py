@@ -233,17 +233,32 @@ def _p_init_params(data):
 test_init_params, test_init_params_slow = _variants(_p_init_params, 300)
 
 
-def _corrupt_data(data, which, net, X, Y, theta, loss):
+def _corrupt_data(data, which, net, X, Y, theta, loss, mag=None):
+    """Replace one argument by something odd; ``mag`` bounds the finite values (for the ODE: a huge X makes
+    the flow so stiff that the adaptive solver never finishes, see test_xfail_integrate_huge_time)."""
+    if mag is not None:
+        def weird_array(shape):
+            return hnp.arrays(np.float64, shape, elements=st.one_of(st.floats(-mag, mag), st.sampled_from(
+                [math.nan, math.inf, -math.inf])))
+
+        def small(v):
+            return not (isinstance(v, np.ndarray) and v.dtype.kind in "fiuc" and np.any(np.abs(v) > mag))
+
+        def any_array():
+            return hnp.arrays(DTYPES, hnp.array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=4)).filter(small)
+        junk = JUNK.filter(small)
+    else:
+        weird_array, any_array, junk = globals()["weird_array"], globals()["any_array"], JUNK
     if which == "net":
-        net = data.draw(st.one_of(JUNK, st.builds(dc.mlp, st.lists(st.integers(1, 4), min_size=2, max_size=3))))
+        net = data.draw(st.one_of(junk, st.builds(dc.mlp, st.lists(st.integers(1, 4), min_size=2, max_size=3))))
     elif which == "X":
-        X = data.draw(st.one_of(any_array(), weird_array(X.shape), JUNK), label="X")
+        X = data.draw(st.one_of(any_array(), weird_array(X.shape), junk), label="X")
     elif which == "Y":
-        Y = data.draw(st.one_of(any_array(), weird_array(np.shape(Y)), JUNK), label="Y")
+        Y = data.draw(st.one_of(any_array(), weird_array(np.shape(Y)), junk), label="Y")
     elif which == "theta":
-        theta = data.draw(st.one_of(any_array(), weird_array(theta.shape), JUNK), label="theta")
+        theta = data.draw(st.one_of(any_array(), weird_array(theta.shape), junk), label="theta")
     elif which == "loss":
-        loss = data.draw(st.one_of(st.sampled_from(LOSSES), st.text(max_size=6), JUNK), label="loss")
+        loss = data.draw(st.one_of(st.sampled_from(LOSSES), st.text(max_size=6), junk), label="loss")
     return net, X, Y, theta, loss
 
 
@@ -740,12 +755,16 @@ test_H_matches_numpy, test_H_matches_numpy_slow = _variants(_p_H_matches_numpy, 
 def _p_integrate(data):
     net, X, Y, loss, theta = data.draw(problems(mag=3.0, max_N=4))
     rule = data.draw(rules(with_alrc=False))
+    # known bug (test_xfail_integrate_no_budget): normalized(beta ~ 0) is discontinuous at a minimum, which
+    # the flow reaches in finite time; the adaptive solver then chatters for ever
+    assume(not (rule.kind == C.ClipKind.normalized and rule.beta < 1e-2))
     t_eval = data.draw(st.lists(st.floats(0, 1.0), min_size=1, max_size=4, unique=True).map(sorted))
     kw = dict(loss=loss, rtol=1e-6, atol=1e-9)
     which = pick(data, ["none", "net", "X", "Y", "theta0", "loss", "rule", "t_eval", "method", "rtol", "atol"])
     args = [net, X, Y, rule, theta, t_eval]
     if which in ("net", "X", "Y", "theta0", "loss"):
-        net, X, Y, theta, loss = _corrupt_data(data, "theta" if which == "theta0" else which, net, X, Y, theta, loss)
+        net, X, Y, theta, loss = _corrupt_data(data, "theta" if which == "theta0" else which, net, X, Y, theta, loss,
+                                               mag=10.0)
         args = [net, X, Y, rule, theta, t_eval]
         kw["loss"] = loss
     elif which == "rule":
@@ -1111,24 +1130,38 @@ def test_xfail_integrate_tolerance_message():
                                         rtol="a"), "rtol")
 
 
-@pytest.mark.slow
-@_xfail("integrate has no step budget: t_eval = [0, 1e300] runs for minutes (checked with a 20 s alarm)")
-def test_xfail_integrate_huge_time():
+@contextlib.contextmanager
+def _time_limit(seconds):
     import signal
 
     def alarm(*_):
-        raise TimeoutError("integrate still running after 20 s")
+        raise TimeoutError(f"still running after {seconds} s")
 
     old = signal.signal(signal.SIGALRM, alarm)
-    signal.alarm(20)
+    signal.alarm(seconds)
     try:
-        net = dc.mlp([2, 3, 1])
-        rng = np.random.default_rng(0)
-        _raises_named(lambda: ode.integrate(net, rng.normal(size=(5, 2)), rng.normal(size=(5, 1)), C.classic(0.5),
-                                            dc.init_params(net), [0, 1e300]), "t_eval")
+        yield
     finally:
         signal.alarm(0)
         signal.signal(signal.SIGALRM, old)
+
+
+def _finishes_or_refuses(fn, seconds=3):
+    """fn returns, or raises ValueError/RuntimeError (a budget), within the time limit."""
+    with _time_limit(seconds), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            fn()
+        except (ValueError, RuntimeError):
+            pass
+
+
+@_xfail("integrate has no step budget: t_eval = [0, 1e300] (or a stiff flow, e.g. X ~ 1e76) runs for hours")
+def test_xfail_integrate_huge_time():
+    net = dc.mlp([2, 3, 1])
+    rng = np.random.default_rng(0)
+    _finishes_or_refuses(lambda: ode.integrate(net, rng.normal(size=(5, 2)), rng.normal(size=(5, 1)), C.classic(0.5),
+                                               dc.init_params(net), [0, 1e300]))
 
 
 @_xfail("rk4's step count ceil(t / dt) overflows int64 inside the kernel: theta0 is returned unchanged")
@@ -1228,3 +1261,10 @@ def test_xfail_rk4_scalar_theta0():
 def test_xfail_integrate_input_messages():
     net = dc.mlp([2, 1])
     _raises_named(lambda: ode.integrate(net, np.zeros((2, 2)), np.zeros(2), C.none(), np.zeros(3), {}), "t_eval")
+
+
+@_xfail("integrate has no step budget: the normalized(0) flow reaches the minimum of b^2 at t = 0.5 and the "
+        "solver chatters for ever")
+def test_xfail_integrate_no_budget():
+    _finishes_or_refuses(lambda: ode.integrate(dc.mlp([1, 1]), np.zeros((1, 1)), np.zeros(1), C.normalized(0.0),
+                                               np.array([0.0, 0.5]), [0.0, 2.0]))
