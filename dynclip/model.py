@@ -642,14 +642,14 @@ def full_loss_grad(theta, widths, offs, act, lossk, X, Y, ws, rows, grad):
 
 @njit
 def dist(v, w):
-    """||v - w|| (safe from overflow of the squares, like :func:`norm`)."""
+    """||v - w|| (safe from overflow and underflow of the squares, like :func:`norm`)."""
     s = sqdist(v, w)
-    if s < math.inf:
+    if s < math.inf and s > 1e-280:     # else: overflow, or underflow into subnormals
         return math.sqrt(s)
     m = 0.0
     for i in range(v.shape[0]):
         m = max(m, abs(v[i] - w[i]))
-    if not m < math.inf:
+    if m == 0.0 or not m < math.inf:
         return m if m == m else math.nan
     t = 0.0
     for i in range(v.shape[0]):

@@ -257,3 +257,13 @@ def test_overflow_to_inf_is_divergence_even_with_infinite_radius():
                       loss="quartic", record_every=1)
     assert res.diverged[0] and res.nonfinite[0] and res.blowup_step[0] == 4
     assert np.all(np.isfinite(res.loss[0, :3])) and np.isnan(res.loss[0, 4])   # record 3: theta finite, loss overflows
+
+
+def test_tiny_parameters_keep_the_sure_bound():
+    """Found by the property tests: squares of 1e-158 are subnormal, and sqrt of a subnormal sum
+    lost enough precision to break ||theta_s - theta_0|| <= S_s."""
+    net = dc.mlp([1, 1])
+    res = dc.simulate(net, np.zeros((1, 1)), np.zeros((1, 1)), C.none(), S.constant(0.0078125), n_steps=1,
+                      seed=0, theta0=np.full(2, 1.20191802e-156))
+    assert np.all(res.displacement <= res.update_sum * (1 + 1e-12))
+    assert res.displacement[0, 1] > 0

@@ -73,7 +73,8 @@ POSNUM = st.one_of(st.floats(1e-3, 1e3), st.sampled_from([1e-300, 1e300, 0.5, 1.
 
 
 def moderate(shape, mag=3.0):
-    return hnp.arrays(np.float64, shape, elements=st.floats(-mag, mag))
+    """float64 values in [-mag, mag]; tiny ones (< 1e-100) become 0: the naive twins square without scaling."""
+    return hnp.arrays(np.float64, shape, elements=st.floats(-mag, mag).map(lambda x: 0.0 if abs(x) < 1e-100 else x))
 
 
 MAGS = st.sampled_from([1.0, 3.0, 1e3, 1e30])
@@ -169,12 +170,14 @@ def per_sample_grads(net, X, Y, theta, loss):
 
 def known_sample_norm_overflow(net, X, Y, theta, loss):
     """Known bug (test_xfail_per_sample_norm_overflow): batched per-sample norms square ||x|| and ||delta||
-    separately, so they overflow (nan/inf, or a zero update) once a factor exceeds ~1e154."""
+    separately, so they overflow (nan/inf, or a zero update) once a factor exceeds ~1e154, and underflow to 0
+    below ~1e-154."""
     if (X.size and np.max(np.abs(X)) > 1e70) or np.max(np.abs(theta)) > 1e70:
         return True
     with np.errstate(all="ignore"):
         lg = [dc.loss_and_grad(net, theta, X[j:j + 1], np.asarray(Y)[j:j + 1], loss) for j in range(len(X))]
-    return any(not (abs(v) < 1e70) or not np.all(np.isfinite(g)) or safe_norm(g) > 1e100 for v, g in lg)
+    return any(not (abs(v) < 1e70) or not np.all(np.isfinite(g)) or safe_norm(g) > 1e100 or 0 < safe_norm(g) < 1e-100
+               for v, g in lg)
 
 
 # ----------------------------------------------------------------------------------------
@@ -192,10 +195,10 @@ def _p_mlp(data):
         widths = data.draw(st.one_of(st.lists(WIDTH_ITEM, max_size=5), any_array(max_dims=2), JUNK), label="widths")
     if which in ("activation", "both"):
         activation = data.draw(st.one_of(st.text(max_size=8), JUNK), label="activation")
-    # known bug (test_xfail_mlp_accepts_strings): "23", b"\x02\x03", ["2", "3"] are read as widths [2, 3]
-    assume(not isinstance(widths, (str, bytes)) and not (isinstance(widths, list) and any(isinstance(v, str)
+    # known bug (test_xfail_mlp_accepts_strings): "23", b"\x02\x03", ["2", "3"], datetime64 arrays are read as widths
+    assume(not isinstance(widths, (str, bytes)) and not (isinstance(widths, list) and any(isinstance(v, (str, bytes))
                                                                                        for v in widths)))
-    assume(not (isinstance(widths, np.ndarray) and widths.dtype.kind == "U"))
+    assume(not (isinstance(widths, np.ndarray) and widths.dtype.kind in "USMmc"))
     names = {"none": (), "both": ("widths", "activation")}.get(which, (which,))
     ok, net = call(dc.mlp, widths, activation, names=names)
     if ok:
@@ -388,8 +391,9 @@ def _check_clip(rule, g, theta, net, u, c):
     elif k == C.ClipKind.normalized:
         assert un <= 1.0 * tol
     if C.is_scalar_rule(rule) and gn > 0 and un > 0:
-        # same direction as g
-        assert np.dot(u / un, g / gn) >= 1 - 1e-9
+        # same direction as g (scaled by the largest entry first: the norms themselves may overflow)
+        us, gs = u / np.max(np.abs(u)), g / np.max(np.abs(g))
+        assert np.dot(us, gs) >= (1 - 1e-9) * np.linalg.norm(us) * np.linalg.norm(gs)
 
 
 def _float_convertible(v):
@@ -433,6 +437,11 @@ def _p_clip(data):
     # any net for layerwise/unitwise without checking it is an MLP (test_xfail_clip_net_not_checked)
     assume(_float_convertible(g) and (theta is None or _float_convertible(theta)))
     assume(net is None or isinstance(net, MLP) or not (isinstance(rule, C.ClipRule) and rule.kind in (3, 4)))
+    if isinstance(rule, C.ClipRule) and rule.kind in (1, 2, 3, 4) and which == "none":
+        # known bug (test_xfail_clip_factor_overflow): ||g|| / lam beyond the float range gives u = 0, and the
+        # torch/optax factor lam / ||g|| loses precision once it is subnormal
+        lam_low = rule.lam * (rule.eps if rule.kind != 1 else 1.0)
+        assume(safe_norm(g) / lam_low < 1e280)
     if isinstance(rule, C.ClipRule) and rule.kind == C.ClipKind.unitwise and which == "none":
         # known bug (test_xfail_unitwise_overflow): unit norms are not overflow-safe
         assume(safe_norm(g) < 1e150 and safe_norm(theta) < 1e150)
@@ -610,7 +619,12 @@ def check_sa_result(res, pos, kw):
     assert not res.partial
     if kw["project_radius"] == math.inf:
         d, s = res.displacement[ok], res.update_sum[ok]
-        assert np.all(d <= s * (1 + 1e-9) + 1e-300)
+        # in floating point theta_s - theta_0 also carries the rounding of theta itself (half an ulp
+        # of each entry per step), so the sure bound holds up to that
+        th0 = np.atleast_2d(kw.get('theta0', np.zeros(1)))
+        tol = 4 * np.finfo(float).eps * (np.abs(th0).max() + np.abs(res.theta_final[ok]).max(initial=0.0)) \
+            * np.sqrt(res.theta_final.shape[1]) * int(kw['n_steps'])
+        assert np.all(d <= s * (1 + 1e-9) + tol + 1e-300)
     rule = pos[3]
     if rule.kind == C.ClipKind.classic and ok.any():
         # the sure bound: every update has norm <= lam
@@ -653,6 +667,8 @@ def _p_simulate_replay_matches_numpy(data):
     """simulate with replayed indices equals the plain NumPy clipped-SGD loop (random nets, rules, losses)."""
     net, X, Y, loss, _ = data.draw(problems(mag=2.0, acts=ACTS[:4]))
     rule = data.draw(rules())
+    # known bug (test_xfail_alrc_negative_cap): mu1 < 0 gives L_max < 0, a negative weight lmax / L and 0 * -inf at L = 0
+    assume(not (rule.kind == C.ClipKind.alrc and rule.mu1 < 0))
     T, B = data.draw(st.integers(1, 4)), data.draw(st.integers(1, 3))
     clip_per = "batch" if rule.kind == C.ClipKind.alrc else data.draw(st.sampled_from(["batch", "sample"]))
     sched = data.draw(st.builds(S.inverse, st.floats(1e-3, 0.3), st.floats(1.0, 10.0)))
@@ -780,7 +796,10 @@ def _p_integrate(data):
         # known bug (test_xfail_integrate_input_messages): an unhashable method gives "unhashable type"
         assume(not isinstance(kw["method"], (list, dict, np.ndarray)))
     elif which in ("rtol", "atol"):
-        kw[which] = data.draw(st.one_of(WEIRD_FLOAT.filter(lambda v: not (0 < v < 1e-8)), st.floats(1e-8, 1e-3)))
+        # known bug (test_xfail_integrate_nonfinite_solution): a loose tolerance (rtol ~ 1e3) lets the solution
+        # overflow, and integrate then fails in H with "theta must be finite"
+        kw[which] = data.draw(st.one_of(WEIRD_FLOAT.filter(lambda v: not (0 < v < 1e-8 or 1e-2 < v < math.inf)),
+                                        st.floats(1e-8, 1e-3)))
     note(f"corrupted {which}")
     names = () if which == "none" else RELATED.get(which, (which,)) + (("theta0",) if which == "net" else ())
     ok, flow = call(ode.integrate, *args, **kw, names=names)
@@ -911,6 +930,9 @@ def _p_bounds(data):
         args[bad] = data.draw(JUNK, label=bad)
     else:
         bad = None
+    # known bug (test_xfail_bounds_complex_message): a complex argument with a negative real part crashes the
+    # error message itself (float() of a complex in _fmt)
+    assume(not any(np.iscomplexobj(v) for v in args.values()))
     # known bug (test_xfail_bounds_broadcast_message): NumPy's "could not be broadcast" names no argument
     assume(_broadcastable([v for k, v in args.items() if k not in ("kind", "a", "level") and _numeric_or_array(v)]))
     if not extreme:     # known bug (test_xfail_bounds_nan_at_extremes)
@@ -1268,3 +1290,29 @@ def test_xfail_integrate_input_messages():
 def test_xfail_integrate_no_budget():
     _finishes_or_refuses(lambda: ode.integrate(dc.mlp([1, 1]), np.zeros((1, 1)), np.zeros(1), C.normalized(0.0),
                                                np.array([0.0, 0.5]), [0.0, 2.0]))
+
+
+@_xfail("clipping divides g by c = ||g|| / lam: beyond the float range c = inf and u = 0 instead of norm lam")
+def test_xfail_clip_factor_overflow():
+    u, c = C.clip(C.classic(1e-300), np.array([1e30]))
+    assert u[0] == pytest.approx(1e-300, rel=1e-12, abs=0)
+
+
+@_xfail("alrc accepts mu1 < 0: L_max < 0 scales gradients by lmax / L < 0 (ascent) and by -inf at L = 0 (NaN)")
+def test_xfail_alrc_negative_cap():
+    _raises_named(lambda: C.alrc(mu1=-1.0, mu2=0.0), "mu1")
+
+
+@_xfail("integrate with a loose tolerance lets the solution overflow, then fails in H: 'theta must be finite'")
+def test_xfail_integrate_nonfinite_solution():
+    net = dc.mlp([1, 1, 2])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        flow = ode.integrate(net, np.zeros((2, 1)), np.array([[2.0, 0.0], [0.0, 0.0]]), C.none(), np.zeros(6), [1.0],
+                             loss="quartic", rtol=1950.0)
+    assert flow.theta.shape == (1, 6)
+
+
+@_xfail("bounds._fmt calls float() on a complex argument while formatting the error: TypeError without the name")
+def test_xfail_bounds_complex_message():
+    _raises_named(lambda: Bd.clip_prob(np.array(-1 + 0j)), "p")
