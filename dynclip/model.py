@@ -193,7 +193,9 @@ def norm(v, lo, hi):
         return math.sqrt(s)
     m = 0.0
     for i in range(lo, hi):
-        m = max(m, abs(v[i]))
+        x = abs(v[i])
+        if not (x <= m):      # also takes a NaN (max() would skip it)
+            m = x
     if m == 0.0 or not m < math.inf:
         return m if m == m else math.nan
     t = 0.0
@@ -648,7 +650,9 @@ def dist(v, w):
         return math.sqrt(s)
     m = 0.0
     for i in range(v.shape[0]):
-        m = max(m, abs(v[i] - w[i]))
+        x = abs(v[i] - w[i])
+        if not (x <= m):      # also takes a NaN (max() would skip it)
+            m = x
     if m == 0.0 or not m < math.inf:
         return m if m == m else math.nan
     t = 0.0

@@ -267,3 +267,10 @@ def test_tiny_parameters_keep_the_sure_bound():
                       seed=0, theta0=np.full(2, 1.20191802e-156))
     assert np.all(res.displacement <= res.update_sum * (1 + 1e-12))
     assert res.displacement[0, 1] > 0
+
+
+def test_all_nan_parameters_are_divergence():
+    """A NaN must not be skipped when the overflow-safe norms look for the largest entry."""
+    res = dc.simulate(dc.mlp([2, 1]), np.zeros((4, 2)), np.array([[133955509475.0], [0], [0], [0]]),
+                      C.classic(1e300), S.constant(1.0), n_steps=3, seed=0, loss="quartic")
+    assert res.diverged[0] and res.nonfinite[0]

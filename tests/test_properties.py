@@ -18,9 +18,7 @@ import math
 import os
 import re
 import tempfile
-import types
 import warnings
-import zipfile
 
 import numpy as np
 import pytest
@@ -199,6 +197,8 @@ def _p_mlp(data):
     assume(not isinstance(widths, (str, bytes)) and not (isinstance(widths, list) and any(isinstance(v, (str, bytes))
                                                                                        for v in widths)))
     assume(not (isinstance(widths, np.ndarray) and widths.dtype.kind in "USMmc"))
+    # known bug (test_xfail_mlp_inf_width): an infinite width raises OverflowError
+    assume(not (isinstance(widths, np.ndarray) and widths.dtype.kind == "f" and np.any(np.isinf(widths))))
     names = {"none": (), "both": ("widths", "activation")}.get(which, (which,))
     ok, net = call(dc.mlp, widths, activation, names=names)
     if ok:
@@ -667,7 +667,8 @@ def _p_simulate_replay_matches_numpy(data):
     """simulate with replayed indices equals the plain NumPy clipped-SGD loop (random nets, rules, losses)."""
     net, X, Y, loss, _ = data.draw(problems(mag=2.0, acts=ACTS[:4]))
     rule = data.draw(rules())
-    # known bug (test_xfail_alrc_negative_cap): mu1 < 0 gives L_max < 0, a negative weight lmax / L and 0 * -inf at L = 0
+    # known bug (test_xfail_alrc_negative_cap): mu1 < 0 gives L_max < 0, a negative weight lmax / L,
+    # and 0 * -inf at L = 0
     assume(not (rule.kind == C.ClipKind.alrc and rule.mu1 < 0))
     T, B = data.draw(st.integers(1, 4)), data.draw(st.integers(1, 3))
     clip_per = "batch" if rule.kind == C.ClipKind.alrc else data.draw(st.sampled_from(["batch", "sample"]))
@@ -769,10 +770,11 @@ test_H_matches_numpy, test_H_matches_numpy_slow = _variants(_p_H_matches_numpy, 
 # ode
 # ----------------------------------------------------------------------------------------
 def _p_integrate(data):
-    net, X, Y, loss, theta = data.draw(problems(mag=3.0, max_N=4))
+    net, X, Y, loss, theta = data.draw(problems(mag=3.0, max_N=4, acts=ACTS[:4]))
     rule = data.draw(rules(with_alrc=False))
-    # known bug (test_xfail_integrate_no_budget): normalized(beta ~ 0) is discontinuous at a minimum, which
-    # the flow reaches in finite time; the adaptive solver then chatters for ever
+    # known bug (test_xfail_integrate_no_budget): the solver has no step budget, and non-smooth flows make it
+    # chatter for ever: relu nets (kinks, so no relu here) and normalized(beta ~ 0), discontinuous at a minimum,
+    # which the flow reaches in finite time
     assume(not (rule.kind == C.ClipKind.normalized and rule.beta < 1e-2))
     t_eval = data.draw(st.lists(st.floats(0, 1.0), min_size=1, max_size=4, unique=True).map(sorted))
     kw = dict(loss=loss, rtol=1e-6, atol=1e-9)
@@ -796,9 +798,9 @@ def _p_integrate(data):
         # known bug (test_xfail_integrate_input_messages): an unhashable method gives "unhashable type"
         assume(not isinstance(kw["method"], (list, dict, np.ndarray)))
     elif which in ("rtol", "atol"):
-        # known bug (test_xfail_integrate_nonfinite_solution): a loose tolerance (rtol ~ 1e3) lets the solution
-        # overflow, and integrate then fails in H with "theta must be finite"
-        kw[which] = data.draw(st.one_of(WEIRD_FLOAT.filter(lambda v: not (0 < v < 1e-8 or 1e-2 < v < math.inf)),
+        # known bug (test_xfail_integrate_nonfinite_solution): a loose tolerance (rtol ~ 1e3, or inf, which is
+        # accepted) lets the solution overflow, and integrate then fails in H with "theta must be finite"
+        kw[which] = data.draw(st.one_of(WEIRD_FLOAT.filter(lambda v: not (0 < v < 1e-8 or v > 1e-2)),
                                         st.floats(1e-8, 1e-3)))
     note(f"corrupted {which}")
     names = () if which == "none" else RELATED.get(which, (which,)) + (("theta0",) if which == "net" else ())
@@ -889,10 +891,12 @@ def num_or_array(lo=None, hi=None):
 BOUND_FNS = {
     "clip_prob": (Bd.clip_prob, ("p",)), "paper_azuma": (Bd.paper_azuma, ("r", "lam", "sum_a2")),
     "azuma": (Bd.azuma, ("r", "lam", "sum_a2")), "hoeffding_range": (Bd.hoeffding_range, ("r", "range_sq_sum")),
-    "pinelis": (Bd.pinelis, ("r", "lam", "sum_a2")), "coordinate_union": (Bd.coordinate_union, ("r", "d", "lam", "sum_a2")),
+    "pinelis": (Bd.pinelis, ("r", "lam", "sum_a2")),
+    "coordinate_union": (Bd.coordinate_union, ("r", "d", "lam", "sum_a2")),
     "pinelis_bennett": (Bd.pinelis_bennett, ("r", "lam", "sum_a2", "a_max")),
     "exponent": (Bd.exponent, ("kind", "r", "lam", "sum_a2", "a_max")),
-    "sure_displacement": (Bd.sure_displacement, ("lam", "a")), "clopper_pearson": (Bd.clopper_pearson, ("k", "n", "level")),
+    "sure_displacement": (Bd.sure_displacement, ("lam", "a")),
+    "clopper_pearson": (Bd.clopper_pearson, ("k", "n", "level")),
     "paper_plugin_exponents": (Bd.paper_plugin_exponents, ("rho", "lam", "gamma", "a_max")),
 }
 
@@ -1028,7 +1032,8 @@ def test_load_random_bytes_and_damaged_files(saved_result):
         elif kind == "truncate":
             content = good[: data.draw(st.integers(0, len(good) - 1))]
         else:   # a well-formed npz with random members and header
-            arrays = data.draw(st.dictionaries(st.sampled_from(["theta_final", "step", "loss", "time", "x", "__meta__"]),
+            keys = st.sampled_from(["theta_final", "step", "loss", "time", "x", "__meta__"])
+            arrays = data.draw(st.dictionaries(keys,
                                                any_array(max_dims=2).filter(lambda a: a.dtype.kind != "O"), max_size=4))
             meta = data.draw(st.one_of(st.none(), st.fixed_dictionaries(
                 {"format": st.sampled_from(["SAResult", "FlowResult", "x"])},
@@ -1316,3 +1321,14 @@ def test_xfail_integrate_nonfinite_solution():
 @_xfail("bounds._fmt calls float() on a complex argument while formatting the error: TypeError without the name")
 def test_xfail_bounds_complex_message():
     _raises_named(lambda: Bd.clip_prob(np.array(-1 + 0j)), "p")
+
+
+@_xfail("SAResult.load checks only theta_final/step/loss: a file missing the other fields raises the dataclass's "
+        "TypeError ('missing 11 required positional arguments'), without the path")
+def test_xfail_load_incomplete_file():
+    bio = io.BytesIO()
+    np.savez(bio, theta_final=np.zeros((1, 1)), step=np.zeros(1), loss=np.zeros((1, 1)),
+             __meta__=np.frombuffer(json.dumps({"format": "SAResult"}).encode(), dtype=np.uint8))
+    with _file(bio.getvalue()) as p:
+        with pytest.raises(ValueError):
+            dc.SAResult.load(p)
