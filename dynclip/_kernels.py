@@ -12,7 +12,7 @@ import math
 import numpy as np
 from numba import prange
 
-from ._jit import njit, pjit
+from ._jit import njit, pjit, hot
 from .clipping import apply, alrc_lmax, is_scalar_rule, scale_factor
 from .model import (sumsq, dist, norm, make_workspace, block_loss_grad, forward, losses_and_dout, backward,
                     sample_normsq, full_loss, EVAL_BLOCK)
@@ -26,12 +26,12 @@ R_LOSS, R_GNORM, R_CFAC, R_DISP, R_S, R_NOISE, R_REF = range(7)
 N_REC = 7
 
 
-@njit
+@hot
 def _norm(v):
     return norm(v, 0, v.shape[0])
 
 
-@njit
+@hot
 def sample_update(theta, widths, offs, act, lossk, X, Y, rule, lmax, row, ws1, rows1, out):
     """Clipped per-sample update u(theta; z_row) into ``out``; returns (c, clipped, ||g||).
 
@@ -58,7 +58,7 @@ def sample_update(theta, widths, offs, act, lossk, X, Y, rule, lmax, row, ws1, r
     return c, clipped, gn
 
 
-@njit
+@hot
 def _sample_weights(theta, widths, offs, act, rule, lmax, nb, ws, scale):
     """Per-sample weights w_b * scale into ws.wts for the last forward pass (scalar rules and
     ALRC: the clipped per-sample gradient is w_b g_b); returns the number of clipped samples."""
@@ -86,7 +86,7 @@ def _sample_weights(theta, widths, offs, act, rule, lmax, nb, ws, scale):
     return ncl
 
 
-@njit
+@hot
 def mean_field(theta, widths, offs, act, lossk, X, Y, rule, lmax, wsE, rowsE, ws1, rows1, tmp, H):
     """H(theta) = mean over the data set of the clipped per-sample update (exact).
 
@@ -115,7 +115,7 @@ def mean_field(theta, widths, offs, act, lossk, X, Y, rule, lmax, wsE, rowsE, ws
         H[i] /= N
 
 
-@njit
+@hot
 def minibatch_update(theta, widths, offs, act, lossk, X, Y, rule, lmax, per_sample, rows, B,
                      ws, ws1, rows1, g, u, tmp, acc_row):
     """The clipped minibatch update u and raw gradient g; returns (c, loss_mean, loss_capped_mean).
@@ -147,7 +147,8 @@ def minibatch_update(theta, widths, offs, act, lossk, X, Y, rule, lmax, per_samp
                 ws.wts[b] = 1.0 / B
             backward(theta, widths, offs, act, B, ws, g)
         else:
-            g[:] = u
+            for i in range(P):
+                g[i] = u[i]
         acc_row[A_NCLIP] += ncl
         acc_row[A_NDEC] += B
         un = _norm(u)
@@ -166,7 +167,8 @@ def minibatch_update(theta, widths, offs, act, lossk, X, Y, rule, lmax, per_samp
                 ws.wts[b] = 1.0 / B
             backward(theta, widths, offs, act, B, ws, g)
         else:
-            g[:] = u
+            for i in range(P):
+                g[i] = u[i]
         acc_row[A_NCLIP] += ncl
         acc_row[A_NDEC] += B
         un = _norm(u)
@@ -203,7 +205,7 @@ def minibatch_update(theta, widths, offs, act, lossk, X, Y, rule, lmax, per_samp
     return c, 0.0, 0.0
 
 
-@njit
+@hot
 def _record(j, r, th, th0, widths, offs, act, lossk, X, Y, wsE, rowsE, acc, rec, rec_theta,
             xi, track, ref, use_ref):
     rec[r, R_LOSS, j] = full_loss(th, widths, offs, act, lossk, X, Y, wsE, rowsE)

@@ -14,7 +14,7 @@ import math
 
 import numpy as np
 
-from ._jit import njit
+from ._jit import njit, hot
 from .model import norm
 
 
@@ -199,12 +199,12 @@ def check_rule(rule):
 # ----------------------------------------------------------------------------------------
 # jitted
 # ----------------------------------------------------------------------------------------
-@njit
+@hot
 def _norm(v, lo, hi):
     return norm(v, lo, hi)
 
 
-@njit
+@hot
 def _scale(g, out, lo, hi, c):
     if lo < 0:
         return
@@ -212,20 +212,20 @@ def _scale(g, out, lo, hi, c):
         out[i] = g[i] / c
 
 
-@njit
+@hot
 def _copy(g, out):
     for i in range(g.shape[0]):
         out[i] = g[i]
 
 
-@njit
+@hot
 def is_scalar_rule(rule):
     """True for rules whose update is a scalar multiple of g (none, classic, adaptive, normalized)."""
     k = rule.kind
     return k == 0 or k == 1 or k == 2 or k == 6
 
 
-@njit
+@hot
 def scale_factor(rule, gn, thn):
     """For a scalar rule: ``(w, c, clipped)`` with u = w g, w = 1/c, given ||g|| and ||theta||.
 
@@ -257,7 +257,7 @@ def scale_factor(rule, gn, thn):
     return 1.0, 1.0, False
 
 
-@njit
+@hot
 def apply(rule, g, theta, widths, offs, out):
     """Write the clipped update ``u`` of gradient ``g`` at ``theta`` into ``out``.
 
@@ -335,7 +335,7 @@ def apply(rule, g, theta, widths, offs, out):
     return (gn / un if un > 0.0 else math.inf), True
 
 
-@njit
+@hot
 def alrc_lmax(rule, mu1, mu2):
     """The ALRC loss cap L_max = mu1 + n sigma, sigma = sqrt(max(mu2 - mu1^2, 0)) (+1e-8 for the code variant)."""
     if rule.n_sigma == math.inf:    # n = inf never clips (inf * 0 would give NaN)

@@ -14,8 +14,10 @@ import math
 
 import numpy as np
 
-from ._jit import njit
+from ._jit import njit, hot
 from ._fastmath import tanh as fast_tanh
+from ._simd import sumsq_lanes, sqdist_lanes
+from ._blas import matmul
 
 
 class Activation(IntEnum):
@@ -151,37 +153,29 @@ def init_params(net, seed=0):
 # ----------------------------------------------------------------------------------------
 # jitted maths
 # ----------------------------------------------------------------------------------------
-@njit
+@hot
 def sumsq(v, lo, hi):
-    """sum_{lo <= i < hi} v_i^2 with eight accumulators.
+    """sum_{lo <= i < hi} v_i^2 with eight accumulators (lane j takes i = lo + j mod 8).
 
     Strict IEEE cannot reorder one running sum, so a single accumulator runs at the add
-    latency; eight independent ones run at the FMA throughput.
+    latency; eight independent ones, kept in one SIMD register (:mod:`dynclip._simd`),
+    run eight elements per add.
 
     Performance notes that hold for every kernel in dynclip: hot loops index whole arrays
     with offsets instead of slicing views (a view in a loop costs two atomic reference-count
     updates, measured at ~25 ns each here), and each function first rejects negative
     offsets, which lets LLVM drop Numba's negative-index fix-up and vectorise.
     """
-    if lo < 0 or hi <= lo:
+    if lo < 0 or hi <= lo or hi > v.shape[0]:
         return 0.0
-    s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = 0.0
     m = lo + ((hi - lo) // 8) * 8
-    for i in range(lo, m, 8):
-        s0 += v[i] * v[i]
-        s1 += v[i + 1] * v[i + 1]
-        s2 += v[i + 2] * v[i + 2]
-        s3 += v[i + 3] * v[i + 3]
-        s4 += v[i + 4] * v[i + 4]
-        s5 += v[i + 5] * v[i + 5]
-        s6 += v[i + 6] * v[i + 6]
-        s7 += v[i + 7] * v[i + 7]
+    s0, s1, s2, s3, s4, s5, s6, s7 = sumsq_lanes(v, lo, m)
     for i in range(m, hi):
         s0 += v[i] * v[i]
     return ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))
 
 
-@njit
+@hot
 def norm(v, lo, hi):
     """||v[lo:hi]||, safe from overflow and underflow of the sum of squares.
 
@@ -205,29 +199,12 @@ def norm(v, lo, hi):
     return m * math.sqrt(t)
 
 
-@njit
+@hot
 def sqdist(v, w):
-    """||v - w||^2 with eight accumulators."""
-    n = v.shape[0]
-    s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = 0.0
+    """||v - w||^2 with eight accumulators (as :func:`sumsq`)."""
+    n = min(v.shape[0], w.shape[0])
     m = (n // 8) * 8
-    for i in range(0, m, 8):
-        d0 = v[i] - w[i]
-        d1 = v[i + 1] - w[i + 1]
-        d2 = v[i + 2] - w[i + 2]
-        d3 = v[i + 3] - w[i + 3]
-        d4 = v[i + 4] - w[i + 4]
-        d5 = v[i + 5] - w[i + 5]
-        d6 = v[i + 6] - w[i + 6]
-        d7 = v[i + 7] - w[i + 7]
-        s0 += d0 * d0
-        s1 += d1 * d1
-        s2 += d2 * d2
-        s3 += d3 * d3
-        s4 += d4 * d4
-        s5 += d5 * d5
-        s6 += d6 * d6
-        s7 += d7 * d7
+    s0, s1, s2, s3, s4, s5, s6, s7 = sqdist_lanes(v, w, m)
     for i in range(m, n):
         d = v[i] - w[i]
         s0 += d * d
@@ -238,7 +215,7 @@ _SQRT1_2 = 1.0 / math.sqrt(2.0)
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 
 
-@njit
+@hot
 def act_value(z, act):
     if act == 0:
         return fast_tanh(z)
@@ -255,7 +232,7 @@ def act_value(z, act):
         return max(z, 0.0)
 
 
-@njit
+@hot
 def act_deriv(z, a, act):
     """sigma'(z) given z and a = sigma(z)."""
     if act == 0:
@@ -291,7 +268,7 @@ class Workspace(NamedTuple):
     gt: np.ndarray     # one layer's weight gradient (BLAS path)
 
 
-#: blocks of at least this many rows use BLAS matrix products (np.dot); smaller ones use
+#: blocks of at least this many rows use BLAS matrix products (dgemm); smaller ones use
 #: compiled loops, which beat a BLAS call's fixed cost on tiny matrices
 BLAS_MIN_ROWS = 16
 
@@ -309,7 +286,7 @@ def make_workspace(widths, B):
                      np.zeros(B * mw), np.zeros(B), np.zeros(B), np.zeros(mp if B >= BLAS_MIN_ROWS else 0))
 
 
-@njit
+@hot
 def forward(theta, widths, offs, act, X, rows, nb, ws):
     """Forward pass over the ``nb`` samples ``X[rows[:nb]]``; fills ws.acts / ws.zs."""
     acts = ws.acts
@@ -332,7 +309,7 @@ def forward(theta, widths, offs, act, X, rows, nb, ws):
             return
         if nb >= BLAS_MIN_ROWS:
             Z = zs[ao:ao + nb * no].reshape((nb, no))
-            np.dot(acts[ai:ai + nb * ni].reshape((nb, ni)), theta[ow:ob].reshape((no, ni)).T, Z)
+            matmul(acts[ai:ai + nb * ni].reshape((nb, ni)), theta[ow:ob].reshape((no, ni)).T, Z)
             for b in range(nb):
                 for o in range(no):
                     Z[b, o] += theta[ob + o]
@@ -391,7 +368,7 @@ def forward(theta, widths, offs, act, X, rows, nb, ws):
                 acts[k] = zs[k]
 
 
-@njit
+@hot
 def losses_and_dout(widths, lossk, Y, rows, nb, ws):
     """Per-sample losses into ws.lossv; dloss/df into the output-layer slot of ws.zs.
 
@@ -437,24 +414,24 @@ def losses_and_dout(widths, lossk, Y, rows, nb, ws):
             ws.lossv[b] = s
 
 
-@njit
+@hot
 def _backward_layer_blas(theta, grad, acts, ai, ow, ni, no, nb, dcur, dprev, gt, propagate):
     """BLAS form of one backprop layer: grad W += D^T A, grad b += sum_b D, dprev = D W."""
     ob = ow + no * ni
     D = dcur[:nb * no].reshape((nb, no))
     A = acts[ai:ai + nb * ni].reshape((nb, ni))
     G = gt[:no * ni].reshape((no, ni))
-    np.dot(D.T, A, G)
+    matmul(D.T, A, G)
     for k in range(no * ni):
         grad[ow + k] += gt[k]
     for b in range(nb):
         for o in range(no):
             grad[ob + o] += D[b, o]
     if propagate:
-        np.dot(D, theta[ow:ob].reshape((no, ni)), dprev[:nb * ni].reshape((nb, ni)))
+        matmul(D, theta[ow:ob].reshape((no, ni)), dprev[:nb * ni].reshape((nb, ni)))
 
 
-@njit
+@hot
 def backward(theta, widths, offs, act, nb, ws, grad):
     """Accumulate sum_b ws.wts[b] * grad l_b into ``grad`` (not zeroed here).
 
@@ -522,7 +499,7 @@ def backward(theta, widths, offs, act, nb, ws, grad):
                     d2[k] *= f
 
 
-@njit
+@hot
 def sample_normsq(theta, widths, offs, act, nb, ws, out):
     """Per-sample squared gradient norms ||grad l_b||^2 for the nb samples of the last forward pass.
 
@@ -586,7 +563,7 @@ def sample_normsq(theta, widths, offs, act, nb, ws, out):
                     d2[k] *= f
 
 
-@njit
+@hot
 def block_loss_grad(theta, widths, offs, act, lossk, X, Y, rows, nb, ws, grad, scale):
     """Add ``scale * sum_b grad l_b`` over rows[:nb] into grad; return scale * sum_b l_b."""
     forward(theta, widths, offs, act, X, rows, nb, ws)
@@ -599,7 +576,7 @@ def block_loss_grad(theta, widths, offs, act, lossk, X, Y, rows, nb, ws, grad, s
     return scale * tot
 
 
-@njit
+@hot
 def block_loss(theta, widths, offs, act, lossk, X, Y, rows, nb, ws):
     """Sum of per-sample losses over rows[:nb] (forward only)."""
     forward(theta, widths, offs, act, X, rows, nb, ws)
@@ -613,7 +590,7 @@ def block_loss(theta, widths, offs, act, lossk, X, Y, rows, nb, ws):
 EVAL_BLOCK = 64
 
 
-@njit
+@hot
 def full_loss(theta, widths, offs, act, lossk, X, Y, ws, rows):
     """Mean loss over all rows of X, in blocks of ws.lossv.shape[0] rows."""
     N = X.shape[0]
@@ -627,7 +604,7 @@ def full_loss(theta, widths, offs, act, lossk, X, Y, ws, rows):
     return tot / N
 
 
-@njit
+@hot
 def full_loss_grad(theta, widths, offs, act, lossk, X, Y, ws, rows, grad):
     """Mean loss and (into grad, zeroed first) mean gradient over all rows."""
     N = X.shape[0]
@@ -642,7 +619,7 @@ def full_loss_grad(theta, widths, offs, act, lossk, X, Y, ws, rows, grad):
     return tot
 
 
-@njit
+@hot
 def dist(v, w):
     """||v - w|| (safe from overflow and underflow of the squares, like :func:`norm`)."""
     s = sqdist(v, w)

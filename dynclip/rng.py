@@ -7,7 +7,7 @@ which is what makes runs bit-identical on 1 or 2 threads and across sweep partit
 """
 import numpy as np
 
-from ._jit import njit
+from ._jit import njit, hot
 
 _GAMMA = np.uint64(0x9E3779B97F4A7C15)
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -35,7 +35,7 @@ def replica_seeds(seed, n_replicas, start=0):
     return states, inits
 
 
-@njit
+@hot
 def next_u64(state, r):
     """Advance ``state[r]`` (splitmix64) and return the next 64-bit output."""
     s = state[r] + _GAMMA
@@ -46,7 +46,7 @@ def next_u64(state, r):
     return z ^ (z >> _S31)
 
 
-@njit
+@hot
 def randint(state, r, n):
     """Uniform integer in ``[0, n)`` from the top 53 bits (bias below n / 2**53)."""
     u = next_u64(state, r) >> _S11
