@@ -13,8 +13,8 @@ import numpy as np
 from numba import prange
 
 from ._jit import njit, pjit, hot
-from .clipping import apply, alrc_lmax, is_scalar_rule, scale_factor
-from .model import (sumsq, dist, norm, make_workspace, block_loss_grad, forward, losses_and_dout, backward,
+from .clipping import apply, apply_gn, alrc_lmax, is_scalar_rule, scale_factor
+from .model import (sumsq, dist, step_dist, norm, make_workspace, block_loss_grad, forward, losses_and_dout, backward,
                     sample_normsq, full_loss, EVAL_BLOCK)
 from .rng import randint
 
@@ -117,10 +117,11 @@ def mean_field(theta, widths, offs, act, lossk, X, Y, rule, lmax, wsE, rowsE, ws
 
 @hot
 def minibatch_update(theta, widths, offs, act, lossk, X, Y, rule, lmax, per_sample, rows, B,
-                     ws, ws1, rows1, g, u, tmp, acc_row):
-    """The clipped minibatch update u and raw gradient g; returns (c, loss_mean, loss_capped_mean).
+                     ws, ws1, rows1, g, u, tmp, acc, r):
+    """The clipped minibatch update u and raw gradient g.
 
-    Counts clip decisions into acc_row[A_NCLIP], acc_row[A_NDEC].
+    Returns (c, loss_mean, loss_capped_mean, ||g||, ||u||); counts clip decisions into
+    acc[r, A_NCLIP] and acc[r, A_NDEC].
     """
     P = theta.shape[0]
     if rule.kind == 7:
@@ -149,12 +150,12 @@ def minibatch_update(theta, widths, offs, act, lossk, X, Y, rule, lmax, per_samp
         else:
             for i in range(P):
                 g[i] = u[i]
-        acc_row[A_NCLIP] += ncl
-        acc_row[A_NDEC] += B
+        acc[r, A_NCLIP] += ncl
+        acc[r, A_NDEC] += B
         un = _norm(u)
         gn = _norm(g)
         c = gn / un if ncl > 0 and un > 0.0 else 1.0
-        return c, lm / B, lc / B
+        return c, lm / B, lc / B, gn, un
     if per_sample and is_scalar_rule(rule):
         forward(theta, widths, offs, act, X, rows, B, ws)
         losses_and_dout(widths, lossk, Y, rows, B, ws)
@@ -169,13 +170,13 @@ def minibatch_update(theta, widths, offs, act, lossk, X, Y, rule, lmax, per_samp
         else:
             for i in range(P):
                 g[i] = u[i]
-        acc_row[A_NCLIP] += ncl
-        acc_row[A_NDEC] += B
+        acc[r, A_NCLIP] += ncl
+        acc[r, A_NDEC] += B
         un = _norm(u)
         gn = _norm(g)
         if ncl == 0:
-            return 1.0, 0.0, 0.0
-        return (gn / un if un > 0.0 else math.inf), 0.0, 0.0
+            return 1.0, 0.0, 0.0, gn, un
+        return (gn / un if un > 0.0 else math.inf), 0.0, 0.0, gn, un
     if per_sample:
         g[:] = 0.0
         u[:] = 0.0
@@ -188,21 +189,23 @@ def minibatch_update(theta, widths, offs, act, lossk, X, Y, rule, lmax, per_samp
             c, clipped = apply(rule, tmp, theta, widths, offs, tmp)
             for i in range(P):
                 u[i] += tmp[i] / B
-            acc_row[A_NDEC] += 1
+            acc[r, A_NDEC] += 1
             if clipped:
-                acc_row[A_NCLIP] += 1
+                acc[r, A_NCLIP] += 1
         un = _norm(u)
         gn = _norm(g)
         if un == gn:
-            return 1.0, 0.0, 0.0
-        return (gn / un if un > 0.0 else math.inf), 0.0, 0.0
+            return 1.0, 0.0, 0.0, gn, un
+        return (gn / un if un > 0.0 else math.inf), 0.0, 0.0, gn, un
     g[:] = 0.0
     block_loss_grad(theta, widths, offs, act, lossk, X, Y, rows, B, ws, g, 1.0 / B)
-    c, clipped = apply(rule, g, theta, widths, offs, u)
-    acc_row[A_NDEC] += 1
+    gn = _norm(g)
+    c, clipped = apply_gn(rule, g, gn, theta, widths, offs, u)
+    acc[r, A_NDEC] += 1
     if clipped:
-        acc_row[A_NCLIP] += 1
-    return c, 0.0, 0.0
+        acc[r, A_NCLIP] += 1
+        return c, 0.0, 0.0, gn, _norm(u)
+    return c, 0.0, 0.0, gn, gn
 
 
 @hot
@@ -270,12 +273,20 @@ def _replica(r, k0, k1, n_total, a_tab, rec_steps, j0, widths, offs, act, lossk,
             lmax = alrc_lmax(rule, mu[r, 0], mu[r, 1])
         if track:
             mean_field(th, widths, offs, act, lossk, X, Y, rule, lmax, wsE, rowsE, ws1, rows1, tmp2, H)
-        c, lmean, lcap = minibatch_update(th, widths, offs, act, lossk, X, Y, rule, lmax, per_sample,
-                                          rows, B, ws, ws1, rows1, g, u, tmp, acc[r])
+        c, lmean, lcap, gn, un = minibatch_update(th, widths, offs, act, lossk, X, Y, rule, lmax, per_sample,
+                                                  rows, B, ws, ws1, rows1, g, u, tmp, acc, r)
         a = a_tab[k - k0]
-        for i in range(P):
-            th[i] -= a * u[i]
-        un = norm(u, 0, P)
+        if proj < math.inf:
+            for i in range(P):
+                th[i] -= a * u[i]
+            tn = _norm(th)
+            if tn > proj:
+                f = proj / tn
+                for i in range(P):
+                    th[i] *= f
+            d = dist(th, th0)
+        else:
+            d = step_dist(th, u, a, th0)
         if track:
             m2 = 0.0
             for i in range(P):
@@ -286,21 +297,14 @@ def _replica(r, k0, k1, n_total, a_tab, rec_steps, j0, widths, offs, act, lossk,
             nn = _norm(xi[r])
             if nn > acc[r, A_MAXNOISE] or nn != nn:
                 acc[r, A_MAXNOISE] = nn
-        if proj < math.inf:
-            tn = _norm(th)
-            if tn > proj:
-                f = proj / tn
-                for i in range(P):
-                    th[i] *= f
         if rule.kind == 7:
             lm = lcap if rule.variant == 1 else lmean
             mu[r, 0] = rule.beta1 * mu[r, 0] + (1.0 - rule.beta1) * lm
             mu[r, 1] = rule.beta2 * mu[r, 1] + (1.0 - rule.beta2) * lm * lm
         acc[r, A_S] += a * un
-        acc[r, A_WG] += _norm(g)
+        acc[r, A_WG] += gn
         acc[r, A_WC] += c
         acc[r, A_WN] += 1.0
-        d = dist(th, th0)
         if d > acc[r, A_MAXDISP]:
             acc[r, A_MAXDISP] = d
         if not (d <= blowup and d < math.inf):  # beyond the radius, or non-finite (NaN fails both)

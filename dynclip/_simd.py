@@ -27,7 +27,9 @@ def _load8(builder, base, i):
 
 
 def _reduce8(context, builder, ptrs, lo, m, step):
-    """Run ``acc = step(acc, *loaded vectors)`` over i = lo, lo+8, ..., < m; return the lanes."""
+    """Run ``acc = step(acc, *loaded vectors)`` over i = lo, lo+8, ..., < m; return the lanes.
+
+    ``ptrs`` are element pointers; the vector for pointer p at step i starts at p + i."""
     intp = context.get_value_type(types.intp)
     acc = cgutils.alloca_once_value(builder, ir.Constant(_V8, [0.0] * 8))
     with cgutils.for_range_slice(builder, lo, m, ir.Constant(intp, 8), intp) as (i, _):
@@ -64,5 +66,48 @@ def sqdist_lanes(typingctx, v, w, m):
             d = b.fsub(x, y)
             return b.fadd(acc, b.fmul(d, d))
         return _reduce8(context, builder, [pv, pw], zero, args[2], step)
+
+    return sig, codegen
+
+
+@intrinsic
+def dot_lanes(typingctx, v, vo, w, wo, n):
+    """Lanes of sum v[vo + i] w[wo + i] over i in [0, n); n must be a multiple of 8 and both
+    ranges inside their arrays (lane j takes i = j mod 8, in order)."""
+    sig = _LANES(v, types.intp, w, types.intp, types.intp)
+
+    def codegen(context, builder, signature, args):
+        pv = builder.gep(_data(context, builder, signature.args[0], args[0]), [args[1]])
+        pw = builder.gep(_data(context, builder, signature.args[2], args[2]), [args[3]])
+        zero = context.get_constant(types.intp, 0)
+        return _reduce8(context, builder, [pv, pw], zero, args[4],
+                        lambda b, acc, x, y: b.fadd(acc, b.fmul(x, y)))
+
+    return sig, codegen
+
+
+@intrinsic
+def step_sqdist_lanes(typingctx, th, u, a, th0, n):
+    """The SA step th_i <- th_i - a u_i for i in [0, n), fused with the lanes of
+    sum (th_i - th0_i)^2 of the new th; n must be a multiple of 8 and <= every length."""
+    sig = _LANES(th, u, types.float64, th0, types.intp)
+
+    def codegen(context, builder, signature, args):
+        pt, pu, pt0 = (_data(context, builder, signature.args[j], args[j]) for j in (0, 1, 3))
+        av = ir.Constant(_V8, ir.Undefined)
+        for j in range(8):
+            av = builder.insert_element(av, args[2], ir.Constant(ir.IntType(32), j))
+        zero = context.get_constant(types.intp, 0)
+        intp = context.get_value_type(types.intp)
+        acc = cgutils.alloca_once_value(builder, ir.Constant(_V8, [0.0] * 8))
+        with cgutils.for_range_slice(builder, zero, args[4], ir.Constant(intp, 8), intp) as (i, _):
+            tptr = builder.bitcast(builder.gep(pt, [i]), _V8.as_pointer())
+            t = builder.fsub(builder.load(tptr, align=8), builder.fmul(av, _load8(builder, pu, i)))
+            builder.store(t, tptr, align=8)
+            d = builder.fsub(t, _load8(builder, pt0, i))
+            builder.store(builder.fadd(builder.load(acc), builder.fmul(d, d)), acc)
+        vec = builder.load(acc)
+        return context.make_tuple(builder, _LANES, [builder.extract_element(vec, ir.Constant(ir.IntType(32), j))
+                                                    for j in range(8)])
 
     return sig, codegen

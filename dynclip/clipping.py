@@ -265,13 +265,18 @@ def apply(rule, g, theta, widths, offs, out):
     (1.0 when unchanged) and ``clipped`` True when the rule changed the gradient.
     ALRC clips losses, not gradients: here it is the identity (see the engine).
     """
+    return apply_gn(rule, g, _norm(g, 0, g.shape[0]), theta, widths, offs, out)
+
+
+@hot
+def apply_gn(rule, g, gn, theta, widths, offs, out):
+    """:func:`apply` given ``gn = ||g||`` (callers that need the norm anyway compute it once)."""
     P = g.shape[0]
     k = rule.kind
     if k == 0 or k == 7:
         if not (out is g):
             _copy(g, out)
         return 1.0, False
-    gn = _norm(g, 0, P)
     if k == 1 or k == 2 or k == 6:
         thn = _norm(theta, 0, P) if k == 2 else 0.0
         w, c, clipped = scale_factor(rule, gn, thn)

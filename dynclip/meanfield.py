@@ -19,7 +19,7 @@ import numpy as np
 from numba import prange
 
 from ._jit import njit, pjit
-from ._kernels import mean_field, minibatch_update
+from ._kernels import mean_field, minibatch_update, N_ACC
 from .clipping import ClipKind, check_rule, alrc_lmax
 from .model import (check_net, check_data, check_theta, make_workspace, full_loss_grad, forward,
                     losses_and_dout, sample_normsq, EVAL_BLOCK)
@@ -95,12 +95,12 @@ def _H_batch_many(thetas, widths, offs, act, lossk, X, Y, rule, batches, out, ou
         g = np.zeros(P)
         u = np.zeros(P)
         tmp = np.zeros(P)
-        acc = np.zeros(8)
+        acc = np.zeros((1, N_ACC))
         out[m, :] = 0.0
         out_sq[m] = 0.0
         for s in range(nb):
             minibatch_update(thetas[m], widths, offs, act, lossk, X, Y, rule, np.inf, False, batches[s], B,
-                             ws, ws1, rows1, g, u, tmp, acc)
+                             ws, ws1, rows1, g, u, tmp, acc, 0)
             sq = 0.0
             for i in range(P):
                 out[m, i] += u[i] / nb

@@ -16,7 +16,7 @@ import numpy as np
 
 from ._jit import njit, hot
 from ._fastmath import tanh as fast_tanh
-from ._simd import sumsq_lanes, sqdist_lanes
+from ._simd import sumsq_lanes, sqdist_lanes, dot_lanes, step_sqdist_lanes
 from ._blas import matmul
 
 
@@ -316,46 +316,17 @@ def forward(theta, widths, offs, act, X, rows, nb, ws):
             nb_loop = 0
         else:
             nb_loop = nb
-        no8 = no - no % 8
+        ni8 = ni - ni % 8
         for b in range(nb_loop):
             x = ai + b * ni
             z = ao + b * no
-            # eight outputs at a time: eight independent dependency chains keep the adder
-            # busy; each output is still summed in the plain loop's order (results unchanged)
-            for o in range(0, no8, 8):
+            # each output: one dot product with eight SIMD lanes, then the bias
+            for o in range(no):
                 w0 = ow + o * ni
-                s0 = theta[ob + o]
-                s1 = theta[ob + o + 1]
-                s2 = theta[ob + o + 2]
-                s3 = theta[ob + o + 3]
-                s4 = theta[ob + o + 4]
-                s5 = theta[ob + o + 5]
-                s6 = theta[ob + o + 6]
-                s7 = theta[ob + o + 7]
-                for i in range(ni):
-                    xi = acts[x + i]
-                    s0 += theta[w0 + i] * xi
-                    s1 += theta[w0 + ni + i] * xi
-                    s2 += theta[w0 + 2 * ni + i] * xi
-                    s3 += theta[w0 + 3 * ni + i] * xi
-                    s4 += theta[w0 + 4 * ni + i] * xi
-                    s5 += theta[w0 + 5 * ni + i] * xi
-                    s6 += theta[w0 + 6 * ni + i] * xi
-                    s7 += theta[w0 + 7 * ni + i] * xi
-                zs[z + o] = s0
-                zs[z + o + 1] = s1
-                zs[z + o + 2] = s2
-                zs[z + o + 3] = s3
-                zs[z + o + 4] = s4
-                zs[z + o + 5] = s5
-                zs[z + o + 6] = s6
-                zs[z + o + 7] = s7
-            for o in range(no8, no):
-                w0 = ow + o * ni
-                s0 = theta[ob + o]
-                for i in range(ni):
+                s0, s1, s2, s3, s4, s5, s6, s7 = dot_lanes(theta, w0, acts, x, ni8)
+                for i in range(ni8, ni):
                     s0 += theta[w0 + i] * acts[x + i]
-                zs[z + o] = s0
+                zs[z + o] = theta[ob + o] + (((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7)))
         if l < L - 1:
             if act == 0:    # its own loop so that it vectorises
                 for k in range(ao, ao + nb * no):
@@ -726,3 +697,20 @@ def loss_and_grad(net, theta, X, Y, loss="mse"):
     val = full_loss_grad(theta, net.widths_array(), net.offsets(), net.act, lk, X, Y, ws,
                          np.zeros(B, np.int64), grad)
     return float(val), grad
+
+
+@hot
+def step_dist(th, u, a, th0):
+    """The SA step th <- th - a u in place, fused with the pass that returns ||th - th0||
+    (bit-identical to the step followed by :func:`dist`)."""
+    n = min(th.shape[0], u.shape[0], th0.shape[0])
+    m = (n // 8) * 8
+    s0, s1, s2, s3, s4, s5, s6, s7 = step_sqdist_lanes(th, u, a, th0, m)
+    for i in range(m, n):
+        th[i] -= a * u[i]
+        d = th[i] - th0[i]
+        s0 += d * d
+    s = ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))
+    if s < math.inf and s > 1e-280:
+        return math.sqrt(s)
+    return dist(th, th0)
