@@ -161,10 +161,12 @@ def sumsq(v, lo, hi):
     latency; eight independent ones, kept in one SIMD register (:mod:`dynclip._simd`),
     run eight elements per add.
 
-    Performance notes that hold for every kernel in dynclip: hot loops index whole arrays
-    with offsets instead of slicing views (a view in a loop costs two atomic reference-count
-    updates, measured at ~25 ns each here), and each function first rejects negative
-    offsets, which lets LLVM drop Numba's negative-index fix-up and vectorise.
+    Performance notes that hold for every kernel in dynclip: the per-step functions are
+    compiled without reference counting (:func:`dynclip._jit.hot`; with it, every array
+    argument, attribute and view costs atomic increments, measured at half of a small
+    step), hot loops index whole arrays with offsets instead of slicing views, and each
+    function first rejects negative offsets, which lets LLVM drop Numba's negative-index
+    fix-up and vectorise.
     """
     if lo < 0 or hi <= lo or hi > v.shape[0]:
         return 0.0
@@ -406,9 +408,8 @@ def _backward_layer_blas(theta, grad, acts, ai, ow, ni, no, nb, dcur, dprev, gt,
 def backward(theta, widths, offs, act, nb, ws, grad):
     """Accumulate sum_b ws.wts[b] * grad l_b into ``grad`` (not zeroed here).
 
-    One function with no array views and no array variables reassigned in branches: both
-    make Numba emit reference-count updates in the loops (measured 6x slower on small nets).
-    The deltas alternate between ws.d1 and ws.d2 by layer parity.
+    The deltas alternate between ws.d1 and ws.d2 by layer parity (indexed in place rather
+    than swapped, which keeps the loops free of array reassignments).
     """
     acts = ws.acts
     zs = ws.zs
