@@ -8,7 +8,8 @@ argument. Anything else (another exception, a crash, a wrong result) fails.
 Each property runs twice: a derandomized default run of a few hundred examples, and a random
 ``@pytest.mark.slow`` run of >= 1000. Inputs that hit a *known* bug are steered around in the
 properties; each such bug has a strict-xfail reproduction at the end of this file, so a fix
-shows up as an XPASS (then delete the xfail and the matching ``known_*`` guard).
+shows up as an XPASS (then delete the xfail and the matching ``known_*`` guard). The
+reproductions of fixed bugs stay there as plain regression tests.
 """
 import contextlib
 import dataclasses
@@ -193,12 +194,6 @@ def _p_mlp(data):
         widths = data.draw(st.one_of(st.lists(WIDTH_ITEM, max_size=5), any_array(max_dims=2), JUNK), label="widths")
     if which in ("activation", "both"):
         activation = data.draw(st.one_of(st.text(max_size=8), JUNK), label="activation")
-    # known bug (test_xfail_mlp_accepts_strings): "23", b"\x02\x03", ["2", "3"], datetime64 arrays are read as widths
-    assume(not isinstance(widths, (str, bytes)) and not (isinstance(widths, list) and any(isinstance(v, (str, bytes))
-                                                                                       for v in widths)))
-    assume(not (isinstance(widths, np.ndarray) and widths.dtype.kind in "USMmc"))
-    # known bug (test_xfail_mlp_inf_width): an infinite width raises OverflowError
-    assume(not (isinstance(widths, np.ndarray) and widths.dtype.kind == "f" and np.any(np.isinf(widths))))
     names = {"none": (), "both": ("widths", "activation")}.get(which, (which,))
     ok, net = call(dc.mlp, widths, activation, names=names)
     if ok:
@@ -222,8 +217,6 @@ def _p_init_params(data):
         net = data.draw(JUNK)
     elif which == "seed":
         seed = data.draw(st.one_of(st.integers(-2**70, 2**70), JUNK))
-        # known bug (test_xfail_init_params_seed_message): NumPy's own message, without the name
-        assume(isinstance(seed, (int, np.integer)) and not isinstance(seed, bool) and seed >= 0)
     ok, th = call(dc.init_params, net, seed, names=() if which == "none" else (which,))
     if ok:
         assert th.shape == (net.n_params,) and th.dtype == np.float64
@@ -543,9 +536,9 @@ def _bad_value(data, name, pos, kw):
     N, P = len(pos[1]), pos[0].n_params
     ints = st.one_of(st.integers(-3, 6), st.floats(-3, 6), st.sampled_from([2.0, 1.5, True, np.int8(3), "3"]), JUNK)
     if name in ("n_steps", "batch_size", "n_replicas", "record_every"):
-        # no huge sizes: a legitimate run of 10**12 steps takes that long (2**64: test_xfail_simulate_huge_n_steps)
+        # no huge sizes: a legitimate run of 10**12 steps takes that long (from 2**63 on they are refused)
         return data.draw(ints.filter(lambda v: not (isinstance(v, (int, float, np.integer, np.floating))
-                                                    and not isinstance(v, bool) and v > 50)))
+                                                    and not isinstance(v, bool) and 50 < v < 2**63)))
     if name == "seed":
         return data.draw(st.one_of(st.integers(-2**70, 2**70), JUNK))
     if name in ("project_radius", "blowup_radius"):
@@ -560,13 +553,11 @@ def _bad_value(data, name, pos, kw):
             hnp.arrays(st.one_of(hnp.integer_dtypes(), hnp.unsigned_integer_dtypes()), shape),
             any_array(max_dims=4), JUNK))
     if name in ("clip_per", "nonfinite"):
-        # known bug (test_xfail_simulate_array_options): an array option gives NumPy's "truth value ... ambiguous"
-        return data.draw(st.one_of(st.text(max_size=6), JUNK.filter(lambda v: not isinstance(v, np.ndarray))))
+        return data.draw(st.one_of(st.text(max_size=6), JUNK))
     if name == "loss":
         return data.draw(st.one_of(st.text(max_size=6), JUNK))
     if name in ("record_theta", "track_noise"):
-        # the same bug for record_theta / track_noise arrays; other values are read by truthiness
-        return data.draw(st.one_of(st.booleans(), st.none(), st.integers(0, 1)))
+        return data.draw(st.one_of(st.booleans(), st.integers(0, 1), JUNK))
     if name == "reference":
         K = len(dc.engine.record_steps(T, dc.engine._default_every(T, kw["record_every"])))
         return data.draw(st.one_of(JUNK, st.builds(dc.FlowResult, t=moderate((K,), 3.0),
@@ -621,7 +612,7 @@ def check_sa_result(res, pos, kw):
         d, s = res.displacement[ok], res.update_sum[ok]
         # in floating point theta_s - theta_0 also carries the rounding of theta itself (half an ulp
         # of each entry per step), so the sure bound holds up to that
-        th0 = np.atleast_2d(kw.get('theta0', np.zeros(1)))
+        th0 = np.atleast_2d(np.zeros(1) if kw.get('theta0') is None else kw['theta0'])    # (None: the default)
         tol = 4 * np.finfo(float).eps * (np.abs(th0).max() + np.abs(res.theta_final[ok]).max(initial=0.0)) \
             * np.sqrt(res.theta_final.shape[1]) * int(kw['n_steps'])
         assert np.all(d <= s * (1 + 1e-9) + tol + 1e-300)
@@ -1057,7 +1048,8 @@ def test_load_random_bytes_and_damaged_files(saved_result):
 
 
 # ----------------------------------------------------------------------------------------
-# known bugs: minimal reproductions (strict xfail: a fix turns them into failures to remove)
+# minimal reproductions: of known bugs (strict xfail: a fix turns them into failures to remove),
+# and of fixed ones (regression tests)
 # ----------------------------------------------------------------------------------------
 def _xfail(reason):
     return pytest.mark.xfail(strict=True, reason="known bug: " + reason)
@@ -1070,20 +1062,17 @@ def _raises_named(fn, name, *exc):
             fn()
 
 
-@_xfail("mlp lets int() raise OverflowError for an infinite width")
-def test_xfail_mlp_inf_width():
+def test_mlp_inf_width():
     _raises_named(lambda: dc.mlp([2, math.inf]), "widths", ValueError)
 
 
-@_xfail("check_net accepts a hand-built MLP with widths < 1 (ZeroDivisionError / 'negative dimensions')")
-def test_xfail_hand_built_mlp():
+def test_hand_built_mlp():
     X, Y = np.zeros((3, 2)), np.zeros((3, 1))
     _raises_named(lambda: dc.simulate(MLP((2, 0, 1), "tanh"), X, Y, C.classic(1.0), S.constant(0.1), n_steps=1,
                                       seed=0), "widths")
 
 
-@_xfail("init_params passes seed to NumPy unchecked: the message does not name seed")
-def test_xfail_init_params_seed_message():
+def test_init_params_seed_message():
     _raises_named(lambda: dc.init_params(dc.mlp([2, 1]), -1), "seed")
 
 
@@ -1225,14 +1214,12 @@ def test_xfail_load_non_object_header():
             dc.SAResult.load(p)
 
 
-@_xfail("simulate lets a huge n_steps reach NumPy: OverflowError instead of ValueError")
-def test_xfail_simulate_huge_n_steps():
+def test_simulate_huge_n_steps():
     _raises_named(lambda: dc.simulate(dc.mlp([2, 1]), np.zeros((2, 2)), np.zeros(2), C.none(), S.constant(0.1),
                                       n_steps=2**64, seed=0), "n_steps")
 
 
-@_xfail("mlp reads strings and bytes as digit sequences: mlp('23') is the net [2, 3]")
-def test_xfail_mlp_accepts_strings():
+def test_mlp_accepts_strings():
     _raises_named(lambda: dc.mlp("23"), "widths")
 
 
@@ -1246,9 +1233,7 @@ def test_xfail_clip_net_not_checked():
     _raises_named(lambda: C.clip(C.layerwise(1.0, 1e-3), np.ones(3), np.ones(3), net=5), "net")
 
 
-@_xfail("simulate compares clip_per / nonfinite with 'in' and reads flags by truthiness: arrays give "
-        "'truth value of an array ... is ambiguous'")
-def test_xfail_simulate_array_options():
+def test_simulate_array_options():
     _raises_named(lambda: dc.simulate(dc.mlp([2, 1]), np.zeros((2, 2)), np.zeros(2), C.none(), S.constant(0.1),
                                       n_steps=1, seed=0, clip_per=np.array(["batch", "sample"])), "clip_per")
 
