@@ -512,13 +512,28 @@ def backward(theta, widths, offs, act, nb, ws, grad):
 
 
 @njit
-def sample_normsq(theta, widths, offs, act, nb, ws, out):
-    """Per-sample squared gradient norms ||grad l_b||^2 for the nb samples of the last forward pass.
+def _dnorm(d1, d2, odd, lo, hi):
+    """||d[lo:hi]|| (overflow-safe) of the current delta buffer (d2 when odd, else d1)."""
+    if odd:
+        return norm(d2, lo, hi)
+    return norm(d1, lo, hi)
 
-    Uses the rank-1 structure of a per-sample layer gradient: ||delta a^T||^2 + ||delta||^2 =
-    ||delta||^2 (||a||^2 + 1), so no per-sample gradient vector is formed. Deltas propagate
-    as in :func:`backward` (same buffers; call it before, not after, ws.d1/d2 are needed).
+
+#: an empty mask: the fast pass of _sample_grad_norms
+_NO_REDO = np.zeros(0, dtype=np.bool_)
+
+
+@njit
+def _sample_grad_norms(theta, widths, offs, act, nb, ws, out, redo):
+    """Core of :func:`sample_normsq` and :func:`sample_norms`.
+
+    With an empty ``redo`` (the fast pass): out[b] = sum over layers of ||delta||^2 (||a||^2 + 1).
+    Otherwise only the samples with redo[b] are computed again, overflow-safely, and out[b]
+    becomes their *norm* (not squared): per layer ||delta|| * hypot(1, ||a||) with the
+    rescaling norm(), summed by hypot. The deltas propagate as in :func:`backward` (same
+    buffers; call it before, not after, ws.d1/d2 are needed).
     """
+    safe = redo.shape[0] > 0
     acts = ws.acts
     zs = ws.zs
     aoff = ws.aoff
@@ -530,7 +545,8 @@ def sample_normsq(theta, widths, offs, act, nb, ws, out):
     if f0 < 0:
         return
     for b in range(nb):
-        out[b] = 0.0
+        if not safe or redo[b]:
+            out[b] = 0.0
         for o in range(no):
             d1[b * no + o] = zs[f0 + b * no + o]
     for l in range(L - 1, -1, -1):
@@ -542,6 +558,12 @@ def sample_normsq(theta, widths, offs, act, nb, ws, out):
         if ni <= 0 or no <= 0 or ow < 0 or ai < 0:
             return
         for b in range(nb):
+            if safe:
+                if redo[b]:
+                    t = _dnorm(d1, d2, odd, b * no, b * no + no) * math.hypot(
+                        1.0, norm(acts, ai + b * ni, ai + b * ni + ni))
+                    out[b] = math.nan if (t != t or out[b] != out[b]) else math.hypot(out[b], t)
+                continue
             dd = 0.0
             for o in range(no):
                 d = d2[b * no + o] if odd else d1[b * no + o]
@@ -573,6 +595,56 @@ def sample_normsq(theta, widths, offs, act, nb, ws, out):
                     d1[k] *= f
                 else:
                     d2[k] *= f
+
+
+@njit
+def _redo_mask(nb, out):
+    """Samples whose fast squared norm is inf, NaN, or below 1e-280 (overflow, 0 * inf, underflow);
+    None when there is none."""
+    n = 0
+    for b in range(nb):
+        if not (out[b] < math.inf and out[b] > 1e-280):
+            n += 1
+    if n == 0:
+        return None
+    redo = np.zeros(nb, dtype=np.bool_)
+    for b in range(nb):
+        redo[b] = not (out[b] < math.inf and out[b] > 1e-280)
+    return redo
+
+
+@njit
+def sample_normsq(theta, widths, offs, act, nb, ws, out):
+    """Per-sample squared gradient norms ||grad l_b||^2 for the nb samples of the last forward pass.
+
+    Uses the rank-1 structure of a per-sample layer gradient: ||delta a^T||^2 + ||delta||^2 =
+    ||delta||^2 (||a||^2 + 1), so no per-sample gradient vector is formed. Deltas propagate
+    as in :func:`backward` (same buffers; call it before, not after, ws.d1/d2 are needed).
+    A sample whose fast sum is inf, NaN or below 1e-280 (a factor beyond ~1e154 or below
+    ~1e-154) is computed again overflow-safely; its square still overflows (underflows) when
+    the norm itself is beyond ~1.3e154 (below ~1.5e-154): :func:`sample_norms` gives the norms.
+    """
+    _sample_grad_norms(theta, widths, offs, act, nb, ws, out, _NO_REDO)
+    redo = _redo_mask(nb, out)
+    if redo is not None:
+        _sample_grad_norms(theta, widths, offs, act, nb, ws, out, redo)
+        for b in range(nb):
+            if redo[b]:
+                out[b] = out[b] * out[b]
+
+
+@njit
+def sample_norms(theta, widths, offs, act, nb, ws, out):
+    """Per-sample gradient norms ||grad l_b|| (as :func:`sample_normsq`, not squared), safe from
+    overflow and underflow: the square root of the fast sum, or the rescaled recomputation
+    where that sum is inf, NaN or below 1e-280."""
+    _sample_grad_norms(theta, widths, offs, act, nb, ws, out, _NO_REDO)
+    redo = _redo_mask(nb, out)
+    for b in range(nb):
+        if redo is None or not redo[b]:
+            out[b] = math.sqrt(out[b])
+    if redo is not None:
+        _sample_grad_norms(theta, widths, offs, act, nb, ws, out, redo)
 
 
 @njit
