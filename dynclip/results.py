@@ -135,21 +135,30 @@ class SAResult:
 
 @dataclass(frozen=True, eq=False)
 class FlowResult:
-    """Solution of theta' = -H(theta) at times ``t``: ``theta`` (K, P), ``loss`` (K,), ``H_norm`` (K,)."""
+    """Solution of theta' = -H(theta) at times ``t``: ``theta`` (K, P), ``loss`` (K,), ``H_norm`` (K,).
+
+    ``n_rhs`` counts the H evaluations. ``partial`` is True when the solver stopped before
+    ``t[-1]`` (see :func:`dynclip.ode.integrate`); ``message`` then says why, and the rows of
+    the times not reached are NaN.
+    """
     t: np.ndarray
     theta: np.ndarray
     loss: np.ndarray
     H_norm: np.ndarray
     n_rhs: int = 0
     config: dict = field(default_factory=dict)
+    partial: bool = False
+    message: str = ""
 
     def save(self, path):
         atomic_savez(path, {"t": self.t, "theta": self.theta, "loss": self.loss, "H_norm": self.H_norm},
-                     {"format": "FlowResult", "config": self.config, "n_rhs": int(self.n_rhs)})
+                     {"format": "FlowResult", "config": self.config, "n_rhs": int(self.n_rhs),
+                      "partial": bool(self.partial), "message": str(self.message)})
 
     @classmethod
     def load(cls, path):
         arrays, meta = read_npz(path, "FlowResult")
         if set(arrays) != {"t", "theta", "loss", "H_norm"}:
             raise ValueError(f"{path} is not a valid FlowResult file")
-        return cls(n_rhs=int(meta.get("n_rhs", 0)), config=meta.get("config", {}), **arrays)
+        return cls(n_rhs=int(meta.get("n_rhs", 0)), config=meta.get("config", {}),
+                   partial=bool(meta.get("partial", False)), message=str(meta.get("message", "")), **arrays)
