@@ -283,10 +283,8 @@ def _unit_mt(v, r0, ni, bi):
 
 
 @njit
-def _unit_norm(v, r0, ni, bi, s):
-    """||unit|| from the fast sum of squares s, or rescaled when s overflowed or underflowed (like norm())."""
-    if s < math.inf and s > 1e-280:
-        return math.sqrt(s)
+def _unit_norm_rescaled(v, r0, ni, bi):
+    """||unit|| rescaled by its largest entry: where the fast sum of squares overflowed or underflowed (like norm())."""
     m, t = _unit_mt(v, r0, ni, bi)
     if m == 0.0 or not (m < math.inf):
         return m if m == m else math.nan
@@ -407,12 +405,15 @@ def apply(rule, g, theta, widths, offs, out):
                 for i in range(ni):
                     sg += g[wo + o * ni + i] ** 2
                     st += theta[wo + o * ni + i] ** 2
-                lam = rule.lam * max(_unit_norm(theta, wo + o * ni, ni, bo + o, st), rule.eps)
-                c = max(_unit_norm(g, wo + o * ni, ni, bo + o, sg) / lam, 1.0)
+                r0 = wo + o * ni
+                tn = math.sqrt(st) if st < math.inf and st > 1e-280 else _unit_norm_rescaled(theta, r0, ni, bo + o)
+                gn_u = math.sqrt(sg) if sg < math.inf and sg > 1e-280 else _unit_norm_rescaled(g, r0, ni, bo + o)
+                lam = rule.lam * max(tn, rule.eps)
+                c = max(gn_u / lam, 1.0)
                 if c > 1.0:
                     clipped = True
                 if c == math.inf:       # ||g_unit|| / lam beyond the float range: scale to norm lam
-                    m, t = _unit_mt(g, wo + o * ni, ni, bo + o)
+                    m, t = _unit_mt(g, r0, ni, bo + o)
                     if m < math.inf and m > 0.0:
                         f = lam / math.sqrt(t)
                         for i in range(ni):
