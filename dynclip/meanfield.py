@@ -24,8 +24,7 @@ from .clipping import ClipKind, check_rule, alrc_lmax
 from .model import (check_net, check_data, check_theta, make_workspace, full_loss_grad, forward,
                     losses_and_dout, sample_norms, EVAL_BLOCK, as_float_array, check_int, check_real,
                     check_choice, check_seed)
-
-CLIP_PER = ("batch", "sample")
+from .engine import CLIP_PER
 
 
 def _thetas(net, theta):

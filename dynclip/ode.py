@@ -46,7 +46,7 @@ def integrate(net, X, Y, rule, theta0, t_eval, *, loss="mse", method="DOP853", r
     ----------
     net, X, Y, rule, loss : as for :func:`dynclip.simulate` (H with batch size 1)
     theta0 : array (P,)
-    t_eval : increasing array of ODE times >= 0 (the SA's t_k = sum_{j<k} a(j))
+    t_eval : nondecreasing array of ODE times >= 0 (the SA's t_k = sum_{j<k} a(j))
     method : one of "RK23", "RK45", "DOP853", "Radau", "BDF", "LSODA", or an OdeSolver class
         The ``scipy.integrate.solve_ivp`` method; its steps are the ones ``solve_ivp`` takes.
     rtol, atol : finite numbers > 0
@@ -97,7 +97,11 @@ def integrate(net, X, Y, rule, theta0, t_eval, *, loss="mse", method="DOP853", r
         solver = solver_cls(rhs, 0.0, th0, float(t[-1]), vectorized=False, rtol=rtol, atol=atol)
         i = 0
         while True:         # solve_ivp's loop, with a budget
-            msg = solver.step()
+            try:
+                msg = solver.step()
+            except (ValueError, ArithmeticError, np.linalg.LinAlgError) as e:    # e.g. LU of a non-finite Jacobian
+                msg = f"{type(e).__name__}: {e}"
+                solver.status = "failed"
             if solver.status == "failed":
                 message = f"the solver failed at t = {solver.t:.6g}: {msg}"
                 break

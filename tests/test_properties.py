@@ -1159,6 +1159,23 @@ def test_integrate_nonfinite_solution():
                              loss="quartic", rtol=1950.0)
     assert flow.theta.shape == (1, 6)
     assert flow.partial and "float range" in flow.message and np.isnan(flow.theta).all() and np.isnan(flow.loss).all()
+    for method in ("BDF", "Radau"):     # their LU of a non-finite Jacobian raises inside the step
+        with pytest.warns(RuntimeWarning, match="failed"):
+            flow = ode.integrate(net, np.zeros((2, 1)), np.array([[2.0, 0.0], [0.0, 0.0]]), C.none(), np.zeros(6),
+                                 [0.0, 1.0], loss="quartic", rtol=1e300, atol=1e300, method=method)
+        assert flow.partial and np.all(flow.theta[0] == 0) and np.isnan(flow.theta[1]).all()
+
+
+def test_integrate_repeated_times():
+    """t_eval is nondecreasing, as documented (solve_ivp itself refuses a repeated time)."""
+    net = dc.mlp([2, 1])
+    rng = np.random.default_rng(1)
+    X, Y = rng.normal(size=(4, 2)), rng.normal(size=(4, 1))
+    a = ode.integrate(net, X, Y, C.classic(0.5), np.ones(3), [0.0, 0.5, 0.5, 1.0])
+    b = ode.integrate(net, X, Y, C.classic(0.5), np.ones(3), [0.0, 0.5, 1.0])
+    assert not a.partial
+    np.testing.assert_array_equal(a.theta[[0, 1, 3]], b.theta)
+    np.testing.assert_array_equal(a.theta[1], a.theta[2])
 
 
 def test_bounds_complex_message():
