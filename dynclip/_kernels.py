@@ -15,7 +15,7 @@ from numba import prange
 from ._jit import njit, pjit, hot
 from .clipping import apply, apply_gn, alrc_lmax, is_scalar_rule, scale_factor
 from .model import (sumsq, dist, step_dist, norm, make_workspace, block_loss_grad, forward, losses_and_dout, backward,
-                    sample_normsq, full_loss, EVAL_BLOCK)
+                    sample_norms, full_loss, EVAL_BLOCK)
 from .rng import randint
 
 # accumulator columns (acc[r, :])
@@ -77,9 +77,9 @@ def _sample_weights(theta, widths, offs, act, rule, lmax, nb, ws, scale):
             ws.wts[b] = scale
         return 0
     thn = norm(theta, 0, theta.shape[0]) if rule.kind == 2 else 0.0
-    sample_normsq(theta, widths, offs, act, nb, ws, ws.wts)
+    sample_norms(theta, widths, offs, act, nb, ws, ws.wts)
     for b in range(nb):
-        w, c, clipped = scale_factor(rule, math.sqrt(ws.wts[b]), thn)
+        w, c, clipped = scale_factor(rule, ws.wts[b], thn)
         ws.wts[b] = w * scale
         if clipped:
             ncl += 1

@@ -91,19 +91,42 @@ def _is_scalar(x):
 def _as_float_array(x, name):
     try:
         arr = np.asarray(x, dtype=float)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a real number or array of real numbers, got {x!r}") from None
+    except (TypeError, ValueError, OverflowError):
+        raise ValueError(f"{name} must be a real number or array of real numbers, got {_fmt(x)}") from None
     if np.any(np.isnan(arr)):
-        raise ValueError(f"{name} must not be NaN, got {x!r}")
+        raise ValueError(f"{name} must not be NaN, got {_fmt(x)}")
     return arr
 
 
 def _fmt(x):
-    """Format an offending value for an error message."""
-    if _is_scalar(x):
-        v = float(np.asarray(x))
-        return repr(int(v)) if v.is_integer() else repr(v)
-    return repr(np.asarray(x).tolist()) if np.size(x) <= 6 else "an array with offending entries"
+    """Format an offending value for an error message (one line, any type)."""
+    try:
+        a = np.asarray(x)
+        if a.ndim == 0 and a.dtype.kind in "biuf":
+            v = float(a)
+            return repr(int(v)) if v.is_integer() else repr(v)
+        if a.ndim == 0 and a.dtype.kind == "c":
+            return repr(a.item())
+        if a.ndim > 0 and a.dtype.kind != "O" and a.size <= 6:
+            return repr(a.tolist())
+    except Exception:       # ragged sequences, odd objects: fall through to repr
+        pass
+    if isinstance(x, np.ndarray):
+        return f"an array of shape {x.shape} with offending entries"
+    r = " ".join(repr(x).split())
+    return r if len(r) <= 60 else r[:57] + "..."
+
+
+def _broadcast(**args):
+    """Check that the named arguments broadcast together; ValueError naming the first that does not."""
+    shape, seen = (), []
+    for name, x in args.items():
+        try:
+            shape = np.broadcast_shapes(shape, np.shape(x))
+        except ValueError:
+            others = ", ".join(f"{n} of shape {np.shape(v)}" for n, v in seen)
+            raise ValueError(f"{name} of shape {np.shape(x)} does not broadcast with {others}") from None
+        seen.append((name, x))
 
 
 def _nonneg(x, name):
@@ -283,7 +306,10 @@ def hoeffding_range(r, range_sq_sum):
     """
     r_ = _nonneg(r, "r")
     s = _positive(range_sq_sum, "range_sq_sum")
-    return _out(2.0 * np.exp(-2.0 * r_**2 / s), r, range_sq_sum)
+    _broadcast(r=r_, range_sq_sum=s)
+    with np.errstate(all="ignore"):
+        e = _quadratic(2.0 * r_**2 / s, s, 2.0, r_, 1.0, s)
+    return _out(2.0 * np.exp(-e), r, range_sq_sum)
 
 
 def pinelis(r, lam, sum_a2):
@@ -355,7 +381,11 @@ def coordinate_union(r, d, lam, sum_a2):
     d_ = _positive_int(d, "d")
     lam_ = _positive(lam, "lam")
     s = _positive(sum_a2, "sum_a2")
-    val = 2.0 * d_ * np.exp(-(r_**2) / (2.0 * d_ * lam_**2 * s))
+    _broadcast(r=r_, d=d_, lam=lam_, sum_a2=s)
+    with np.errstate(all="ignore"):
+        den = 2.0 * d_ * lam_**2 * s
+        e = _quadratic(r_**2 / den, den, 0.5 / d_, r_, lam_, s)
+        val = 2.0 * d_ * np.exp(-e)
     return _out(val, r, d, lam, sum_a2)
 
 
@@ -408,11 +438,69 @@ def pinelis_bennett(r, lam, sum_a2, a_max):
     return _out(2.0 * np.exp(-e), r, lam, sum_a2, a_max)
 
 
-def _bennett_exponent(r, b, B2):
-    """``(r/b + B2/b**2) * log1p(r*b/B2) - r/b`` (>= 0, increasing in r)."""
-    u = r / b
-    v = B2 / b**2
-    return (u + v) * np.log1p(u / v) - u
+_TINY = np.finfo(float).tiny
+
+
+def _quadratic(fast, den, c, r, lam, s):
+    """The exponent c r^2 / (lam^2 s): ``fast`` as the caller computed it with the denominator
+    ``den``, or, where a square or a product in it leaves the normal float range (0/0, inf/inf,
+    subnormal), from logarithms (0 at r = 0)."""
+    with np.errstate(over="ignore", under="ignore", divide="ignore", invalid="ignore"):
+        r2 = r**2
+        ok = (np.isfinite(fast) & (r2 < np.inf) & ((r2 >= _TINY) | (r == 0)) & (lam**2 >= _TINY)
+              & (den >= _TINY) & (den < np.inf))
+        if np.all(ok):
+            return fast
+        safe = np.exp(np.log(c) + 2.0 * (np.log(r) - np.log(lam)) - np.log(s))    # exp(-inf) = 0 at r = 0
+        return np.where(ok, fast, safe)
+
+
+#: below this x = r b / B^2 the Bennett exponent is summed as a series (the closed form cancels)
+_BENNETT_SERIES = 1e-3
+
+
+def _h_over_x2(x):
+    """h(x) / x^2 = sum_{j>=0} (-1)^j x^j / ((j+1)(j+2)) (terms to x^8: exact to rounding for
+    |x| <= 1e-3), with h(x) = (1+x) log1p(x) - x."""
+    acc = np.zeros_like(x)
+    for j in range(8, -1, -1):
+        acc = (-1.0) ** j / ((j + 1) * (j + 2)) + x * acc
+    return acc
+
+
+def _bennett_exponent(r, lam, s, am):
+    """``(r/b + B2/b**2) * log1p(r*b/B2) - r/b = (B2/b**2) h(r b / B2)``, b = 2 lam a_max, B2 = lam^2 s,
+    h(x) = (1+x) log1p(x) - x (>= 0, increasing in r).
+
+    The closed form where its ratios stay in the normal float range and x = r b / B2 >= 1e-3;
+    otherwise r^2/B2 * h(x)/x^2 as a series for small x, and from logarithms elsewhere
+    (no 0/0, inf - inf or inf * 0), 0 at r = 0.
+    """
+    with np.errstate(over="ignore", under="ignore", divide="ignore", invalid="ignore"):
+        b = 2.0 * lam * am
+        B2 = lam**2 * s
+        u = r / b
+        v = B2 / b**2
+        fast = (u + v) * np.log1p(u / v) - u
+        inner = [b, B2, b**2, v, u / v]
+        ok = np.isfinite(fast) & ((u >= _TINY) | (r == 0)) & (u < np.inf) & (u / v >= _BENNETT_SERIES)
+        for q in inner:
+            ok &= (q >= _TINY) & (q < np.inf)
+        ok |= (r == 0) & np.isfinite(fast)
+        if np.all(ok):
+            return fast
+        lr = np.log(r)
+        lb = np.log(2.0) + np.log(lam) + np.log(am)
+        lB2 = 2.0 * np.log(lam) + np.log(s)
+        lx = lr + lb - lB2                                  # log x
+        x = np.exp(lx)
+        small = lx < np.log(_BENNETT_SERIES)
+        series = np.exp(2.0 * lr - lB2) * _h_over_x2(np.where(small, x, 0.0))
+        L = np.where(lx > 700.0, lx, np.log1p(x))            # log1p(x) = log x + O(1/x)
+        k = (1.0 + np.exp(-lx)) * L - 1.0                    # h(x) / x
+        large = np.exp(lr - lb + np.log(k))                  # u h(x) / x
+        safe = np.where(r == 0, 0.0, np.where(small, series, large))
+        return np.maximum(np.where(ok, fast, safe), 0.0)
 
 
 def sure_displacement(lam, a):
@@ -482,24 +570,29 @@ def exponent(kind, r, lam, sum_a2, a_max=None):
     float or ndarray
         The exponent :math:`E \\ge 0`.
     """
-    if kind not in EXPONENT_KINDS:
-        raise ValueError(f"kind must be one of {EXPONENT_KINDS}, got {kind!r}")
+    if not isinstance(kind, str) or kind not in EXPONENT_KINDS:
+        raise ValueError(f"kind must be one of {EXPONENT_KINDS}, got {_fmt(kind)}")
     r_ = _nonneg(r, "r")
     lam_ = _positive(lam, "lam")
     s = _positive(sum_a2, "sum_a2")
-    if kind == "paper":
-        return _out(2.0 * r_**2 / (lam_**2 * s), r, lam, sum_a2)
-    if kind == "azuma":
-        return _out(r_**2 / (2.0 * lam_**2 * s), r, lam, sum_a2)
-    if kind == "pinelis":
-        return _out(r_**2 / (8.0 * lam_**2 * s), r, lam, sum_a2)
-    # pinelis_bennett
+    if kind != "pinelis_bennett":
+        _broadcast(r=r_, lam=lam_, sum_a2=s)
+        with np.errstate(all="ignore"):
+            if kind == "paper":
+                den = lam_**2 * s
+                e = _quadratic(2.0 * r_**2 / den, den, 2.0, r_, lam_, s)
+            elif kind == "azuma":
+                den = 2.0 * lam_**2 * s
+                e = _quadratic(r_**2 / den, den, 0.5, r_, lam_, s)
+            else:
+                den = 8.0 * lam_**2 * s
+                e = _quadratic(r_**2 / den, den, 0.125, r_, lam_, s)
+        return _out(e, r, lam, sum_a2)
     if a_max is None:
         raise ValueError("a_max must be given (> 0) for kind 'pinelis_bennett', got None")
     am = _positive(a_max, "a_max")
-    b = 2.0 * lam_ * am
-    B2 = lam_**2 * s
-    return _out(_bennett_exponent(r_, b, B2), r, lam, sum_a2, a_max)
+    _broadcast(r=r_, lam=lam_, sum_a2=s, a_max=am)
+    return _out(_bennett_exponent(r_, lam_, s, am), r, lam, sum_a2, a_max)
 
 
 def paper_plugin_exponents(rho=1024, lam=30, gamma=np.pi**2 / 6, a_max=1.0):
@@ -534,6 +627,8 @@ def paper_plugin_exponents(rho=1024, lam=30, gamma=np.pi**2 / 6, a_max=1.0):
         ``{"paper": ..., "azuma": ..., "pinelis": ..., "pinelis_bennett": ...}``
         mapping each kind of :func:`exponent` to its value (float).
     """
+    _broadcast(rho=_nonneg(rho, "rho"), lam=_positive(lam, "lam"), gamma=_positive(gamma, "gamma"),
+               a_max=_positive(a_max, "a_max"))
     return {kind: exponent(kind, rho, lam, gamma, a_max=a_max) for kind in EXPONENT_KINDS}
 
 
@@ -578,6 +673,7 @@ def clopper_pearson(k, n, level=0.95):
     k_ = _as_float_array(k, "k")
     if np.any(~np.isfinite(k_) | (k_ != np.round(k_))):
         raise ValueError(f"k must be integer-valued, got {_fmt(k)}")
+    _broadcast(k=k_, n=n_)
     k_, n_ = np.broadcast_arrays(k_, n_)
     if np.any((k_ < 0) | (k_ > n_)):
         raise ValueError("k must satisfy 0 <= k <= n")

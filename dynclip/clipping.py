@@ -15,7 +15,7 @@ import math
 import numpy as np
 
 from ._jit import njit, hot
-from .model import norm
+from .model import norm, check_net, check_real, check_choice, check_int, as_float_array
 
 
 class ClipKind(IntEnum):
@@ -87,13 +87,8 @@ class ClipRule(NamedTuple):
 
 
 def _positive(name, v, allow_inf=False):
-    try:
-        v = float(v)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a number > 0; got {v!r}") from None
-    if not (v > 0) or (math.isinf(v) and not allow_inf) or math.isnan(v):
-        raise ValueError(f"{name} must be > 0{' (inf allowed)' if allow_inf else ' and finite'}; got {v!r}")
-    return v
+    what = "a number > 0" + (" (inf allowed)" if allow_inf else " and finite")
+    return check_real(name, v, what, lambda x: x > 0 and (allow_inf or x < math.inf))
 
 
 def none():
@@ -110,8 +105,7 @@ def classic(lam, convention="paper"):
     unchanged iff ||g|| < lam, otherwise ``g * lam / ||g||``). ``lam=inf`` never clips.
     """
     lam = _positive("lam", lam, allow_inf=True)
-    if convention not in Convention.__members__:
-        raise ValueError(f"convention must be one of 'paper', 'torch', 'optax'; got {convention!r}")
+    convention = check_choice("convention", convention, tuple(Convention.__members__))
     return ClipRule(int(ClipKind.classic), lam=lam, convention=int(Convention[convention]))
 
 
@@ -130,8 +124,7 @@ def layerwise(lam, eps, numerator="layer"):
     with ``n = g_l`` (``numerator="layer"``) or the whole gradient (``"global"``); the
     extracted paper text is ambiguous between the two.
     """
-    if numerator not in ("layer", "global"):
-        raise ValueError(f"numerator must be 'layer' or 'global'; got {numerator!r}")
+    numerator = check_choice("numerator", numerator, ("layer", "global"))
     return ClipRule(int(ClipKind.layerwise), lam=_positive("lam", lam), eps=_positive("eps", eps),
                     numerator=0 if numerator == "layer" else 1)
 
@@ -152,12 +145,7 @@ def value(v):
 
 def normalized(beta):
     """Normalized gradient (Zhang et al. 2020): ``g / (||g|| + beta)``, beta >= 0."""
-    try:
-        b = float(beta)
-    except (TypeError, ValueError):
-        raise ValueError(f"beta must be a number >= 0; got {beta!r}") from None
-    if not (b >= 0) or math.isinf(b):
-        raise ValueError(f"beta must be finite and >= 0; got {beta!r}")
+    b = check_real("beta", beta, "a finite number >= 0", lambda x: 0 <= x < math.inf)
     return ClipRule(int(ClipKind.normalized), beta=b)
 
 
@@ -173,27 +161,50 @@ def alrc(n_sigma=3.0, beta1=0.999, beta2=0.999, mu1=25.0, mu2=900.0, variant="pa
     ``variant="code"`` follows the authors' public code: moments from the *clipped* loss
     ``min(L, L_max)`` per example, and 1e-8 inside the square root. The defaults
     ``mu1=25, mu2=900`` are the code's starting values; the paper asks for starting values
-    above the true ones, with mu1^2 < mu2. ``n_sigma=inf`` never clips.
+    above the true ones, with mu1^2 < mu2. The moments are running means of losses, which are
+    >= 0 for every loss of dynclip, so ``mu1`` and ``mu2`` must be finite and >= 0 (then
+    L_max >= 0). ``n_sigma=inf`` never clips.
     """
     n = _positive("n_sigma", n_sigma, allow_inf=True)
-    for name, b in (("beta1", beta1), ("beta2", beta2)):
-        if not (0.0 <= float(b) < 1.0):
-            raise ValueError(f"{name} must be in [0, 1); got {b!r}")
-    m1 = float(mu1)
-    m2 = float(mu2)
-    if not (math.isfinite(m1) and math.isfinite(m2) and m2 >= 0):
-        raise ValueError(f"mu1 and mu2 must be finite with mu2 >= 0; got mu1={mu1!r}, mu2={mu2!r}")
-    if variant not in ("paper", "code"):
-        raise ValueError(f"variant must be 'paper' or 'code'; got {variant!r}")
-    return ClipRule(int(ClipKind.alrc), n_sigma=n, beta1=float(beta1), beta2=float(beta2),
+    b1, b2 = (check_real(name, b, "a number in [0, 1)", lambda x: 0.0 <= x < 1.0)
+              for name, b in (("beta1", beta1), ("beta2", beta2)))
+    m1, m2 = (check_real(name, m, "a finite number >= 0", lambda x: 0.0 <= x < math.inf)
+              for name, m in (("mu1", mu1), ("mu2", mu2)))
+    variant = check_choice("variant", variant, ("paper", "code"))
+    return ClipRule(int(ClipKind.alrc), n_sigma=n, beta1=b1, beta2=b2,
                     mu1=m1, mu2=m2, variant=0 if variant == "paper" else 1)
 
 
+_REBUILD = {
+    ClipKind.none: lambda r: none(),
+    ClipKind.classic: lambda r: classic(r.lam, Convention(check_int("convention", r.convention, 0, 2)).name),
+    ClipKind.adaptive: lambda r: adaptive(r.lam, r.eps),
+    ClipKind.layerwise: lambda r: layerwise(r.lam, r.eps,
+                                            ("layer", "global")[check_int("numerator", r.numerator, 0, 1)]),
+    ClipKind.unitwise: lambda r: unitwise(r.lam, r.eps),
+    ClipKind.value: lambda r: value(r.lam),
+    ClipKind.normalized: lambda r: normalized(r.beta),
+    ClipKind.alrc: lambda r: alrc(r.n_sigma, r.beta1, r.beta2, r.mu1, r.mu2,
+                                  ("paper", "code")[check_int("variant", r.variant, 0, 1)]),
+}
+
+
 def check_rule(rule):
+    """The rule as its factory builds it; ValueError naming ``rule`` for anything else.
+
+    A ClipRule built by hand is checked like the factory's arguments (an unknown kind or a NaN
+    lam is refused) and returned with the factory's types; fields its kind does not use are
+    reset to their defaults.
+    """
     if not isinstance(rule, ClipRule):
         raise ValueError("rule must be a ClipRule from dynclip.clipping (none, classic, adaptive, "
                          f"layerwise, unitwise, value, normalized, alrc); got {type(rule).__name__}")
-    return rule
+    try:
+        kind = check_int("kind", rule.kind, 0, len(ClipKind) - 1)
+        return _REBUILD[ClipKind(kind)](rule)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"rule is not a valid ClipRule ({e}); build it with the factories of "
+                         "dynclip.clipping") from None
 
 
 # ----------------------------------------------------------------------------------------
@@ -216,6 +227,68 @@ def _scale(g, out, lo, hi, c):
 def _copy(g, out):
     for i in range(g.shape[0]):
         out[i] = g[i]
+
+
+#: the smallest normal float64: a factor below it has lost precision (subnormal) or is 0
+_TINY = 2.2250738585072014e-308
+
+
+@hot
+def _maxabs(v, lo, hi):
+    """max |v_i| over [lo, hi); NaN if some v_i is NaN."""
+    m = 0.0
+    for i in range(lo, hi):
+        x = abs(v[i])
+        if not (x <= m):
+            m = x
+    return m
+
+
+@hot
+def _to_norm(g, out, lo, hi, nlo, nhi, target):
+    """out[lo:hi] = g[lo:hi] * target / ||g[nlo:nhi]|| with g first divided by its largest entry.
+
+    The overflow branch of clipping: taken only where the fast factor c = ||g|| / lam overflowed
+    to inf (or lam / ||g|| underflowed below the normal range), where g / c would be 0. Returns
+    False and writes nothing when g[nlo:nhi] has a non-finite entry or is 0.
+    """
+    m = _maxabs(g, nlo, nhi)
+    if not (m < math.inf) or m == 0.0:
+        return False
+    t = 0.0
+    for i in range(nlo, nhi):
+        q = g[i] / m
+        t += q * q
+    f = target / math.sqrt(t)
+    for i in range(lo, hi):
+        out[i] = g[i] / m * f
+    return True
+
+
+@hot
+def _unit_mt(v, r0, ni, bi):
+    """(m, t) of a unit (row v[r0:r0+ni] and bias v[bi]): m = max |v_i| (NaN if any), t = sum (v_i / m)^2."""
+    m = _maxabs(v, r0, r0 + ni)
+    x = abs(v[bi])
+    if not (x <= m):
+        m = x
+    t = 0.0
+    if m == 0.0 or not (m < math.inf):
+        return m, t
+    for i in range(r0, r0 + ni):
+        q = v[i] / m
+        t += q * q
+    q = v[bi] / m
+    return m, t + q * q
+
+
+@hot
+def _unit_norm_rescaled(v, r0, ni, bi):
+    """||unit|| rescaled by its largest entry: where the fast sum of squares overflowed or underflowed (like norm())."""
+    m, t = _unit_mt(v, r0, ni, bi)
+    if m == 0.0 or not (m < math.inf):
+        return m if m == m else math.nan
+    return m * math.sqrt(t)
 
 
 @hot
@@ -258,6 +331,19 @@ def scale_factor(rule, gn, thn):
 
 
 @hot
+def _clipped_norm(rule, gn, thn):
+    """For a scalar rule that clips: the norm of the update u, for the overflow branch of :func:`apply`."""
+    if rule.kind == 6:
+        return 1.0 / (1.0 + rule.beta / gn)         # ||g|| / (||g|| + beta)
+    lam = rule.lam
+    if rule.kind == 2:
+        lam = rule.lam * max(thn, rule.eps)
+    if rule.convention == 1:
+        return lam / (1.0 + 1e-6 / gn)              # ||g|| lam / (||g|| + 1e-6)
+    return lam
+
+
+@hot
 def apply(rule, g, theta, widths, offs, out):
     """Write the clipped update ``u`` of gradient ``g`` at ``theta`` into ``out``.
 
@@ -282,10 +368,14 @@ def apply_gn(rule, g, gn, theta, widths, offs, out):
         w, c, clipped = scale_factor(rule, gn, thn)
         if clipped:
             if k == 6 or rule.convention == 0:
-                _scale(g, out, 0, P, c)      # g / c, the paper's form
+                # g / c, the paper's form (c = inf: ||g|| / lam beyond the float range)
+                if not (c == math.inf and _to_norm(g, out, 0, P, 0, P, _clipped_norm(rule, gn, thn))):
+                    _scale(g, out, 0, P, c)
             else:
-                for i in range(P):
-                    out[i] = g[i] * w        # g * factor, as torch and optax write it
+                # g * factor, as torch and optax write it (a factor below the normal range loses precision)
+                if not (w < _TINY and _to_norm(g, out, 0, P, 0, P, _clipped_norm(rule, gn, thn))):
+                    for i in range(P):
+                        out[i] = g[i] * w
             return c, True
         if not (out is g):
             _copy(g, out)
@@ -297,10 +387,13 @@ def apply_gn(rule, g, gn, theta, widths, offs, out):
             lo = offs[l]
             hi = offs[l + 1]
             num = gn if rule.numerator == 1 else _norm(g, lo, hi)
-            c = max(num / (rule.lam * max(_norm(theta, lo, hi), rule.eps)), 1.0)
+            lam = rule.lam * max(_norm(theta, lo, hi), rule.eps)
+            c = max(num / lam, 1.0)
             if c > 1.0:
                 clipped = True
-                _scale(g, out, lo, hi, c)
+                nlo, nhi = (0, P) if rule.numerator == 1 else (lo, hi)
+                if not (c == math.inf and _to_norm(g, out, lo, hi, nlo, nhi, lam)):
+                    _scale(g, out, lo, hi, c)
             elif not (out is g):
                 for i in range(lo, hi):
                     out[i] = g[i]
@@ -317,9 +410,21 @@ def apply_gn(rule, g, gn, theta, widths, offs, out):
                 for i in range(ni):
                     sg += g[wo + o * ni + i] ** 2
                     st += theta[wo + o * ni + i] ** 2
-                c = max(math.sqrt(sg) / (rule.lam * max(math.sqrt(st), rule.eps)), 1.0)
+                r0 = wo + o * ni
+                tn = math.sqrt(st) if st < math.inf and st > 1e-280 else _unit_norm_rescaled(theta, r0, ni, bo + o)
+                gn_u = math.sqrt(sg) if sg < math.inf and sg > 1e-280 else _unit_norm_rescaled(g, r0, ni, bo + o)
+                lam = rule.lam * max(tn, rule.eps)
+                c = max(gn_u / lam, 1.0)
                 if c > 1.0:
                     clipped = True
+                if c == math.inf:       # ||g_unit|| / lam beyond the float range: scale to norm lam
+                    m, t = _unit_mt(g, r0, ni, bo + o)
+                    if m < math.inf and m > 0.0:
+                        f = lam / math.sqrt(t)
+                        for i in range(ni):
+                            out[wo + o * ni + i] = g[wo + o * ni + i] / m * f
+                        out[bo + o] = g[bo + o] / m * f
+                        continue
                 for i in range(ni):
                     out[wo + o * ni + i] = g[wo + o * ni + i] / c
                 out[bo + o] = g[bo + o] / c
@@ -354,16 +459,17 @@ def alrc_lmax(rule, mu1, mu2):
 def clip(rule, g, theta=None, net=None):
     """Apply ``rule`` to one gradient vector (NumPy convenience; returns ``(u, c)``).
 
-    ``theta`` is needed by adaptive, layerwise and unitwise rules, ``net`` by layerwise and
-    unitwise (for the layer structure).
+    ``theta`` is needed by adaptive, layerwise and unitwise rules, ``net`` (an MLP) by
+    layerwise and unitwise (for the layer structure); the other rules ignore ``net``.
     """
-    check_rule(rule)
-    g = np.ascontiguousarray(g, dtype=np.float64)
+    rule = check_rule(rule)
+    g = as_float_array(g, "g", "a 1-D float array")
     if g.ndim != 1:
         raise ValueError(f"g must be a 1-D array; got shape {g.shape}")
     if rule.kind in (ClipKind.layerwise, ClipKind.unitwise):
         if net is None:
             raise ValueError(f"net is required for the {rule.name} rule (its layer structure)")
+        check_net(net)
         widths, offs = net.widths_array(), net.offsets()
         if g.shape[0] != net.n_params:
             raise ValueError(f"g must have length net.n_params = {net.n_params}; got {g.shape[0]}")
@@ -374,7 +480,7 @@ def clip(rule, g, theta=None, net=None):
         if rule.kind in (ClipKind.adaptive, ClipKind.layerwise, ClipKind.unitwise):
             raise ValueError(f"theta is required for the {rule.name} rule")
         theta = np.zeros_like(g)
-    theta = np.ascontiguousarray(theta, dtype=np.float64)
+    theta = as_float_array(theta, "theta", "a 1-D float array")
     if theta.shape != g.shape:
         raise ValueError(f"theta must have the same shape as g {g.shape}; got {theta.shape}")
     out = np.empty_like(g)

@@ -15,7 +15,8 @@ import numpy as np
 
 from . import __version__
 from .clipping import ClipKind, check_rule
-from .model import check_net, check_data, check_theta, init_params, loss_code
+from .model import (check_net, check_data, check_theta, init_params, loss_code, check_int as _int, check_real,
+                    check_choice, check_bool, check_seed, as_float_array, describe)
 from .results import SAResult, atomic_savez, read_npz
 from .rng import replica_seeds
 from .schedules import check_schedule
@@ -27,25 +28,18 @@ NONFINITE = ("stop", "raise")
 _CHUNK_WORK = 3e7
 
 
-def _int(name, v, lo=1):
-    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)):
-        if isinstance(v, (float, np.floating)) and float(v).is_integer():
-            v = int(v)
-        else:
-            raise ValueError(f"{name} must be an integer >= {lo}; got {v!r}")
-    if v < lo:
-        raise ValueError(f"{name} must be an integer >= {lo}; got {v!r}")
-    return int(v)
-
-
 def _radius(name, v):
+    return check_real(name, v, "a number > 0 (np.inf for none)", lambda x: x > 0)
+
+
+def _path(name, v):
+    """A file path (str, bytes or os.PathLike) or None."""
+    if v is None:
+        return None
     try:
-        v = float(v)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a number > 0 (np.inf for none); got {v!r}") from None
-    if not v > 0:
-        raise ValueError(f"{name} must be > 0 (np.inf for none); got {v!r}")
-    return v
+        return os.fspath(v)
+    except TypeError:
+        raise TypeError(f"{name} must be a file path (str or os.PathLike); got {describe(v)}") from None
 
 
 def record_steps(n_steps, record_every):
@@ -95,7 +89,8 @@ def simulate(net, X, Y, rule, schedule, *, n_steps, seed, batch_size=1, n_replic
     schedule : Schedule
         From :mod:`dynclip.schedules`; step k uses a(k).
     n_steps : int >= 1
-    seed : int
+        (at most 2**63 - 1, the kernel's step counter; the step table needs 8 bytes a step)
+    seed : int >= 0
         Replica i's sample stream and default initial point come from
         ``SeedSequence(seed).spawn(n_replicas)[i]``.
     batch_size : int >= 1
@@ -152,12 +147,13 @@ def simulate(net, X, Y, rule, schedule, *, n_steps, seed, batch_size=1, n_replic
     B = _int("batch_size", batch_size)
     R = _int("n_replicas", n_replicas)
     rstart = _int("_replica_start", _replica_start, lo=0)
-    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer; got {seed!r}")
-    if clip_per not in CLIP_PER:
-        raise ValueError(f"clip_per must be 'batch' or 'sample'; got {clip_per!r}")
-    if nonfinite not in NONFINITE:
-        raise ValueError(f"nonfinite must be 'stop' or 'raise'; got {nonfinite!r}")
+    seed = check_seed(seed)
+    clip_per = check_choice("clip_per", clip_per, CLIP_PER)
+    nonfinite = check_choice("nonfinite", nonfinite, NONFINITE)
+    record_theta = check_bool("record_theta", record_theta)
+    track_noise = check_bool("track_noise", track_noise)
+    progress = check_bool("progress", progress, allow_none=True)
+    checkpoint, resume = _path("checkpoint", checkpoint), _path("resume", resume)
     proj = _radius("project_radius", project_radius)
     blow = _radius("blowup_radius", blowup_radius)
     every = _default_every(n_steps, record_every)
@@ -176,7 +172,10 @@ def simulate(net, X, Y, rule, schedule, *, n_steps, seed, batch_size=1, n_replic
         th0 = check_theta(net, theta0, "theta0", rows=R)
         th0 = np.ascontiguousarray(np.broadcast_to(th0, (R, P)), dtype=np.float64).copy()
     if indices is not None:
-        idx = np.asarray(indices)
+        try:
+            idx = np.asarray(indices)
+        except (TypeError, ValueError):
+            raise ValueError(f"indices must be an integer array; got {describe(indices)}") from None
         if idx.dtype.kind not in "iu":
             raise ValueError(f"indices must be an integer array; got dtype {idx.dtype}")
         if idx.shape != (R, n_steps, B):
@@ -192,8 +191,8 @@ def simulate(net, X, Y, rule, schedule, *, n_steps, seed, batch_size=1, n_replic
     Krec = steps.shape[0]
     a_all_t = np.concatenate(([0.0], np.cumsum(schedule.values(0, n_steps))))
     if reference is not None:
-        ref = np.ascontiguousarray(getattr(reference, "theta", None), dtype=np.float64)
-        rt = np.asarray(getattr(reference, "t", None), dtype=np.float64)
+        ref = as_float_array(getattr(reference, "theta", None), "reference", "a FlowResult")
+        rt = as_float_array(getattr(reference, "t", None), "reference", "a FlowResult")
         if ref.shape != (Krec, P) or rt.shape != (Krec,) or not np.allclose(rt, a_all_t[steps], rtol=1e-12, atol=1e-12):
             raise ValueError("reference must be a FlowResult evaluated at the record times "
                              "(t_eval = dynclip.record_times(schedule, n_steps, record_every)[1])")

@@ -22,11 +22,13 @@ from ._jit import njit, pjit
 from ._kernels import mean_field, minibatch_update, N_ACC
 from .clipping import ClipKind, check_rule, alrc_lmax
 from .model import (check_net, check_data, check_theta, make_workspace, full_loss_grad, forward,
-                    losses_and_dout, sample_normsq, EVAL_BLOCK)
+                    losses_and_dout, sample_norms, EVAL_BLOCK, as_float_array, check_int, check_real,
+                    check_choice, check_seed)
+from .engine import CLIP_PER
 
 
 def _thetas(net, theta):
-    th = np.asarray(theta, dtype=np.float64)
+    th = as_float_array(theta, "theta", "a float array of shape (P,) or (M, P)")
     single = th.ndim == 1
     th2 = check_theta(net, th.reshape(-1, net.n_params) if th.ndim == 2 and th.shape[-1] == net.n_params else th,
                       "theta", rows=th.shape[0] if th.ndim == 2 else None)
@@ -34,11 +36,13 @@ def _thetas(net, theta):
 
 
 def _lmax(rule, lmax):
+    if lmax is not None:
+        lmax = check_real("lmax", lmax, "a number >= 0 (inf: never clip)", lambda x: x >= 0)
     if rule.kind != ClipKind.alrc:
         return np.inf
     if lmax is None:
         return float(alrc_lmax(rule, rule.mu1, rule.mu2))
-    return float(lmax)
+    return lmax
 
 
 @njit
@@ -116,16 +120,16 @@ def _sample_norms(thetas, widths, offs, act, lossk, X, Y, out):
     for m in prange(M):
         ws = make_workspace(widths, nE)
         rows = np.zeros(nE, dtype=np.int64)
-        nsq = np.zeros(nE)
+        nrm = np.zeros(nE)
         for s in range(0, N, nE):
             nb = min(nE, N - s)
             for b in range(nb):
                 rows[b] = s + b
             forward(thetas[m], widths, offs, act, X, rows, nb, ws)
             losses_and_dout(widths, lossk, Y, rows, nb, ws)
-            sample_normsq(thetas[m], widths, offs, act, nb, ws, nsq)
+            sample_norms(thetas[m], widths, offs, act, nb, ws, nrm)
             for b in range(nb):
-                out[m, s + b] = np.sqrt(nsq[b])
+                out[m, s + b] = nrm[b]
 
 
 def H(net, X, Y, rule, theta, loss="mse", *, batch_size=1, clip_per="batch", lmax=None,
@@ -137,11 +141,12 @@ def H(net, X, Y, rule, theta, loss="mse", *, batch_size=1, clip_per="batch", lma
     net, X, Y, rule, loss : as for :func:`dynclip.simulate`
     theta : array (P,) or (M, P)
         One point or many (computed in parallel).
-    batch_size, clip_per : as for simulate
+    batch_size, clip_per : as for simulate (an integer >= 1; "batch" or "sample")
         Exact for batch_size 1, for clip_per="sample" and for the rules none/alrc; otherwise
-        a Monte-Carlo estimate over ``n_batches`` minibatches drawn with ``seed``.
-    lmax : float, optional
-        ALRC only: the frozen loss cap (default from the rule's mu1, mu2).
+        a Monte-Carlo estimate over ``n_batches`` (an integer >= 1) minibatches drawn with
+        ``seed`` (an integer >= 0).
+    lmax : float >= 0, optional
+        ALRC only (ignored by other rules): the frozen loss cap (default from the rule's mu1, mu2).
 
     Returns
     -------
@@ -151,12 +156,17 @@ def H(net, X, Y, rule, theta, loss="mse", *, batch_size=1, clip_per="batch", lma
     X, Y2, lk = check_data(net, X, Y, loss)
     rule = check_rule(rule)
     th, single = _thetas(net, theta)
+    batch_size = check_int("batch_size", batch_size)
+    clip_per = check_choice("clip_per", clip_per, CLIP_PER)
+    n_batches = check_int("n_batches", n_batches)
+    seed = check_seed(seed)
+    lmax = _lmax(rule, lmax)
     out = np.zeros_like(th)
     if batch_size == 1 or clip_per == "sample" or rule.kind in (ClipKind.none, ClipKind.alrc):
         serial = th.shape[0] < SERIAL_BELOW
         kern = _H_rows if serial else _H_many
         args = (th, 0, th.shape[0]) if serial else (th,)
-        kern(*args, net.widths_array(), net.offsets(), net.act, lk, X, Y2, rule, _lmax(rule, lmax), out)
+        kern(*args, net.widths_array(), net.offsets(), net.act, lk, X, Y2, rule, lmax, out)
     else:
         out = H_batch_estimate(net, X, Y, rule, th, loss, batch_size=batch_size, n_batches=n_batches,
                                seed=seed)[0]
@@ -172,8 +182,10 @@ def H_batch_estimate(net, X, Y, rule, theta, loss="mse", *, batch_size, n_batche
     X, Y2, lk = check_data(net, X, Y, loss)
     rule = check_rule(rule)
     th, single = _thetas(net, theta)
-    rng = np.random.default_rng(seed)
-    batches = rng.integers(0, X.shape[0], size=(int(n_batches), int(batch_size))).astype(np.int64)
+    batch_size = check_int("batch_size", batch_size)
+    n_batches = check_int("n_batches", n_batches)
+    rng = np.random.default_rng(check_seed(seed))
+    batches = rng.integers(0, X.shape[0], size=(n_batches, batch_size)).astype(np.int64)
     out = np.zeros_like(th)
     sq = np.zeros(th.shape[0])
     _H_batch_many(th, net.widths_array(), net.offsets(), net.act, lk, X, Y2, rule, batches, out, sq)

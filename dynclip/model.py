@@ -42,10 +42,7 @@ A1_ACTIVATIONS = ("tanh", "sigmoid", "gelu", "softplus")
 def _code(enum, name, argname):
     if isinstance(name, enum):
         return int(name)
-    if not isinstance(name, str) or name not in enum.__members__:
-        allowed = ", ".join(repr(k) for k in enum.__members__)
-        raise ValueError(f"{argname} must be one of {allowed}; got {name!r}")
-    return int(enum[name])
+    return int(enum[check_choice(argname, name, tuple(enum.__members__))])
 
 
 def activation_code(name):
@@ -116,32 +113,24 @@ def mlp(widths, activation="tanh"):
     Parameters
     ----------
     widths : sequence of int
-        Layer widths ``[d_in, h_1, ..., d_out]``, at least two entries, all >= 1.
+        Layer widths ``[d_in, h_1, ..., d_out]``, at least two entries, all >= 1 (a list, tuple
+        or 1-D array of integers or integral floats; not a string).
         ``[d_in, d_out]`` is a linear model (with X = 0 it is the location model f = b).
     activation : {"tanh", "sigmoid", "gelu", "softplus", "relu"}
         Hidden-layer activation. GELU is the exact erf form. relu is allowed but violates
         assumption A1 (``net.satisfies_a1`` is False).
     """
-    try:
-        w = tuple(int(v) for v in widths)
-        ok = len(w) >= 2 and all(v >= 1 for v in w) and all(
-            float(v) == int(v) for v in widths)
-    except (TypeError, ValueError):
-        ok = False
-    if not ok:
-        raise ValueError(f"widths must be a sequence of at least two integers >= 1; got {widths!r}")
-    activation_code(activation)
+    w = check_widths(widths)
     return MLP(w, str(Activation(activation_code(activation)).name))
 
 
 def init_params(net, seed=0):
     """Initial parameters, torch ``nn.Linear`` default: W, b ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
 
-    Returns a float64 array of shape ``(net.n_params,)``.
+    ``seed`` is a non-negative integer. Returns a float64 array of shape ``(net.n_params,)``.
     """
-    if not isinstance(net, MLP):
-        raise TypeError(f"net must be an MLP from dynclip.mlp(); got {type(net).__name__}")
-    rng = np.random.default_rng(seed)
+    check_net(net)
+    rng = np.random.default_rng(check_seed(seed))
     theta = np.empty(net.n_params)
     for l, (sw, sb) in enumerate(net.layer_slices()):
         bound = 1.0 / math.sqrt(net.widths[l])
@@ -268,6 +257,7 @@ class Workspace(NamedTuple):
     lossv: np.ndarray  # (B,) per-sample loss
     wts: np.ndarray    # (B,) per-sample weights for the backward pass
     gt: np.ndarray     # one layer's weight gradient (BLAS path)
+    redo: np.ndarray   # (B,) bool: samples whose per-sample norm is recomputed overflow-safely
 
 
 #: blocks of at least this many rows use BLAS matrix products (dgemm); smaller ones use
@@ -285,7 +275,8 @@ def make_workspace(widths, B):
         if l > 0:
             mp = max(mp, widths[l] * widths[l - 1])
     return Workspace(np.zeros(aoff[-1]), np.zeros(aoff[-1]), aoff, np.zeros(B * mw),
-                     np.zeros(B * mw), np.zeros(B), np.zeros(B), np.zeros(mp if B >= BLAS_MIN_ROWS else 0))
+                     np.zeros(B * mw), np.zeros(B), np.zeros(B), np.zeros(mp if B >= BLAS_MIN_ROWS else 0),
+                     np.zeros(B, dtype=np.bool_))
 
 
 @hot
@@ -472,13 +463,24 @@ def backward(theta, widths, offs, act, nb, ws, grad):
 
 
 @hot
-def sample_normsq(theta, widths, offs, act, nb, ws, out):
-    """Per-sample squared gradient norms ||grad l_b||^2 for the nb samples of the last forward pass.
+def _dnorm(d1, d2, odd, lo, hi):
+    """||d[lo:hi]|| (overflow-safe) of the current delta buffer (d2 when odd, else d1)."""
+    if odd:
+        return norm(d2, lo, hi)
+    return norm(d1, lo, hi)
 
-    Uses the rank-1 structure of a per-sample layer gradient: ||delta a^T||^2 + ||delta||^2 =
-    ||delta||^2 (||a||^2 + 1), so no per-sample gradient vector is formed. Deltas propagate
-    as in :func:`backward` (same buffers; call it before, not after, ws.d1/d2 are needed).
+
+@hot
+def _sample_grad_norms(theta, widths, offs, act, nb, ws, out, safe):
+    """Core of :func:`sample_norms`.
+
+    Fast pass (``safe`` False): out[b] = sum over layers of ||delta||^2 (||a||^2 + 1).
+    Otherwise only the samples with ws.redo[b] are computed again, overflow-safely, and out[b]
+    becomes their *norm* (not squared): per layer ||delta|| * hypot(1, ||a||) with the
+    rescaling norm(), summed by hypot. The deltas propagate as in :func:`backward` (same
+    buffers; call it before, not after, ws.d1/d2 are needed).
     """
+    redo = ws.redo
     acts = ws.acts
     zs = ws.zs
     aoff = ws.aoff
@@ -490,7 +492,8 @@ def sample_normsq(theta, widths, offs, act, nb, ws, out):
     if f0 < 0:
         return
     for b in range(nb):
-        out[b] = 0.0
+        if not safe or redo[b]:
+            out[b] = 0.0
         for o in range(no):
             d1[b * no + o] = zs[f0 + b * no + o]
     for l in range(L - 1, -1, -1):
@@ -502,6 +505,12 @@ def sample_normsq(theta, widths, offs, act, nb, ws, out):
         if ni <= 0 or no <= 0 or ow < 0 or ai < 0:
             return
         for b in range(nb):
+            if safe:
+                if redo[b]:
+                    t = _dnorm(d1, d2, odd, b * no, b * no + no) * math.hypot(
+                        1.0, norm(acts, ai + b * ni, ai + b * ni + ni))
+                    out[b] = math.nan if (t != t or out[b] != out[b]) else math.hypot(out[b], t)
+                continue
             dd = 0.0
             for o in range(no):
                 d = d2[b * no + o] if odd else d1[b * no + o]
@@ -533,6 +542,37 @@ def sample_normsq(theta, widths, offs, act, nb, ws, out):
                     d1[k] *= f
                 else:
                     d2[k] *= f
+
+
+@hot
+def _redo_mask(nb, out, redo):
+    """Mark in ``redo`` the samples whose fast squared norm is inf, NaN, or below 1e-280
+    (overflow, 0 * inf, underflow); return how many there are."""
+    n = 0
+    for b in range(nb):
+        redo[b] = not (out[b] < math.inf and out[b] > 1e-280)
+        if redo[b]:
+            n += 1
+    return n
+
+
+@hot
+def sample_norms(theta, widths, offs, act, nb, ws, out):
+    """Per-sample gradient norms ||grad l_b|| for the nb samples of the last forward pass.
+
+    Uses the rank-1 structure of a per-sample layer gradient: ||delta a^T||^2 + ||delta||^2 =
+    ||delta||^2 (||a||^2 + 1), so no per-sample gradient vector is formed. Deltas propagate
+    as in :func:`backward` (same buffers; call it before, not after, ws.d1/d2 are needed).
+    Safe from overflow and underflow: the square root of the fast sum, or a rescaled
+    recomputation for the samples where that sum is inf, NaN or below 1e-280.
+    """
+    _sample_grad_norms(theta, widths, offs, act, nb, ws, out, False)
+    n = _redo_mask(nb, out, ws.redo)
+    for b in range(nb):
+        if not ws.redo[b]:
+            out[b] = math.sqrt(out[b])
+    if n > 0:
+        _sample_grad_norms(theta, widths, offs, act, nb, ws, out, True)
 
 
 @hot
@@ -614,18 +654,110 @@ def dist(v, w):
 # ----------------------------------------------------------------------------------------
 # validation shared by the public functions
 # ----------------------------------------------------------------------------------------
+#: the largest value of the int64 counters and indices of the kernels
+INT64_MAX = 2**63 - 1
+
+
+def describe(v, limit=60):
+    """A short one-line description of a value, for error messages."""
+    if isinstance(v, np.ndarray) and v.ndim > 0:
+        return f"an array of shape {v.shape} and dtype {v.dtype}"
+    try:
+        r = " ".join(repr(v).split())
+    except Exception:       # a broken __repr__ must not hide the real error
+        r = f"a {type(v).__name__}"
+    return r if len(r) <= limit else r[:limit - 3] + "..."
+
+
+def check_int(name, v, lo=1, hi=INT64_MAX):
+    """``v`` as an int in [lo, hi]: an int, a NumPy integer or an integral float (not a bool)."""
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)):
+        if isinstance(v, (float, np.floating)) and float(v).is_integer():
+            v = int(v)
+        else:
+            raise ValueError(f"{name} must be an integer >= {lo}; got {describe(v)}")
+    if v < lo:
+        raise ValueError(f"{name} must be an integer >= {lo}; got {describe(v)}")
+    if v > hi:
+        raise ValueError(f"{name} must be an integer in [{lo}, {hi}]; got {describe(v)}")
+    return int(v)
+
+
+def check_real(name, v, what, ok=None):
+    """``v`` as a float: a real number (int, float, NumPy scalar or 0-d array; not a bool or a string)
+    with ``ok(value)`` true; else ValueError "{name} must be {what}; got ..."."""
+    x = None
+    if isinstance(v, np.ndarray) and v.ndim == 0 and v.dtype.kind in "iuf":
+        x = float(v)
+    elif isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool):
+        try:
+            x = float(v)
+        except OverflowError:       # an int beyond the float range
+            x = math.inf if v > 0 else -math.inf
+    if x is None or (ok is not None and not ok(x)):
+        raise ValueError(f"{name} must be {what}; got {describe(v)}")
+    return x
+
+
+def check_choice(name, v, allowed):
+    """``v`` if it is one of the strings ``allowed``; else ValueError naming ``name`` and the choices."""
+    if not isinstance(v, str) or v not in allowed:
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, allowed))}; got {describe(v)}")
+    return v
+
+
+def check_bool(name, v, allow_none=False):
+    """``v`` as a bool: True/False (or NumPy bools, 0 and 1); None too when ``allow_none``."""
+    if v is None and allow_none:
+        return None
+    if isinstance(v, (bool, np.bool_)) or (isinstance(v, (int, np.integer)) and v in (0, 1)):
+        return bool(v)
+    raise ValueError(f"{name} must be True or False{' (or None)' if allow_none else ''}; got {describe(v)}")
+
+
+def check_seed(seed, name="seed"):
+    """A seed: a non-negative integer (not a bool)."""
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"{name} must be a non-negative integer; got {describe(seed)}")
+    return int(seed)
+
+
+def as_float_array(v, name, what="a float array"):
+    """``v`` as a C-contiguous float64 array of its own shape (a scalar stays 0-d); ValueError
+    "{name} must be {what}" if NumPy cannot convert it."""
+    try:
+        a = np.asarray(v, dtype=np.float64)
+    except (TypeError, ValueError, OverflowError):
+        raise ValueError(f"{name} must be {what}; got {describe(v)}") from None
+    return np.ascontiguousarray(a) if a.ndim else a
+
+
+def check_widths(widths, name="widths"):
+    """Layer widths as a tuple of at least two ints >= 1 (from a list, tuple or 1-D array; not a string)."""
+    msg = f"{name} must be a sequence of at least two integers >= 1; got {describe(widths)}"
+    if isinstance(widths, (str, bytes, bytearray, memoryview)) or not isinstance(widths, (list, tuple, np.ndarray)):
+        raise ValueError(msg)
+    try:
+        w = tuple(check_int(name, v) for v in widths)
+    except (TypeError, ValueError):     # also a 0-d array (not iterable)
+        raise ValueError(msg) from None
+    if len(w) < 2:
+        raise ValueError(msg)
+    return w
+
+
 def check_net(net):
+    """``net`` is an MLP with valid widths and activation (also when built by hand, not by :func:`mlp`)."""
     if not isinstance(net, MLP):
         raise TypeError(f"net must be an MLP from dynclip.mlp(); got {type(net).__name__}")
+    check_widths(net.widths, "net.widths")
+    _code(Activation, net.activation, "net.activation")
 
 
 def check_data(net, X, Y, loss):
     """Validate and cast X, Y; return (X, Y2d, loss_code)."""
     lk = loss_code(loss)
-    try:
-        X = np.ascontiguousarray(X, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise ValueError("X must be a float array of shape (N, d_in)") from None
+    X = as_float_array(X, "X", "a float array of shape (N, d_in)")
     if X.ndim != 2 or X.shape[1] != net.widths[0] or X.shape[0] < 1:
         raise ValueError(f"X must have shape (N, {net.widths[0]}) with N >= 1; got {X.shape}")
     if not np.all(np.isfinite(X)):
@@ -655,10 +787,7 @@ def check_data(net, X, Y, loss):
 
 
 def check_theta(net, theta, name="theta", rows=None):
-    try:
-        th = np.ascontiguousarray(theta, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a float array") from None
+    th = as_float_array(theta, name)
     P = net.n_params
     if rows is None:
         ok = th.shape == (P,)

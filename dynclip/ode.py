@@ -1,63 +1,143 @@
 """The ODE theta' = -H(theta) that clipped SGD tracks (Ramaswamy Theorem 1), in ODE time t = sum a.
 
-:func:`integrate` wraps ``scipy.integrate.solve_ivp`` (adaptive, DOP853 by default) for one
-initial point; :func:`rk4` is a compiled fixed-step RK4 for many initial points at once
-(quiver plots, windows restarted from SA iterates). Both use the engine's mean field H.
+:func:`integrate` runs a ``scipy.integrate`` solver (adaptive, DOP853 by default, stepped as
+``solve_ivp`` steps it) for one initial point, within a budget of H evaluations; :func:`rk4`
+is a compiled fixed-step RK4 for many initial points at once (quiver plots, windows restarted
+from SA iterates). Both use the engine's mean field H.
 """
 import math
+import warnings
 
 import numpy as np
 from numba import prange
-from scipy.integrate import solve_ivp
+from scipy.integrate import OdeSolver, RK23, RK45, DOP853, Radau, BDF, LSODA
 
 from ._jit import njit, pjit
 from ._kernels import mean_field
 from .clipping import check_rule, ClipKind, alrc_lmax
-from .meanfield import H as _H, F as _F
-from .model import check_net, check_data, check_theta, make_workspace, EVAL_BLOCK
+from .meanfield import H as _H, F as _F, _H_rows, _lmax
+from .model import (check_net, check_data, check_theta, make_workspace, EVAL_BLOCK, as_float_array, check_int,
+                    check_real, check_choice)
 from .results import FlowResult
 
+#: the methods of ``scipy.integrate.solve_ivp``
+METHODS = {"RK23": RK23, "RK45": RK45, "DOP853": DOP853, "Radau": Radau, "BDF": BDF, "LSODA": LSODA}
+#: default budget of H evaluations of :func:`integrate`
+MAX_RHS = 100_000
+#: default budget of RK4 steps per initial point of :func:`rk4`
+MAX_RK4_STEPS = 10_000_000
 
-def integrate(net, X, Y, rule, theta0, t_eval, *, loss="mse", method="DOP853", rtol=1e-9, atol=1e-12):
+
+def _tol(name, v):
+    return check_real(name, v, "a finite number > 0", lambda x: 0 < x < math.inf)
+
+
+def _method(method):
+    if isinstance(method, type) and issubclass(method, OdeSolver):
+        return method
+    return METHODS[check_choice("method", method, tuple(METHODS))]
+
+
+def integrate(net, X, Y, rule, theta0, t_eval, *, loss="mse", method="DOP853", rtol=1e-9, atol=1e-12,
+              max_rhs=MAX_RHS):
     """Solve theta' = -H(theta) from ``theta0`` and report it at the times ``t_eval``.
 
     Parameters
     ----------
     net, X, Y, rule, loss : as for :func:`dynclip.simulate` (H with batch size 1)
     theta0 : array (P,)
-    t_eval : increasing array of ODE times >= 0 (the SA's t_k = sum_{j<k} a(j))
-    method, rtol, atol : passed to ``scipy.integrate.solve_ivp``
+    t_eval : nondecreasing array of ODE times >= 0 (the SA's t_k = sum_{j<k} a(j))
+    method : one of "RK23", "RK45", "DOP853", "Radau", "BDF", "LSODA", or an OdeSolver class
+        The ``scipy.integrate.solve_ivp`` method; its steps are the ones ``solve_ivp`` takes.
+    rtol, atol : finite numbers > 0
+        The solver's tolerances.
+    max_rhs : int >= 1, default 100_000
+        Budget of H evaluations (the default is about 1.5 s of solver work on a small net;
+        the studies need at most ~25 000). Some flows never finish in practice: a huge final
+        time, a stiff flow with an explicit method, or a non-smooth flow (relu nets, clipping
+        rules such as normalized(0) at a minimum) on which the adaptive step chatters. The
+        solver stops after the step that uses up the budget; raise it for long horizons.
 
     Returns
     -------
-    FlowResult with ``t``, ``theta`` (K, P), ``loss`` (K,), ``H_norm`` (K,), ``n_rhs`` (H evaluations)
+    FlowResult with ``t``, ``theta`` (K, P), ``loss`` (K,), ``H_norm`` (K,), ``n_rhs`` (H evaluations).
+    When the solver stops before ``t_eval[-1]`` (the budget is used up, the solver fails,
+    e.g. its step falls below the spacing of floats, or the solution leaves the float range,
+    e.g. with a loose tolerance), the result has ``partial=True``, ``message`` says why and
+    where, the rows of the times not reached (and their loss and H_norm) are NaN, and a
+    RuntimeWarning is issued.
     """
     check_net(net)
     X, Y2, lk = check_data(net, X, Y, loss)
     rule = check_rule(rule)
     th0 = check_theta(net, theta0, "theta0")
-    t = np.asarray(t_eval, dtype=np.float64).reshape(-1)
-    if t.size < 1 or not np.all(np.isfinite(t)) or np.any(np.diff(t) < 0) or t[0] < 0:
-        raise ValueError("t_eval must be a non-empty, finite, nondecreasing array of times >= 0")
-    if not (rtol > 0 and atol > 0):
-        raise ValueError(f"rtol and atol must be > 0; got rtol={rtol!r}, atol={atol!r}")
+    t = as_float_array(t_eval, "t_eval", "an array of times").reshape(-1)
+    with np.errstate(invalid="ignore"):
+        if t.size < 1 or not np.all(np.isfinite(t)) or np.any(np.diff(t) < 0) or t[0] < 0:
+            raise ValueError("t_eval must be a non-empty, finite, nondecreasing array of times >= 0")
+    solver_cls = _method(method)
+    rtol, atol = _tol("rtol", rtol), _tol("atol", atol)
+    max_rhs = check_int("max_rhs", max_rhs)
+    widths, offs, lmax = net.widths_array(), net.offsets(), _lmax(rule, None)
     n = [0]
 
     def rhs(_, y):
+        # = -H(net, X, Y2, rule, y, loss), without validating the inputs again at every call
         n[0] += 1
-        return -_H(net, X, Y2, rule, y, loss)
+        th = np.ascontiguousarray(y, dtype=np.float64).reshape(1, -1)
+        if not np.all(np.isfinite(th)):
+            return np.full(th.shape[1], np.nan)     # a failed stage: the solver rejects the step
+        out = np.zeros_like(th)
+        _H_rows(th, 0, 1, widths, offs, net.act, lk, X, Y2, rule, lmax, out)
+        return -out[0]
 
+    message = ""
     if t[-1] > 0:
-        sol = solve_ivp(rhs, (0.0, float(t[-1])), th0, method=method, t_eval=t, rtol=rtol, atol=atol)
-        if not sol.success:
-            raise RuntimeError(f"solve_ivp failed: {sol.message}")
-        theta = np.ascontiguousarray(sol.y.T)
+        theta = np.full((t.size, th0.size), np.nan)
+        solver = solver_cls(rhs, 0.0, th0, float(t[-1]), vectorized=False, rtol=rtol, atol=atol)
+        i = 0
+        while True:         # solve_ivp's loop, with a budget
+            try:
+                msg = solver.step()
+            except (ValueError, ArithmeticError, np.linalg.LinAlgError) as e:    # e.g. LU of a non-finite Jacobian
+                msg = f"{type(e).__name__}: {e}"
+                solver.status = "failed"
+            if solver.status == "failed":
+                message = f"the solver failed at t = {solver.t:.6g}: {msg}"
+                break
+            j = int(np.searchsorted(t, solver.t, side="right"))
+            if j > i:
+                theta[i:j] = solver.dense_output()(t[i:j]).T
+                i = j
+            if not np.all(np.isfinite(solver.y)):
+                message = (f"the solution left the float range at t = {solver.t:.6g} "
+                           f"(rtol={rtol:g}, atol={atol:g} too loose?)")
+                break
+            if solver.status == "finished":
+                break
+            if n[0] >= max_rhs:
+                message = f"max_rhs = {max_rhs} evaluations of H used up at t = {solver.t:.6g}"
+                break
+        bad = ~np.all(np.isfinite(theta[:i]), axis=1)
+        if bad.any() and not message:         # the interpolant between finite steps overflowed
+            message = (f"the solution left the float range at t = {t[np.argmax(bad)]:.6g} "
+                       f"(rtol={rtol:g}, atol={atol:g} too loose?)")
+        if message:
+            theta[~np.all(np.isfinite(theta), axis=1)] = np.nan
+            theta[(t == 0) & (np.arange(t.size) >= i)] = th0      # not reached, but known
+            warnings.warn(f"integrate stopped before t = {t[-1]:g}: {message}; the rows of later times are NaN "
+                          "(FlowResult.partial)", RuntimeWarning, stacklevel=2)
     else:
         theta = np.tile(th0, (t.size, 1))
-    Hn = np.linalg.norm(_H(net, X, Y2, rule, theta, loss), axis=1)
-    return FlowResult(t=t, theta=theta, loss=np.asarray(_F(net, X, Y2, theta, loss)).reshape(-1), H_norm=Hn,
-                      n_rhs=n[0], config=dict(method=method, rtol=rtol, atol=atol, rule=rule.as_dict(),
-                                              widths=list(net.widths), loss=str(loss)))
+    ok = np.all(np.isfinite(theta), axis=1)
+    Hn, Fv = np.full(t.size, np.nan), np.full(t.size, np.nan)
+    if ok.any():
+        Hn[ok] = np.linalg.norm(_H(net, X, Y2, rule, theta[ok], loss), axis=1)
+        Fv[ok] = np.asarray(_F(net, X, Y2, theta[ok], loss)).reshape(-1)
+    return FlowResult(t=t, theta=theta, loss=Fv, H_norm=Hn, n_rhs=n[0], partial=bool(message), message=message,
+                      config=dict(method=method if isinstance(method, str) else solver_cls.__name__, rtol=rtol,
+                                  atol=atol, max_rhs=max_rhs, rule=rule.as_dict(), widths=list(net.widths),
+                                  loss=str(loss)))
 
 
 @njit
@@ -106,16 +186,20 @@ def _rk4_kernel(thetas0, times, dt_max, widths, offs, act, lossk, X, Y, rule, lm
                 out[m, j, i] = y[i]
 
 
-def rk4(net, X, Y, rule, theta0, times, *, dt, loss="mse"):
+def rk4(net, X, Y, rule, theta0, times, *, dt, loss="mse", max_steps=MAX_RK4_STEPS):
     """Fixed-step RK4 for theta' = -H(theta), many initial points in parallel.
 
     Parameters
     ----------
     theta0 : array (M, P) or (P,)
     times : array (K,) shared, or (M, K) per start (NaN-padded); times[..., 0] is the start time
+        Finite and nondecreasing along each row; NaN only as padding at the end of a row.
     dt : float > 0
         Largest step; each interval between requested times is split into equal steps <= dt,
         so the solution is reported at exactly the requested times.
+    max_steps : int >= 1, default 10_000_000
+        Budget of RK4 steps (4 evaluations of H each) for one initial point; ``times`` that
+        need more steps of size ``dt`` raise ValueError before any work is done.
 
     Returns
     -------
@@ -124,24 +208,34 @@ def rk4(net, X, Y, rule, theta0, times, *, dt, loss="mse"):
     check_net(net)
     X, Y2, lk = check_data(net, X, Y, loss)
     rule = check_rule(rule)
-    th = np.asarray(theta0, dtype=np.float64)
+    P = net.n_params
+    th = as_float_array(theta0, "theta0", f"a float array of shape ({P},) or (M, {P})")
+    if th.ndim not in (1, 2):
+        raise ValueError(f"theta0 must have shape ({P},) or (M, {P}); got {th.shape}")
     single = th.ndim == 1
     th = check_theta(net, th, "theta0") if single else check_theta(net, th, "theta0", rows=th.shape[0])
-    th = np.ascontiguousarray(th.reshape(-1, net.n_params))
+    th = np.ascontiguousarray(th.reshape(-1, P))
     M = th.shape[0]
-    tt = np.asarray(times, dtype=np.float64)
+    tt = as_float_array(times, "times", "a float array of shape (K,) or (M, K)")
     if tt.ndim == 1:
         tt = np.tile(tt, (M, 1))
     if tt.ndim != 2 or tt.shape[0] != M or tt.shape[1] < 1:
         raise ValueError(f"times must have shape (K,) or ({M}, K); got {np.shape(times)}")
-    d = np.diff(tt, axis=1)
-    if np.any(d < 0) or np.any(np.isnan(tt[:, 0])):
-        raise ValueError("times must be nondecreasing along each row (NaN padding only at the end)")
-    if not (dt > 0 and math.isfinite(dt)):
-        raise ValueError(f"dt must be a finite number > 0; got {dt!r}")
+    dt = check_real("dt", dt, "a finite number > 0", lambda x: 0 < x < math.inf)
+    max_steps = check_int("max_steps", max_steps)
+    nan = np.isnan(tt)
+    with np.errstate(invalid="ignore", over="ignore"):
+        d = np.diff(tt, axis=1)
+        if np.any(np.isinf(tt)) or np.any(nan[:, 0]) or np.any(nan[:, :-1] & ~nan[:, 1:]) or np.any(d < 0):
+            raise ValueError("times must be finite and nondecreasing along each row (NaN padding only at the end)")
+        n = np.where(d > 0, np.ceil(d / dt - 1e-12), 0.0)      # the kernel's step counts
+    steps = float(n.sum(axis=1).max()) if n.size else 0.0
+    if not steps <= max_steps:
+        raise ValueError(f"dt={dt!r} is too small for times: one row needs {steps:.3g} RK4 steps, more than "
+                         f"max_steps={max_steps}")
     lmax = float(alrc_lmax(rule, rule.mu1, rule.mu2)) if rule.kind == ClipKind.alrc else np.inf
-    out = np.full((M, tt.shape[1], net.n_params), np.nan)
-    _rk4_kernel(th, np.ascontiguousarray(tt), float(dt), net.widths_array(), net.offsets(), net.act, lk, X, Y2,
+    out = np.full((M, tt.shape[1], P), np.nan)
+    _rk4_kernel(th, np.ascontiguousarray(tt), dt, net.widths_array(), net.offsets(), net.act, lk, X, Y2,
                 rule, lmax, out)
     return out[0] if single else out
 
@@ -161,9 +255,13 @@ def window_deviations(net, X, Y, rule, sa_theta, sa_time, starts, width, *, dt=0
     -------
     ndarray (n,) of D_n (NaN for a window beyond the path)
     """
-    sa_theta = np.asarray(sa_theta, dtype=np.float64)
-    sa_time = np.asarray(sa_time, dtype=np.float64)
-    starts = np.asarray(starts, dtype=np.float64).reshape(-1)
+    sa_theta = as_float_array(sa_theta, "sa_theta", "a float array of shape (K, P)")
+    sa_time = as_float_array(sa_time, "sa_time", "a float array of shape (K,)")
+    starts = as_float_array(starts, "starts", "a float array of start times").reshape(-1)
+    width = check_real("width", width, "a finite number >= 0", lambda x: 0 <= x < math.inf)
+    if sa_theta.ndim != 2 or sa_time.shape != sa_theta.shape[:1]:
+        raise ValueError(f"sa_theta and sa_time must have shapes (K, P) and (K,); got {sa_theta.shape} and "
+                         f"{sa_time.shape}")
     i0s, seg = [], []
     for tau in starts:
         i0 = int(np.searchsorted(sa_time, tau))

@@ -1,5 +1,5 @@
 """Result objects and their files: NumPy ``.npz`` arrays plus a JSON header, never pickle."""
-from dataclasses import dataclass, field, fields
+from dataclasses import MISSING, dataclass, field, fields
 import json
 import os
 import tempfile
@@ -46,6 +46,8 @@ def read_npz(path, kind):
         meta = json.loads(arrays.pop("__meta__").tobytes().decode())
     except Exception:
         raise ValueError(f"{path} has a corrupted header") from None
+    if not isinstance(meta, dict):
+        raise ValueError(f"{path} has a corrupted header (not a JSON object)")
     if meta.get("format") != kind:
         raise ValueError(f"{path} holds {meta.get('format')!r}, not a {kind} file")
     return arrays, meta
@@ -120,30 +122,43 @@ class SAResult:
         """Read a file written by :meth:`save` (no pickle; clear error for foreign files)."""
         arrays, meta = read_npz(path, "SAResult")
         names = {f.name for f in fields(cls)} - {"config", "partial"}
-        missing = [n for n in ("theta_final", "step", "loss") if n not in arrays]
-        if missing or set(arrays) - names:
-            raise ValueError(f"{path} is not a valid SAResult file (fields {sorted(arrays)})")
+        required = [f.name for f in fields(cls) if f.default is MISSING and f.default_factory is MISSING]
+        missing = [n for n in required if n not in arrays]
+        unknown = sorted(set(arrays) - names)
+        if missing or unknown:
+            raise ValueError(f"{os.fspath(path)} is not a valid SAResult file ("
+                             + "; ".join(([f"missing fields {missing}"] if missing else [])
+                                         + ([f"unknown fields {unknown}"] if unknown else [])) + ")")
         return cls(config=meta.get("config", {}), partial=bool(meta.get("partial", False)),
                    **arrays)
 
 
 @dataclass(frozen=True, eq=False)
 class FlowResult:
-    """Solution of theta' = -H(theta) at times ``t``: ``theta`` (K, P), ``loss`` (K,), ``H_norm`` (K,)."""
+    """Solution of theta' = -H(theta) at times ``t``: ``theta`` (K, P), ``loss`` (K,), ``H_norm`` (K,).
+
+    ``n_rhs`` counts the H evaluations. ``partial`` is True when the solver stopped before
+    ``t[-1]`` (see :func:`dynclip.ode.integrate`); ``message`` then says why, and the rows of
+    the times not reached are NaN.
+    """
     t: np.ndarray
     theta: np.ndarray
     loss: np.ndarray
     H_norm: np.ndarray
     n_rhs: int = 0
     config: dict = field(default_factory=dict)
+    partial: bool = False
+    message: str = ""
 
     def save(self, path):
         atomic_savez(path, {"t": self.t, "theta": self.theta, "loss": self.loss, "H_norm": self.H_norm},
-                     {"format": "FlowResult", "config": self.config, "n_rhs": int(self.n_rhs)})
+                     {"format": "FlowResult", "config": self.config, "n_rhs": int(self.n_rhs),
+                      "partial": bool(self.partial), "message": str(self.message)})
 
     @classmethod
     def load(cls, path):
         arrays, meta = read_npz(path, "FlowResult")
         if set(arrays) != {"t", "theta", "loss", "H_norm"}:
             raise ValueError(f"{path} is not a valid FlowResult file")
-        return cls(n_rhs=int(meta.get("n_rhs", 0)), config=meta.get("config", {}), **arrays)
+        return cls(n_rhs=int(meta.get("n_rhs", 0)), config=meta.get("config", {}),
+                   partial=bool(meta.get("partial", False)), message=str(meta.get("message", "")), **arrays)

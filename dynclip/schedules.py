@@ -10,6 +10,8 @@ import math
 
 import numpy as np
 
+from .model import check_int, check_real
+
 
 class ScheduleKind(IntEnum):
     constant = 0
@@ -29,13 +31,24 @@ class Schedule(NamedTuple):
             return np.full(k.shape, self.a0)
         if self.kappa == 1.0:
             return self.a0 / (k + self.t0)
-        return self.a0 / (k + self.t0) ** self.kappa
+        return self._power(k)
 
     def __call__(self, k):
         k = np.asarray(k, dtype=np.float64)
         if self.kind == ScheduleKind.constant:
             return np.full(k.shape, self.a0)[()]
-        return (self.a0 / (k + self.t0) ** self.kappa)[()]
+        return self._power(k)[()]
+
+    def _power(self, k):
+        """a0 / (k + t0)**kappa; where (k + t0)**kappa leaves the normal float range (overflow to inf,
+        or underflow) although a(k) does not, from logarithms instead."""
+        with np.errstate(over="ignore", under="ignore", divide="ignore"):
+            den = (k + self.t0) ** self.kappa
+            a = self.a0 / den
+        bad = ~((den >= _TINY) & (den < np.inf))
+        if np.any(bad):
+            a = np.where(bad, np.exp(math.log(self.a0) - self.kappa * np.log(k + self.t0)), a)
+        return a
 
     @property
     def satisfies_a2(self):
@@ -57,14 +70,18 @@ class Schedule(NamedTuple):
         return cls(int(d["kind"]), float(d["a0"]), float(d["t0"]), float(d["kappa"]))
 
 
+_TINY = np.finfo(np.float64).tiny
+
+
 def _pos(name, v):
-    try:
-        v = float(v)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a finite number > 0; got {v!r}") from None
-    if not (v > 0 and math.isfinite(v)):
-        raise ValueError(f"{name} must be a finite number > 0; got {v!r}")
-    return v
+    return check_real(name, v, "a finite number > 0", lambda x: 0 < x < math.inf)
+
+
+def _first_step(a0, t0, kappa, names):
+    """Refuse a power schedule whose first step a(0) = a0 / t0**kappa overflows (checked in logs)."""
+    if math.log(a0) - kappa * math.log(t0) >= math.log(np.finfo(np.float64).max):
+        raise ValueError(f"{names} must give a finite first step a(0) = a0 / t0**kappa; got "
+                         f"a0={a0!r}, t0={t0!r}, kappa={kappa!r}")
 
 
 def constant(a):
@@ -73,29 +90,45 @@ def constant(a):
 
 
 def inverse(a0, t0=1.0):
-    """a(k) = a0 / (k + t0): satisfies A2."""
-    return Schedule(int(ScheduleKind.power), _pos("a0", a0), _pos("t0", t0), 1.0)
+    """a(k) = a0 / (k + t0): satisfies A2. a0 and t0 are finite and > 0, with a(0) = a0 / t0 finite."""
+    a0, t0 = _pos("a0", a0), _pos("t0", t0)
+    _first_step(a0, t0, 1.0, "a0 and t0")
+    return Schedule(int(ScheduleKind.power), a0, t0, 1.0)
 
 
 def power(a0, t0, kappa):
-    """a(k) = a0 / (k + t0)**kappa; satisfies A2 iff 1/2 < kappa <= 1."""
-    return Schedule(int(ScheduleKind.power), _pos("a0", a0), _pos("t0", t0), _pos("kappa", kappa))
+    """a(k) = a0 / (k + t0)**kappa; satisfies A2 iff 1/2 < kappa <= 1.
+
+    a0, t0 and kappa are finite and > 0, with a(0) = a0 / t0**kappa finite.
+    """
+    a0, t0, kappa = _pos("a0", a0), _pos("t0", t0), _pos("kappa", kappa)
+    _first_step(a0, t0, kappa, "a0, t0 and kappa")
+    return Schedule(int(ScheduleKind.power), a0, t0, kappa)
 
 
 def check_schedule(schedule):
+    """The schedule as its factory builds it; ValueError naming ``schedule`` for anything else
+    (a Schedule built by hand is checked like the factory's arguments)."""
     if not isinstance(schedule, Schedule):
         raise ValueError("schedule must be a Schedule from dynclip.schedules (constant, inverse, "
                          f"power); got {type(schedule).__name__}")
-    return schedule
+    try:
+        kind = check_int("kind", schedule.kind, 0, len(ScheduleKind) - 1)
+        if kind == ScheduleKind.constant:
+            return constant(schedule.a0)
+        return power(schedule.a0, schedule.t0, schedule.kappa)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"schedule is not a valid Schedule ({e}); build it with the factories of "
+                         "dynclip.schedules") from None
 
 
 def ode_time(schedule, n_steps):
-    """ODE times t_k = sum_{j<k} a(j) for k = 0 .. n_steps (length n_steps + 1)."""
-    a = check_schedule(schedule).values(0, int(n_steps))
+    """ODE times t_k = sum_{j<k} a(j) for k = 0 .. n_steps (length n_steps + 1); n_steps >= 0."""
+    a = check_schedule(schedule).values(0, check_int("n_steps", n_steps, lo=0))
     return np.concatenate(([0.0], np.cumsum(a)))
 
 
 def sums(schedule, n_steps):
-    """``(A, Sigma2)``: sum of a and of a^2 over steps 0 .. n_steps-1."""
-    a = check_schedule(schedule).values(0, int(n_steps))
+    """``(A, Sigma2)``: sum of a and of a^2 over steps 0 .. n_steps-1; n_steps >= 0."""
+    a = check_schedule(schedule).values(0, check_int("n_steps", n_steps, lo=0))
     return float(a.sum()), float((a * a).sum())

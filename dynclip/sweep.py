@@ -35,7 +35,7 @@ from dataclasses import fields
 import numpy as np
 
 from .engine import simulate, _fingerprint, NONFINITE
-from .model import MLP, check_theta, init_params
+from .model import MLP, check_theta, init_params, check_choice
 from .results import SAResult
 from .rng import replica_seeds
 
@@ -106,8 +106,7 @@ def _check_configs(configs):
         if missing:
             raise ValueError(f"configs[{i}] is missing {', '.join(map(repr, missing))} "
                              f"(a configuration needs {', '.join(_REQUIRED)})")
-        if c.get("nonfinite", "stop") not in NONFINITE:
-            raise ValueError(f"configs[{i}]['nonfinite'] must be 'stop' or 'raise'; got {c['nonfinite']!r}")
+        check_choice(f"configs[{i}]['nonfinite']", c.get("nonfinite", "stop"), NONFINITE)
         if not isinstance(c["net"], MLP):
             raise TypeError(f"configs[{i}]['net'] must be an MLP from dynclip.mlp(); got {type(c['net']).__name__}")
     return out, False

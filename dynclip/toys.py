@@ -38,7 +38,7 @@ from numba import prange
 
 from ._jit import njit, pjit
 from .clipping import ClipKind, ClipRule, apply, check_rule
-from .model import sumsq
+from .model import sumsq, check_int as _int
 from .rng import next_u64, replica_seeds
 from .schedules import check_schedule
 
@@ -473,17 +473,6 @@ class ToyResult:
     def nonfinite(self):
         """(M,) bool: the start stopped on a non-finite iterate or gradient."""
         return self.nonfinite_step >= 0
-
-
-def _int(name, v, lo):
-    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)):
-        if isinstance(v, (float, np.floating)) and float(v).is_integer():
-            v = int(v)
-        else:
-            raise ValueError(f"{name} must be an integer >= {lo}; got {v!r}")
-    if v < lo:
-        raise ValueError(f"{name} must be an integer >= {lo}; got {v!r}")
-    return int(v)
 
 
 def run(objective, rule, schedule, theta0, n_steps, *, noise_sd=0.0, seed=0, dtype="float64",
