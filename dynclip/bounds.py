@@ -60,7 +60,6 @@ References
 from __future__ import annotations
 
 import numpy as np
-from scipy import stats
 
 __all__ = [
     "clip_prob",
@@ -681,6 +680,7 @@ def clopper_pearson(k, n, level=0.95):
     zero = k_ == 0
     full = k_ == n_
     # Substitute harmless shape parameters where the limit is fixed (0 or 1).
+    from scipy import stats     # on first use: keeps `import dynclip` fast
     low = stats.beta.ppf(alpha, np.where(zero, 1.0, k_), n_ - k_ + 1.0)
     high = stats.beta.isf(alpha, k_ + 1.0, np.where(full, 1.0, n_ - k_))
     low = np.where(zero, 0.0, low)

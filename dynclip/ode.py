@@ -10,7 +10,6 @@ import warnings
 
 import numpy as np
 from numba import prange
-from scipy.integrate import OdeSolver, RK23, RK45, DOP853, Radau, BDF, LSODA
 
 from ._jit import njit, pjit
 from ._kernels import mean_field
@@ -20,8 +19,9 @@ from .model import (check_net, check_data, check_theta, make_workspace, EVAL_BLO
                     check_real, check_choice)
 from .results import FlowResult
 
-#: the methods of ``scipy.integrate.solve_ivp``
-METHODS = {"RK23": RK23, "RK45": RK45, "DOP853": DOP853, "Radau": Radau, "BDF": BDF, "LSODA": LSODA}
+#: the methods of ``scipy.integrate.solve_ivp`` (classes of that name in scipy.integrate; SciPy is
+#: imported on first use, which keeps ``import dynclip`` fast)
+METHODS = ("RK23", "RK45", "DOP853", "Radau", "BDF", "LSODA")
 #: default budget of H evaluations of :func:`integrate`
 MAX_RHS = 100_000
 #: default budget of RK4 steps per initial point of :func:`rk4`
@@ -33,9 +33,10 @@ def _tol(name, v):
 
 
 def _method(method):
-    if isinstance(method, type) and issubclass(method, OdeSolver):
+    import scipy.integrate
+    if isinstance(method, type) and issubclass(method, scipy.integrate.OdeSolver):
         return method
-    return METHODS[check_choice("method", method, tuple(METHODS))]
+    return getattr(scipy.integrate, check_choice("method", method, METHODS))
 
 
 def integrate(net, X, Y, rule, theta0, t_eval, *, loss="mse", method="DOP853", rtol=1e-9, atol=1e-12,
