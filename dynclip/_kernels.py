@@ -116,6 +116,26 @@ def mean_field(theta, widths, offs, act, lossk, X, Y, rule, lmax, wsE, rowsE, ws
 
 
 @hot
+def _weighted_update(theta, widths, offs, act, B, ws, g, u, ncl, acc, r):
+    """u = sum_b ws.wts[b] grad l_b for the last forward pass (weights set by the caller) and g =
+    the plain minibatch mean (a second backward pass only when ncl > 0 samples were reweighted);
+    counts the ncl clip decisions out of B; returns (||g||, ||u||)."""
+    u[:] = 0.0
+    backward(theta, widths, offs, act, B, ws, u)
+    if ncl > 0:
+        g[:] = 0.0
+        for b in range(B):
+            ws.wts[b] = 1.0 / B
+        backward(theta, widths, offs, act, B, ws, g)
+    else:
+        for i in range(theta.shape[0]):
+            g[i] = u[i]
+    acc[r, A_NCLIP] += ncl
+    acc[r, A_NDEC] += B
+    return _norm(g), _norm(u)
+
+
+@hot
 def minibatch_update(theta, widths, offs, act, lossk, X, Y, rule, lmax, per_sample, rows, B,
                      ws, ws1, rows1, g, u, tmp, acc, r):
     """The clipped minibatch update u and raw gradient g.
@@ -140,40 +160,14 @@ def minibatch_update(theta, widths, offs, act, lossk, X, Y, rule, lmax, per_samp
             else:
                 ws.wts[b] = 1.0 / B
                 lc += L
-        u[:] = 0.0
-        backward(theta, widths, offs, act, B, ws, u)
-        if ncl > 0:
-            g[:] = 0.0
-            for b in range(B):
-                ws.wts[b] = 1.0 / B
-            backward(theta, widths, offs, act, B, ws, g)
-        else:
-            for i in range(P):
-                g[i] = u[i]
-        acc[r, A_NCLIP] += ncl
-        acc[r, A_NDEC] += B
-        un = _norm(u)
-        gn = _norm(g)
+        gn, un = _weighted_update(theta, widths, offs, act, B, ws, g, u, ncl, acc, r)
         c = gn / un if ncl > 0 and un > 0.0 else 1.0
         return c, lm / B, lc / B, gn, un
     if per_sample and is_scalar_rule(rule):
         forward(theta, widths, offs, act, X, rows, B, ws)
         losses_and_dout(widths, lossk, Y, rows, B, ws)
         ncl = _sample_weights(theta, widths, offs, act, rule, lmax, B, ws, 1.0 / B)
-        u[:] = 0.0
-        backward(theta, widths, offs, act, B, ws, u)
-        if ncl > 0:
-            g[:] = 0.0
-            for b in range(B):
-                ws.wts[b] = 1.0 / B
-            backward(theta, widths, offs, act, B, ws, g)
-        else:
-            for i in range(P):
-                g[i] = u[i]
-        acc[r, A_NCLIP] += ncl
-        acc[r, A_NDEC] += B
-        un = _norm(u)
-        gn = _norm(g)
+        gn, un = _weighted_update(theta, widths, offs, act, B, ws, g, u, ncl, acc, r)
         if ncl == 0:
             return 1.0, 0.0, 0.0, gn, un
         return (gn / un if un > 0.0 else math.inf), 0.0, 0.0, gn, un
