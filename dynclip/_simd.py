@@ -1,4 +1,5 @@
-"""Explicit 8-lane SIMD reductions (the only LLVM-level code in dynclip besides a bitcast).
+"""Explicit 8-lane SIMD reductions: sums of squares, squared distances, dot products and the
+SA step fused with the displacement (with :mod:`dynclip._blas`, the only LLVM-level code in dynclip).
 
 Strict IEEE forbids LLVM from vectorising a running sum (that would reorder it), and its
 SLP vectoriser does not turn dynclip's eight scalar accumulators into one vector register
@@ -6,7 +7,9 @@ either, so the sums of squares behind every norm ran one scalar element at a tim
 intrinsics keep the eight accumulators in one ``<8 x double>`` register: lane j sums, in
 index order, the elements ``lo + j, lo + j + 8, ...`` -- the same operations in the same
 order as eight scalar accumulators, so results are bit-identical to the plain loops in
-``tests/test_simd.py``. The caller adds the tail and combines the lanes.
+``tests/test_simd.py``. The caller adds the tail and combines the lanes. The intrinsics do
+no bounds checks (callers pass in-range offsets) and accept only contiguous 1-D float64
+arrays (anything else is a compile-time typing error, never a strided misread).
 """
 from llvmlite import ir
 from numba import types
@@ -16,6 +19,12 @@ from numba.core.extending import intrinsic
 _F64 = ir.DoubleType()
 _V8 = ir.VectorType(_F64, 8)
 _LANES = types.UniTuple(types.float64, 8)
+
+
+def _vec(*tys):
+    """True when every type is a contiguous 1-D float64 array."""
+    return all(isinstance(t, types.Array) and t.ndim == 1 and t.layout == "C" and t.dtype == types.float64
+               for t in tys)
 
 
 def _data(context, builder, ty, val):
@@ -42,6 +51,8 @@ def _reduce8(context, builder, ptrs, lo, m, step):
 @intrinsic
 def sumsq_lanes(typingctx, v, lo, m):
     """Lanes of sum v_i^2 over [lo, m); (m - lo) must be a multiple of 8, 0 <= lo <= m <= len(v)."""
+    if not _vec(v):
+        return None
     sig = _LANES(v, types.intp, types.intp)
 
     def codegen(context, builder, signature, args):
@@ -55,6 +66,8 @@ def sumsq_lanes(typingctx, v, lo, m):
 @intrinsic
 def sqdist_lanes(typingctx, v, w, m):
     """Lanes of sum (v_i - w_i)^2 over [0, m); m must be a multiple of 8, m <= len(v), len(w)."""
+    if not _vec(v, w):
+        return None
     sig = _LANES(v, w, types.intp)
 
     def codegen(context, builder, signature, args):
@@ -74,6 +87,8 @@ def sqdist_lanes(typingctx, v, w, m):
 def dot_lanes(typingctx, v, vo, w, wo, n):
     """Lanes of sum v[vo + i] w[wo + i] over i in [0, n); n must be a multiple of 8 and both
     ranges inside their arrays (lane j takes i = j mod 8, in order)."""
+    if not _vec(v, w):
+        return None
     sig = _LANES(v, types.intp, w, types.intp, types.intp)
 
     def codegen(context, builder, signature, args):
@@ -90,6 +105,8 @@ def dot_lanes(typingctx, v, vo, w, wo, n):
 def step_sqdist_lanes(typingctx, th, u, a, th0, n):
     """The SA step th_i <- th_i - a u_i for i in [0, n), fused with the lanes of
     sum (th_i - th0_i)^2 of the new th; n must be a multiple of 8 and <= every length."""
+    if not _vec(th, u, th0):
+        return None
     sig = _LANES(th, u, types.float64, th0, types.intp)
 
     def codegen(context, builder, signature, args):

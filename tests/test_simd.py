@@ -63,3 +63,12 @@ def test_matmul_equals_numpy_dot(la, lb, m, k, n):
     out = np.full((m, n), np.nan)
     _matmul(a, b, out)
     np.testing.assert_allclose(out, a @ b, rtol=1e-13, atol=1e-13)
+
+
+def test_strided_arrays_are_refused_at_compile_time():
+    import numba
+    v = np.arange(32.0)
+    with pytest.raises(numba.core.errors.TypingError):
+        _sumsq_lanes(v[::2], 0, 8)
+    with pytest.raises(numba.core.errors.TypingError):
+        _sumsq_lanes(v.astype(np.float32), 0, 8)
