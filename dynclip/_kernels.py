@@ -14,7 +14,7 @@ from numba import prange
 
 from ._jit import njit, pjit, hot
 from .clipping import apply, apply_gn, alrc_lmax, is_scalar_rule, scale_factor
-from .model import (sumsq, dist, step_dist, norm, make_workspace, block_loss_grad, forward, losses_and_dout, backward,
+from .model import (dist, step_dist, norm, make_workspace, block_loss_grad, forward, losses_and_dout, backward,
                     sample_norms, full_loss, EVAL_BLOCK)
 from .rng import randint
 

@@ -14,8 +14,8 @@ import math
 
 import numpy as np
 
-from ._jit import njit, hot
-from .model import norm, check_net, check_real, check_choice, check_int, as_float_array
+from ._jit import hot
+from .model import norm, maxabs, scaled_sumsq, check_net, check_real, check_choice, check_int, as_float_array
 
 
 class ClipKind(IntEnum):
@@ -234,17 +234,6 @@ _TINY = 2.2250738585072014e-308
 
 
 @hot
-def _maxabs(v, lo, hi):
-    """max |v_i| over [lo, hi); NaN if some v_i is NaN."""
-    m = 0.0
-    for i in range(lo, hi):
-        x = abs(v[i])
-        if not (x <= m):
-            m = x
-    return m
-
-
-@hot
 def _to_norm(g, out, lo, hi, nlo, nhi, target):
     """out[lo:hi] = g[lo:hi] * target / ||g[nlo:nhi]|| with g first divided by its largest entry.
 
@@ -252,14 +241,10 @@ def _to_norm(g, out, lo, hi, nlo, nhi, target):
     to inf (or lam / ||g|| underflowed below the normal range), where g / c would be 0. Returns
     False and writes nothing when g[nlo:nhi] has a non-finite entry or is 0.
     """
-    m = _maxabs(g, nlo, nhi)
+    m = maxabs(g, nlo, nhi)
     if not (m < math.inf) or m == 0.0:
         return False
-    t = 0.0
-    for i in range(nlo, nhi):
-        q = g[i] / m
-        t += q * q
-    f = target / math.sqrt(t)
+    f = target / math.sqrt(scaled_sumsq(g, nlo, nhi, m))
     for i in range(lo, hi):
         out[i] = g[i] / m * f
     return True
@@ -268,16 +253,13 @@ def _to_norm(g, out, lo, hi, nlo, nhi, target):
 @hot
 def _unit_mt(v, r0, ni, bi):
     """(m, t) of a unit (row v[r0:r0+ni] and bias v[bi]): m = max |v_i| (NaN if any), t = sum (v_i / m)^2."""
-    m = _maxabs(v, r0, r0 + ni)
+    m = maxabs(v, r0, r0 + ni)
     x = abs(v[bi])
     if not (x <= m):
         m = x
-    t = 0.0
     if m == 0.0 or not (m < math.inf):
-        return m, t
-    for i in range(r0, r0 + ni):
-        q = v[i] / m
-        t += q * q
+        return m, 0.0
+    t = scaled_sumsq(v, r0, r0 + ni, m)
     q = v[bi] / m
     return m, t + q * q
 

@@ -6,7 +6,6 @@ steps. Chunks give progress bars, Ctrl-C handling and checkpoints without touchi
 maths; a chunked run is bit-identical to an unchunked one.
 """
 import hashlib
-import math
 import os
 import sys
 import time as _time

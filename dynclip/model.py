@@ -176,18 +176,32 @@ def norm(v, lo, hi):
     s = sumsq(v, lo, hi)
     if s < math.inf and s > 1e-280:
         return math.sqrt(s)
+    m = maxabs(v, lo, hi)
+    if m == 0.0 or not m < math.inf:
+        return m if m == m else math.nan
+    return m * math.sqrt(scaled_sumsq(v, lo, hi, m))
+
+
+@hot
+def maxabs(v, lo, hi):
+    """max |v_i| over [lo, hi); NaN if some v_i is NaN (max() would skip it)."""
     m = 0.0
     for i in range(lo, hi):
         x = abs(v[i])
-        if not (x <= m):      # also takes a NaN (max() would skip it)
+        if not (x <= m):
             m = x
-    if m == 0.0 or not m < math.inf:
-        return m if m == m else math.nan
+    return m
+
+
+@hot
+def scaled_sumsq(v, lo, hi, m):
+    """sum (v_i / m)^2 over [lo, hi): the sum of squares rescaled by m = max |v_i|, which
+    neither overflows nor underflows (the slow path of :func:`norm` and of the clipping rules)."""
     t = 0.0
     for i in range(lo, hi):
         q = v[i] / m
         t += q * q
-    return m * math.sqrt(t)
+    return t
 
 
 @hot

@@ -7,7 +7,7 @@ which is what makes runs bit-identical on 1 or 2 threads and across sweep partit
 """
 import numpy as np
 
-from ._jit import njit, hot
+from ._jit import hot
 
 _GAMMA = np.uint64(0x9E3779B97F4A7C15)
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
