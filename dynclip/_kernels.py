@@ -13,7 +13,7 @@ import numpy as np
 from numba import prange
 
 from ._jit import njit, pjit, hot
-from .clipping import apply, apply_gn, alrc_lmax, is_scalar_rule, scale_factor
+from .clipping import apply, apply_gn, alrc_lmax, is_scalar_rule, scale_factor, TINY
 from .model import (dist, step_dist, norm, make_workspace, block_loss_grad, forward, losses_and_dout, backward,
                     sample_norms, full_loss, EVAL_BLOCK)
 from .rng import randint
@@ -138,10 +138,11 @@ def _weighted_update(theta, widths, offs, act, B, ws, g, u, ncl, acc, r):
 @hot
 def minibatch_update(theta, widths, offs, act, lossk, X, Y, rule, lmax, per_sample, rows, B,
                      ws, ws1, rows1, g, u, tmp, acc, r):
-    """The clipped minibatch update u and raw gradient g.
+    """The clipped minibatch update and the raw minibatch gradient g.
 
-    Returns (c, loss_mean, loss_capped_mean, ||g||, ||u||); counts clip decisions into
-    acc[r, A_NCLIP] and acc[r, A_NDEC].
+    Returns (c, loss_mean, loss_capped_mean, ||g||, ||update||, w); counts clip decisions
+    into acc[r, A_NCLIP] and acc[r, A_NDEC]. With w > 0 the update is w g (a scalar rule:
+    no update vector is written, the step applies w); with w = 0 it is written into u.
     """
     P = theta.shape[0]
     if rule.kind == 7:
@@ -162,15 +163,15 @@ def minibatch_update(theta, widths, offs, act, lossk, X, Y, rule, lmax, per_samp
                 lc += L
         gn, un = _weighted_update(theta, widths, offs, act, B, ws, g, u, ncl, acc, r)
         c = gn / un if ncl > 0 and un > 0.0 else 1.0
-        return c, lm / B, lc / B, gn, un
+        return c, lm / B, lc / B, gn, un, 0.0
     if per_sample and is_scalar_rule(rule):
         forward(theta, widths, offs, act, X, rows, B, ws)
         losses_and_dout(widths, lossk, Y, rows, B, ws)
         ncl = _sample_weights(theta, widths, offs, act, rule, lmax, B, ws, 1.0 / B)
         gn, un = _weighted_update(theta, widths, offs, act, B, ws, g, u, ncl, acc, r)
         if ncl == 0:
-            return 1.0, 0.0, 0.0, gn, un
-        return (gn / un if un > 0.0 else math.inf), 0.0, 0.0, gn, un
+            return 1.0, 0.0, 0.0, gn, un, 0.0
+        return (gn / un if un > 0.0 else math.inf), 0.0, 0.0, gn, un, 0.0
     if per_sample:
         g[:] = 0.0
         u[:] = 0.0
@@ -189,17 +190,24 @@ def minibatch_update(theta, widths, offs, act, lossk, X, Y, rule, lmax, per_samp
         un = _norm(u)
         gn = _norm(g)
         if un == gn:
-            return 1.0, 0.0, 0.0, gn, un
-        return (gn / un if un > 0.0 else math.inf), 0.0, 0.0, gn, un
+            return 1.0, 0.0, 0.0, gn, un, 0.0
+        return (gn / un if un > 0.0 else math.inf), 0.0, 0.0, gn, un, 0.0
     g[:] = 0.0
     block_loss_grad(theta, widths, offs, act, lossk, X, Y, rows, B, ws, g, 1.0 / B)
     gn = _norm(g)
-    c, clipped = apply_gn(rule, g, gn, theta, widths, offs, u)
     acc[r, A_NDEC] += 1
+    if is_scalar_rule(rule):
+        w, c, clipped = scale_factor(rule, gn, norm(theta, 0, P) if rule.kind == 2 else 0.0)
+        if clipped:
+            acc[r, A_NCLIP] += 1
+        if w >= TINY:       # else the overflow branch of apply_gn
+            return c, 0.0, 0.0, gn, gn * w, w
+    c, clipped = apply_gn(rule, g, gn, theta, widths, offs, u)
     if clipped:
-        acc[r, A_NCLIP] += 1
-        return c, 0.0, 0.0, gn, _norm(u)
-    return c, 0.0, 0.0, gn, gn
+        if not is_scalar_rule(rule):
+            acc[r, A_NCLIP] += 1
+        return c, 0.0, 0.0, gn, _norm(u), 0.0
+    return c, 0.0, 0.0, gn, gn, 0.0
 
 
 @hot
@@ -267,12 +275,17 @@ def _replica(r, k0, k1, n_total, a_tab, rec_steps, j0, widths, offs, act, lossk,
             lmax = alrc_lmax(rule, mu[r, 0], mu[r, 1])
         if track:
             mean_field(th, widths, offs, act, lossk, X, Y, rule, lmax, wsE, rowsE, ws1, rows1, tmp2, H)
-        c, lmean, lcap, gn, un = minibatch_update(th, widths, offs, act, lossk, X, Y, rule, lmax, per_sample,
-                                                  rows, B, ws, ws1, rows1, g, u, tmp, acc, r)
+        c, lmean, lcap, gn, un, w = minibatch_update(th, widths, offs, act, lossk, X, Y, rule, lmax, per_sample,
+                                                     rows, B, ws, ws1, rows1, g, u, tmp, acc, r)
+        v = u               # the update is w v: the clipped u, or g scaled by a scalar rule's w
+        if w > 0.0:
+            v = g
+        else:
+            w = 1.0
         a = a_tab[k - k0]
         if proj < math.inf:
             for i in range(P):
-                th[i] -= a * u[i]
+                th[i] -= a * (w * v[i])
             tn = _norm(th)
             if tn > proj:
                 f = proj / tn
@@ -280,11 +293,11 @@ def _replica(r, k0, k1, n_total, a_tab, rec_steps, j0, widths, offs, act, lossk,
                     th[i] *= f
             d = dist(th, th0)
         else:
-            d = step_dist(th, u, a, th0)
+            d = step_dist(th, v, a, w, th0)
         if track:
             m2 = 0.0
             for i in range(P):
-                dm = u[i] - H[i]
+                dm = w * v[i] - H[i]
                 xi[r, i] += a * dm
                 m2 += dm * dm
             acc[r, A_M2] += a * a * m2

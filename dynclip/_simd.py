@@ -101,25 +101,31 @@ def dot_lanes(typingctx, v, vo, w, wo, n):
     return sig, codegen
 
 
+def _splat(builder, x):
+    v = ir.Constant(_V8, ir.Undefined)
+    for j in range(8):
+        v = builder.insert_element(v, x, ir.Constant(ir.IntType(32), j))
+    return v
+
+
 @intrinsic
-def step_sqdist_lanes(typingctx, th, u, a, th0, n):
-    """The SA step th_i <- th_i - a u_i for i in [0, n), fused with the lanes of
+def step_sqdist_lanes(typingctx, th, u, a, w, th0, n):
+    """The SA step th_i <- th_i - a (w u_i) for i in [0, n), fused with the lanes of
     sum (th_i - th0_i)^2 of the new th; n must be a multiple of 8 and <= every length."""
     if not _vec(th, u, th0):
         return None
-    sig = _LANES(th, u, types.float64, th0, types.intp)
+    sig = _LANES(th, u, types.float64, types.float64, th0, types.intp)
 
     def codegen(context, builder, signature, args):
-        pt, pu, pt0 = (_data(context, builder, signature.args[j], args[j]) for j in (0, 1, 3))
-        av = ir.Constant(_V8, ir.Undefined)
-        for j in range(8):
-            av = builder.insert_element(av, args[2], ir.Constant(ir.IntType(32), j))
+        pt, pu, pt0 = (_data(context, builder, signature.args[j], args[j]) for j in (0, 1, 4))
+        av = _splat(builder, args[2])
+        wv = _splat(builder, args[3])
         zero = context.get_constant(types.intp, 0)
         intp = context.get_value_type(types.intp)
         acc = cgutils.alloca_once_value(builder, ir.Constant(_V8, [0.0] * 8))
-        with cgutils.for_range_slice(builder, zero, args[4], ir.Constant(intp, 8), intp) as (i, _):
+        with cgutils.for_range_slice(builder, zero, args[5], ir.Constant(intp, 8), intp) as (i, _):
             tptr = builder.bitcast(builder.gep(pt, [i]), _V8.as_pointer())
-            t = builder.fsub(builder.load(tptr, align=8), builder.fmul(av, _load8(builder, pu, i)))
+            t = builder.fsub(builder.load(tptr, align=8), builder.fmul(av, builder.fmul(wv, _load8(builder, pu, i))))
             builder.store(t, tptr, align=8)
             d = builder.fsub(t, _load8(builder, pt0, i))
             builder.store(builder.fadd(builder.load(acc), builder.fmul(d, d)), acc)

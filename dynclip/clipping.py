@@ -4,7 +4,9 @@ Each factory returns a :class:`ClipRule` (an immutable NamedTuple of numbers), s
 be passed into compiled kernels and stored in result files. The engine, the mean field H
 and the diagnostics all call the same :func:`apply`.
 
-The update is ``u = g / c`` in the paper's notation (Ramaswamy 2023, eq. 10).
+The update is ``u = g / c`` in the paper's notation (Ramaswamy 2023, eq. 10), computed as
+``g * (1 / c)``: one division per clip instead of one per entry (on common x86 cores a
+division costs as much as ~8 multiplications), within 1 ulp of ``g / c`` per entry.
 :func:`apply` returns the effective factor ``c = ||g|| / ||u||`` (1 for an unchanged
 gradient) and whether the rule changed the gradient ("clipped").
 """
@@ -216,11 +218,12 @@ def _norm(v, lo, hi):
 
 
 @hot
-def _scale(g, out, lo, hi, c):
+def _scale(g, out, lo, hi, f):
+    """out[lo:hi] = g[lo:hi] * f (f = 1 / c: one division per clip, not one per entry)."""
     if lo < 0:
         return
     for i in range(lo, hi):
-        out[i] = g[i] / c
+        out[i] = g[i] * f
 
 
 @hot
@@ -230,7 +233,7 @@ def _copy(g, out):
 
 
 #: the smallest normal float64: a factor below it has lost precision (subnormal) or is 0
-_TINY = 2.2250738585072014e-308
+TINY = 2.2250738585072014e-308
 
 
 @hot
@@ -349,15 +352,10 @@ def apply_gn(rule, g, gn, theta, widths, offs, out):
         thn = _norm(theta, 0, P) if k == 2 else 0.0
         w, c, clipped = scale_factor(rule, gn, thn)
         if clipped:
-            if k == 6 or rule.convention == 0:
-                # g / c, the paper's form (c = inf: ||g|| / lam beyond the float range)
-                if not (c == math.inf and _to_norm(g, out, 0, P, 0, P, _clipped_norm(rule, gn, thn))):
-                    _scale(g, out, 0, P, c)
-            else:
-                # g * factor, as torch and optax write it (a factor below the normal range loses precision)
-                if not (w < _TINY and _to_norm(g, out, 0, P, 0, P, _clipped_norm(rule, gn, thn))):
-                    for i in range(P):
-                        out[i] = g[i] * w
+            # u = g * w, w = 1 / c (a factor below the normal range -- c beyond 4e307, or
+            # inf -- would lose precision: then g is rescaled to the update's norm instead)
+            if not (w < TINY and _to_norm(g, out, 0, P, 0, P, _clipped_norm(rule, gn, thn))):
+                _scale(g, out, 0, P, w)
             return c, True
         if not (out is g):
             _copy(g, out)
@@ -374,8 +372,9 @@ def apply_gn(rule, g, gn, theta, widths, offs, out):
             if c > 1.0:
                 clipped = True
                 nlo, nhi = (0, P) if rule.numerator == 1 else (lo, hi)
-                if not (c == math.inf and _to_norm(g, out, lo, hi, nlo, nhi, lam)):
-                    _scale(g, out, lo, hi, c)
+                f = 1.0 / c
+                if not (f < TINY and _to_norm(g, out, lo, hi, nlo, nhi, lam)):
+                    _scale(g, out, lo, hi, f)
             elif not (out is g):
                 for i in range(lo, hi):
                     out[i] = g[i]
@@ -399,7 +398,8 @@ def apply_gn(rule, g, gn, theta, widths, offs, out):
                 c = max(gn_u / lam, 1.0)
                 if c > 1.0:
                     clipped = True
-                if c == math.inf:       # ||g_unit|| / lam beyond the float range: scale to norm lam
+                f = 1.0 / c
+                if f < TINY:       # ||g_unit|| / lam beyond 4e307: scale to norm lam
                     m, t = _unit_mt(g, r0, ni, bo + o)
                     if m < math.inf and m > 0.0:
                         f = lam / math.sqrt(t)
@@ -407,9 +407,8 @@ def apply_gn(rule, g, gn, theta, widths, offs, out):
                             out[wo + o * ni + i] = g[wo + o * ni + i] / m * f
                         out[bo + o] = g[bo + o] / m * f
                         continue
-                for i in range(ni):
-                    out[wo + o * ni + i] = g[wo + o * ni + i] / c
-                out[bo + o] = g[bo + o] / c
+                _scale(g, out, r0, r0 + ni, f)
+                out[bo + o] = g[bo + o] * f
     else:  # value
         v = rule.lam
         for i in range(P):

@@ -103,8 +103,11 @@ def _H_batch_many(thetas, widths, offs, act, lossk, X, Y, rule, batches, out, ou
         out[m, :] = 0.0
         out_sq[m] = 0.0
         for s in range(nb):
-            minibatch_update(thetas[m], widths, offs, act, lossk, X, Y, rule, np.inf, False, batches[s], B,
-                             ws, ws1, rows1, g, u, tmp, acc, 0)
+            w = minibatch_update(thetas[m], widths, offs, act, lossk, X, Y, rule, np.inf, False, batches[s], B,
+                                 ws, ws1, rows1, g, u, tmp, acc, 0)[5]
+            if w > 0.0:     # a scalar rule: the update is w g
+                for i in range(P):
+                    u[i] = w * g[i]
             sq = 0.0
             for i in range(P):
                 out[m, i] += u[i] / nb

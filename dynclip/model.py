@@ -844,14 +844,15 @@ def loss_and_grad(net, theta, X, Y, loss="mse"):
 
 
 @hot
-def step_dist(th, u, a, th0):
-    """The SA step th <- th - a u in place, fused with the pass that returns ||th - th0||
-    (bit-identical to the step followed by :func:`dist`)."""
+def step_dist(th, u, a, w, th0):
+    """The SA step th <- th - a (w u) in place, fused with the pass that returns ||th - th0||
+    (bit-identical to the step followed by :func:`dist`). With w = 1 it is th - a u; with
+    u = g and w = 1 / c it applies a scalar clipping rule without writing the update."""
     n = min(th.shape[0], u.shape[0], th0.shape[0])
     m = (n // 8) * 8
-    s0, s1, s2, s3, s4, s5, s6, s7 = step_sqdist_lanes(th, u, a, th0, m)
+    s0, s1, s2, s3, s4, s5, s6, s7 = step_sqdist_lanes(th, u, a, w, th0, m)
     for i in range(m, n):
-        th[i] -= a * u[i]
+        th[i] -= a * (w * u[i])
         d = th[i] - th0[i]
         s0 += d * d
     s = ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))

@@ -72,3 +72,17 @@ def test_strided_arrays_are_refused_at_compile_time():
         _sumsq_lanes(v[::2], 0, 8)
     with pytest.raises(numba.core.errors.TypingError):
         _sumsq_lanes(v.astype(np.float32), 0, 8)
+
+
+@pytest.mark.parametrize("n", [1, 8, 13, 1249])
+@pytest.mark.parametrize("w", [1.0, 0.37])
+def test_step_dist_is_the_step_then_dist(n, w):
+    """The fused SA step th <- th - a (w u) with ||th - th0|| equals the plain loop followed by dist()."""
+    from dynclip.model import step_dist, dist
+    rng = np.random.default_rng(n)
+    th, u, th0 = rng.standard_normal((3, n))
+    want = th - 0.01 * (w * u)
+    got = th.copy()
+    d = step_dist(got, u, 0.01, w, th0)
+    np.testing.assert_array_equal(got, want)
+    assert d == dist(want, th0)
