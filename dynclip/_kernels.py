@@ -39,7 +39,6 @@ def sample_update(theta, widths, offs, act, lossk, X, Y, rule, lmax, row, ws1, r
     This is the integrand of the mean field H (Ramaswamy eq. 21).
     """
     rows1[0] = row
-    out[:] = 0.0
     if rule.kind == 7:
         forward(theta, widths, offs, act, X, rows1, 1, ws1)
         losses_and_dout(widths, lossk, Y, rows1, 1, ws1)
@@ -48,11 +47,11 @@ def sample_update(theta, widths, offs, act, lossk, X, Y, rule, lmax, row, ws1, r
         if L > lmax:
             w = lmax / L
         ws1.wts[0] = w
-        backward(theta, widths, offs, act, 1, ws1, out)
+        backward(theta, widths, offs, act, 1, ws1, out, True)
         if w < 1.0:
             return 1.0 / w, True, _norm(out) / w
         return 1.0, False, _norm(out)
-    block_loss_grad(theta, widths, offs, act, lossk, X, Y, rows1, 1, ws1, out, 1.0)
+    block_loss_grad(theta, widths, offs, act, lossk, X, Y, rows1, 1, ws1, out, 1.0, True)
     gn = _norm(out)
     c, clipped = apply(rule, out, theta, widths, offs, out)
     return c, clipped, gn
@@ -120,13 +119,11 @@ def _weighted_update(theta, widths, offs, act, B, ws, g, u, ncl, acc, r):
     """u = sum_b ws.wts[b] grad l_b for the last forward pass (weights set by the caller) and g =
     the plain minibatch mean (a second backward pass only when ncl > 0 samples were reweighted);
     counts the ncl clip decisions out of B; returns (||g||, ||u||)."""
-    u[:] = 0.0
-    backward(theta, widths, offs, act, B, ws, u)
+    backward(theta, widths, offs, act, B, ws, u, True)
     if ncl > 0:
-        g[:] = 0.0
         for b in range(B):
             ws.wts[b] = 1.0 / B
-        backward(theta, widths, offs, act, B, ws, g)
+        backward(theta, widths, offs, act, B, ws, g, True)
     else:
         for i in range(theta.shape[0]):
             g[i] = u[i]
@@ -177,8 +174,7 @@ def minibatch_update(theta, widths, offs, act, lossk, X, Y, rule, lmax, per_samp
         u[:] = 0.0
         for b in range(B):
             rows1[0] = rows[b]
-            tmp[:] = 0.0
-            block_loss_grad(theta, widths, offs, act, lossk, X, Y, rows1, 1, ws1, tmp, 1.0)
+            block_loss_grad(theta, widths, offs, act, lossk, X, Y, rows1, 1, ws1, tmp, 1.0, True)
             for i in range(P):
                 g[i] += tmp[i] / B
             c, clipped = apply(rule, tmp, theta, widths, offs, tmp)
@@ -192,8 +188,7 @@ def minibatch_update(theta, widths, offs, act, lossk, X, Y, rule, lmax, per_samp
         if un == gn:
             return 1.0, 0.0, 0.0, gn, un, 0.0
         return (gn / un if un > 0.0 else math.inf), 0.0, 0.0, gn, un, 0.0
-    g[:] = 0.0
-    block_loss_grad(theta, widths, offs, act, lossk, X, Y, rows, B, ws, g, 1.0 / B)
+    block_loss_grad(theta, widths, offs, act, lossk, X, Y, rows, B, ws, g, 1.0 / B, True)
     gn = _norm(g)
     acc[r, A_NDEC] += 1
     if is_scalar_rule(rule):

@@ -134,3 +134,151 @@ def step_sqdist_lanes(typingctx, th, u, a, w, th0, n):
                                                     for j in range(8)])
 
     return sig, codegen
+
+
+def _shuffle_add(builder, a, b):
+    """[a0 + a1, a2 + a3, ..., b0 + b1, ...]: pairwise sums of adjacent lanes of a then b."""
+    i32 = ir.IntType(32)
+    even = ir.Constant(ir.VectorType(i32, 8), [2 * j for j in range(8)])
+    odd = ir.Constant(ir.VectorType(i32, 8), [2 * j + 1 for j in range(8)])
+    return builder.fadd(builder.shuffle_vector(a, b, even), builder.shuffle_vector(a, b, odd))
+
+
+@intrinsic
+def dot8(typingctx, v, vo, stride, x, xo, n):
+    """Eight dot products at once: t_o = sum_{i < n} v[vo + o stride + i] x[xo + i], o = 0..7.
+
+    Each t_o is summed exactly as ``dot_lanes`` followed by the scalar tail (added to lane 0)
+    and the tree ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7)), so it is bit-identical to
+    one dot product at a time; but the eight lane vectors are combined by one shuffle tree
+    (7 vector additions instead of 56 scalar ones) and x is loaded once for all eight rows.
+    All ranges must lie inside their arrays."""
+    if not _vec(v, x):
+        return None
+    sig = _LANES(v, types.intp, types.intp, x, types.intp, types.intp)
+
+    def codegen(context, builder, signature, args):
+        intp = context.get_value_type(types.intp)
+        i32 = ir.IntType(32)
+        pv = builder.gep(_data(context, builder, signature.args[0], args[0]), [args[1]])
+        px = builder.gep(_data(context, builder, signature.args[3], args[3]), [args[4]])
+        stride, n = args[2], args[5]
+        n8 = builder.mul(builder.sdiv(n, ir.Constant(intp, 8)), ir.Constant(intp, 8))
+        rows = [builder.gep(pv, [builder.mul(stride, ir.Constant(intp, o))]) for o in range(8)]
+        accs = [cgutils.alloca_once_value(builder, ir.Constant(_V8, [0.0] * 8)) for _ in range(8)]
+        zero = ir.Constant(intp, 0)
+        with cgutils.for_range_slice(builder, zero, n8, ir.Constant(intp, 8), intp) as (i, _):
+            xv = _load8(builder, px, i)
+            for o in range(8):
+                builder.store(builder.fadd(builder.load(accs[o]), builder.fmul(_load8(builder, rows[o], i), xv)),
+                              accs[o])
+        # the tail goes into lane 0 of each row's accumulator
+        with cgutils.for_range_slice(builder, n8, n, ir.Constant(intp, 1), intp) as (i, _):
+            xi = builder.load(builder.gep(px, [i]))
+            for o in range(8):
+                a = builder.load(accs[o])
+                l0 = builder.extract_element(a, ir.Constant(i32, 0))
+                l0 = builder.fadd(l0, builder.fmul(builder.load(builder.gep(rows[o], [i])), xi))
+                builder.store(builder.insert_element(a, l0, ir.Constant(i32, 0)), accs[o])
+        a = [builder.load(p) for p in accs]
+        v1 = [_shuffle_add(builder, a[2 * p], a[2 * p + 1]) for p in range(4)]
+        v2 = [_shuffle_add(builder, v1[0], v1[1]), _shuffle_add(builder, v1[2], v1[3])]
+        t = _shuffle_add(builder, v2[0], v2[1])
+        return context.make_tuple(builder, _LANES, [builder.extract_element(t, ir.Constant(i32, j))
+                                                    for j in range(8)])
+
+    return sig, codegen
+
+
+def _rows_blocks(context, builder, n8, body):
+    """Emit column blocks over [0, n8): 32 columns (four vectors) at a time, then 8 at a time;
+    ``body(j0, nv)`` emits the work of the block starting at column j0 with nv vectors."""
+    intp = context.get_value_type(types.intp)
+    n32 = builder.mul(builder.sdiv(n8, ir.Constant(intp, 32)), ir.Constant(intp, 32))
+    with cgutils.for_range_slice(builder, ir.Constant(intp, 0), n32, ir.Constant(intp, 32), intp) as (j0, _):
+        body(j0, 4)
+    with cgutils.for_range_slice(builder, n32, n8, ir.Constant(intp, 8), intp) as (j0, _):
+        body(j0, 1)
+
+
+def _ptr(context, builder, ty, arr, off):
+    return builder.gep(_data(context, builder, ty, arr), [off])
+
+
+@intrinsic
+def axpy_rows(typingctx, v, vo, stride, d, do, nrows, y, yo, n8):
+    """y[yo + i] = sum over o < nrows of d[do + o] v[vo + o stride + i], for i < n8 (a multiple of
+    8): a transposed matrix-vector product over row-major rows, summed in row order from +0.0
+    (bit-identical to zeroing y and adding the rows one by one). The partial sums of 32
+    columns stay in registers across all rows. Ranges must lie inside the arrays."""
+    if not _vec(v, d, y):
+        return None
+    sig = types.none(v, types.intp, types.intp, d, types.intp, types.intp, y, types.intp, types.intp)
+
+    def codegen(context, builder, signature, args):
+        intp = context.get_value_type(types.intp)
+        ts = signature.args
+        pv, pd, py = (_ptr(context, builder, ts[j], args[j], args[j + 1]) for j in (0, 3, 6))
+        stride, nrows = args[2], args[5]
+        accs = [cgutils.alloca_once(builder, _V8) for _ in range(4)]
+
+        def body(j0, nv):
+            for k in range(nv):
+                builder.store(ir.Constant(_V8, [0.0] * 8), accs[k])
+            with cgutils.for_range(builder, nrows, intp=intp) as loop:
+                o = loop.index
+                dv = _splat(builder, builder.load(builder.gep(pd, [o])))
+                row = builder.gep(pv, [builder.add(builder.mul(o, stride), j0)])
+                for k in range(nv):
+                    w = _load8(builder, row, ir.Constant(intp, 8 * k))
+                    builder.store(builder.fadd(builder.load(accs[k]), builder.fmul(dv, w)), accs[k])
+            for k in range(nv):
+                dst = builder.gep(py, [builder.add(j0, ir.Constant(intp, 8 * k))])
+                builder.store(builder.load(accs[k]), builder.bitcast(dst, _V8.as_pointer()), align=8)
+
+        _rows_blocks(context, builder, args[8], body)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@intrinsic
+def ger_rows(typingctx, g, go, stride, d, do, nrows, a, ao, n8, overwrite):
+    """The rank-1 update g[go + o stride + i] += d[do + o] a[ao + i] for o < nrows, i < n8 (a
+    multiple of 8), or ``=`` when ``overwrite``; a's 32-column blocks stay in registers across
+    the rows. Ranges must lie inside the arrays."""
+    if not _vec(g, d, a):
+        return None
+    sig = types.none(g, types.intp, types.intp, d, types.intp, types.intp, a, types.intp, types.intp,
+                     types.boolean)
+
+    def codegen(context, builder, signature, args):
+        intp = context.get_value_type(types.intp)
+        ts = signature.args
+        pg, pd, pa = (_ptr(context, builder, ts[j], args[j], args[j + 1]) for j in (0, 3, 6))
+        stride, nrows = args[2], args[5]
+        flag = context.cast(builder, args[9], ts[9], types.boolean)
+
+        def nest(add):
+            def body(j0, nv):
+                av = [_load8(builder, pa, builder.add(j0, ir.Constant(intp, 8 * k))) for k in range(nv)]
+                with cgutils.for_range(builder, nrows, intp=intp) as loop:
+                    o = loop.index
+                    dv = _splat(builder, builder.load(builder.gep(pd, [o])))
+                    row = builder.gep(pg, [builder.add(builder.mul(o, stride), j0)])
+                    for k in range(nv):
+                        ptr = builder.bitcast(builder.gep(row, [ir.Constant(intp, 8 * k)]), _V8.as_pointer())
+                        val = builder.fmul(dv, av[k])
+                        if add:
+                            val = builder.fadd(builder.load(ptr, align=8), val)
+                        builder.store(val, ptr, align=8)
+            _rows_blocks(context, builder, args[8], body)
+
+        with builder.if_else(flag) as (then, otherwise):
+            with then:
+                nest(False)
+            with otherwise:
+                nest(True)
+        return context.get_dummy_value()
+
+    return sig, codegen

@@ -222,8 +222,8 @@ def _scale(g, out, lo, hi, f):
     """out[lo:hi] = g[lo:hi] * f (f = 1 / c: one division per clip, not one per entry)."""
     if lo < 0:
         return
-    for i in range(lo, hi):
-        out[i] = g[i] * f
+    for i in range(hi - lo):      # (a loop over [lo, hi) would not vectorise)
+        out[lo + i] = g[lo + i] * f
 
 
 @hot

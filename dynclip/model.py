@@ -16,7 +16,7 @@ import numpy as np
 
 from ._jit import njit, hot
 from ._fastmath import tanh as fast_tanh
-from ._simd import sumsq_lanes, sqdist_lanes, dot_lanes, step_sqdist_lanes
+from ._simd import sumsq_lanes, sqdist_lanes, dot_lanes, dot8, step_sqdist_lanes, axpy_rows, ger_rows
 from ._blas import matmul
 
 
@@ -315,35 +315,48 @@ def forward(theta, widths, offs, act, X, rows, nb, ws):
         if ni <= 0 or no <= 0 or ow < 0 or ai < 0 or ao < 0:
             return
         if nb >= BLAS_MIN_ROWS:
-            Z = zs[ao:ao + nb * no].reshape((nb, no))
-            matmul(acts[ai:ai + nb * ni].reshape((nb, ni)), theta[ow:ob].reshape((no, ni)).T, Z)
+            matmul(acts[ai:ai + nb * ni].reshape((nb, ni)), theta[ow:ob].reshape((no, ni)).T,
+                   zs[ao:ao + nb * no].reshape((nb, no)))
             for b in range(nb):
+                z = ao + b * no
                 for o in range(no):
-                    Z[b, o] += theta[ob + o]
+                    zs[z + o] += theta[ob + o]
             nb_loop = 0
         else:
             nb_loop = nb
         ni8 = ni - ni % 8
+        no8 = no - no % 8
         for b in range(nb_loop):
             x = ai + b * ni
             z = ao + b * no
-            # each output: one dot product with eight SIMD lanes, then the bias
-            for o in range(no):
+            # each output: one dot product with eight SIMD lanes, then the bias; eight outputs at a time
+            for o in range(0, no8, 8):
+                t0, t1, t2, t3, t4, t5, t6, t7 = dot8(theta, ow + o * ni, ni, acts, x, ni)
+                zs[z + o] = theta[ob + o] + t0
+                zs[z + o + 1] = theta[ob + o + 1] + t1
+                zs[z + o + 2] = theta[ob + o + 2] + t2
+                zs[z + o + 3] = theta[ob + o + 3] + t3
+                zs[z + o + 4] = theta[ob + o + 4] + t4
+                zs[z + o + 5] = theta[ob + o + 5] + t5
+                zs[z + o + 6] = theta[ob + o + 6] + t6
+                zs[z + o + 7] = theta[ob + o + 7] + t7
+            for o in range(no8, no):
                 w0 = ow + o * ni
                 s0, s1, s2, s3, s4, s5, s6, s7 = dot_lanes(theta, w0, acts, x, ni8)
                 for i in range(ni8, ni):
                     s0 += theta[w0 + i] * acts[x + i]
                 zs[z + o] = theta[ob + o] + (((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7)))
+        # loops over k >= 0 at offset ao (a loop over [ao, ao + n) does not vectorise)
         if l < L - 1:
             if act == 0:    # its own loop so that it vectorises
-                for k in range(ao, ao + nb * no):
-                    acts[k] = fast_tanh(zs[k])
+                for k in range(nb * no):
+                    acts[ao + k] = fast_tanh(zs[ao + k])
             else:
-                for k in range(ao, ao + nb * no):
-                    acts[k] = act_value(zs[k], act)
+                for k in range(nb * no):
+                    acts[ao + k] = act_value(zs[ao + k], act)
         else:
-            for k in range(ao, ao + nb * no):
-                acts[k] = zs[k]
+            for k in range(nb * no):
+                acts[ao + k] = zs[ao + k]
 
 
 @hot
@@ -393,15 +406,23 @@ def losses_and_dout(widths, lossk, Y, rows, nb, ws):
 
 
 @hot
-def _backward_layer_blas(theta, grad, acts, ai, ow, ni, no, nb, dcur, dprev, gt, propagate):
+def _backward_layer_blas(theta, grad, acts, ai, ow, ni, no, nb, dcur, dprev, gt, propagate, overwrite):
     """BLAS form of one backprop layer: grad W += D^T A, grad b += sum_b D, dprev = D W."""
+    if ow < 0 or ai < 0:     # (lets LLVM drop the negative-index fix-up and vectorise)
+        return
     ob = ow + no * ni
     D = dcur[:nb * no].reshape((nb, no))
     A = acts[ai:ai + nb * ni].reshape((nb, ni))
     G = gt[:no * ni].reshape((no, ni))
     matmul(D.T, A, G)
-    for k in range(no * ni):
-        grad[ow + k] += gt[k]
+    if overwrite:
+        for k in range(no * ni):
+            grad[ow + k] = gt[k]
+        for o in range(no):
+            grad[ob + o] = 0.0
+    else:
+        for k in range(no * ni):
+            grad[ow + k] += gt[k]
     for b in range(nb):
         for o in range(no):
             grad[ob + o] += D[b, o]
@@ -410,11 +431,46 @@ def _backward_layer_blas(theta, grad, acts, ai, ow, ni, no, nb, dcur, dprev, gt,
 
 
 @hot
-def backward(theta, widths, offs, act, nb, ws, grad):
-    """Accumulate sum_b ws.wts[b] * grad l_b into ``grad`` (not zeroed here).
+def _backward_layer_rows(theta, grad, acts, ai, ow, ni, no, nb, dcur, dprev, propagate, overwrite):
+    """Loop form of one backprop layer, sample by sample: the rank-1 update grad W += d a^T,
+    grad b += d, and dprev = W^T d, with SIMD row kernels for the first ni - ni % 8 columns."""
+    if ow < 0 or ai < 0:
+        return
+    ob = ow + no * ni
+    ni8 = ni - ni % 8
+    for b in range(nb):
+        xb = ai + b * ni
+        db = b * no
+        pb = b * ni
+        first = overwrite and b == 0
+        for o in range(no):
+            if first:
+                grad[ob + o] = dcur[db + o]
+            else:
+                grad[ob + o] += dcur[db + o]
+        ger_rows(grad, ow, ni, dcur, db, no, acts, xb, ni8, first)
+        if ni8 < ni:
+            for o in range(no):
+                d = dcur[db + o]
+                base = ow + o * ni
+                for i in range(ni8, ni):
+                    if first:
+                        grad[base + i] = d * acts[xb + i]
+                    else:
+                        grad[base + i] += d * acts[xb + i]
+        if propagate:
+            axpy_rows(theta, ow, ni, dcur, db, no, dprev, pb, ni8)
+            for i in range(ni8, ni):
+                t = 0.0
+                for o in range(no):
+                    t += dcur[db + o] * theta[ow + o * ni + i]
+                dprev[pb + i] = t
 
-    The deltas alternate between ws.d1 and ws.d2 by layer parity (indexed in place rather
-    than swapped, which keeps the loops free of array reassignments).
+
+@hot
+def backward(theta, widths, offs, act, nb, ws, grad, overwrite=False):
+    """Accumulate sum_b ws.wts[b] * grad l_b into ``grad`` (or, with ``overwrite``, write it
+    there: no separate zeroing pass). The deltas alternate between ws.d1 and ws.d2 by layer parity.
     """
     acts = ws.acts
     zs = ws.zs
@@ -438,42 +494,31 @@ def backward(theta, widths, offs, act, nb, ws, grad):
         ai = aoff[l]
         if ni <= 0 or no <= 0 or ow < 0 or ai < 0:
             return
-        ob = ow + no * ni
         if nb >= BLAS_MIN_ROWS:
-            _backward_layer_blas(theta, grad, acts, ai, ow, ni, no, nb, d2 if odd else d1, d1 if odd else d2,
-                                 ws.gt, l > 0)
-            nb_loop = 0
+            if odd:
+                _backward_layer_blas(theta, grad, acts, ai, ow, ni, no, nb, d2, d1, ws.gt, l > 0, overwrite)
+            else:
+                _backward_layer_blas(theta, grad, acts, ai, ow, ni, no, nb, d1, d2, ws.gt, l > 0, overwrite)
+        elif odd:
+            _backward_layer_rows(theta, grad, acts, ai, ow, ni, no, nb, d2, d1, l > 0, overwrite)
         else:
-            nb_loop = nb
-            if l > 0:
-                for k in range(nb * ni):
-                    if odd:
-                        d1[k] = 0.0
-                    else:
-                        d2[k] = 0.0
-        for b in range(nb_loop):
-            xb = ai + b * ni
-            pb = b * ni
-            for o in range(no):
-                d = d2[b * no + o] if odd else d1[b * no + o]
-                grad[ob + o] += d
-                base = ow + o * ni
-                for i in range(ni):
-                    grad[base + i] += d * acts[xb + i]
-                if l > 0:
-                    if odd:
-                        for i in range(ni):
-                            d1[pb + i] += d * theta[base + i]
-                    else:
-                        for i in range(ni):
-                            d2[pb + i] += d * theta[base + i]
+            _backward_layer_rows(theta, grad, acts, ai, ow, ni, no, nb, d1, d2, l > 0, overwrite)
         if l > 0:
-            for k in range(nb * ni):
-                f = act_deriv(zs[ai + k], acts[ai + k], act)
-                if odd:
-                    d1[k] *= f
-                else:
-                    d2[k] *= f
+            _times_deriv(d1 if odd else d2, zs, acts, ai, nb * ni, act)
+
+
+@hot
+def _times_deriv(d, zs, acts, ai, n, act):
+    """d[k] *= sigma'(z) at the activations [ai, ai + n) (tanh in its own loop, which vectorises)."""
+    if ai < 0:
+        return
+    if act == 0:
+        for k in range(n):
+            a = acts[ai + k]
+            d[k] *= 1.0 - a * a
+    else:
+        for k in range(n):
+            d[k] *= act_deriv(zs[ai + k], acts[ai + k], act)
 
 
 @hot
@@ -590,15 +635,16 @@ def sample_norms(theta, widths, offs, act, nb, ws, out):
 
 
 @hot
-def block_loss_grad(theta, widths, offs, act, lossk, X, Y, rows, nb, ws, grad, scale):
-    """Add ``scale * sum_b grad l_b`` over rows[:nb] into grad; return scale * sum_b l_b."""
+def block_loss_grad(theta, widths, offs, act, lossk, X, Y, rows, nb, ws, grad, scale, overwrite=False):
+    """Add ``scale * sum_b grad l_b`` over rows[:nb] into grad (or, with ``overwrite``, write
+    it there); return scale * sum_b l_b."""
     forward(theta, widths, offs, act, X, rows, nb, ws)
     losses_and_dout(widths, lossk, Y, rows, nb, ws)
     tot = 0.0
     for b in range(nb):
         ws.wts[b] = scale
         tot += ws.lossv[b]
-    backward(theta, widths, offs, act, nb, ws, grad)
+    backward(theta, widths, offs, act, nb, ws, grad, overwrite)
     return scale * tot
 
 
@@ -635,13 +681,12 @@ def full_loss_grad(theta, widths, offs, act, lossk, X, Y, ws, rows, grad):
     """Mean loss and (into grad, zeroed first) mean gradient over all rows."""
     N = X.shape[0]
     Bw = ws.lossv.shape[0]
-    grad[:] = 0.0
     tot = 0.0
     for s in range(0, N, Bw):
         nb = min(Bw, N - s)
         for b in range(nb):
             rows[b] = s + b
-        tot += block_loss_grad(theta, widths, offs, act, lossk, X, Y, rows, nb, ws, grad, 1.0 / N)
+        tot += block_loss_grad(theta, widths, offs, act, lossk, X, Y, rows, nb, ws, grad, 1.0 / N, s == 0)
     return tot
 
 
