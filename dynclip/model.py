@@ -15,7 +15,7 @@ import math
 import numpy as np
 
 from ._jit import njit, hot
-from ._fastmath import tanh as fast_tanh
+from ._fastmath import tanh as fast_tanh, tanh_lanes
 from ._simd import sumsq_lanes, sqdist_lanes, dot_lanes, dot8, step_sqdist_lanes, axpy_rows, ger_rows
 from ._blas import matmul
 
@@ -348,8 +348,10 @@ def forward(theta, widths, offs, act, X, rows, nb, ws):
                 zs[z + o] = theta[ob + o] + (((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7)))
         # loops over k >= 0 at offset ao (a loop over [ao, ao + n) does not vectorise)
         if l < L - 1:
-            if act == 0:    # its own loop so that it vectorises
-                for k in range(nb * no):
+            if act == 0:    # eight lanes at a time, then the tail
+                n = nb * no
+                tanh_lanes(zs, ao, acts, ao, n)
+                for k in range(n - n % 8, n):
                     acts[ao + k] = fast_tanh(zs[ao + k])
             else:
                 for k in range(nb * no):

@@ -28,3 +28,21 @@ def test_tanh_special_values():
     tanh_array(x, got)
     assert got[0] == 0 and got[2] == 1 and got[3] == -1 and np.isnan(got[4])
     assert np.signbit(got[1])
+
+
+def test_scalar_and_eight_lane_forms_agree_bit_for_bit():
+    """The scalar tanh and the <8 x double> tanh_lanes are emitted from one IR definition."""
+    from dynclip._fastmath import tanh as scalar_tanh
+    from dynclip._jit import hot
+
+    @hot
+    def scalar_loop(x, out):
+        for i in range(x.shape[0]):
+            out[i] = scalar_tanh(x[i])
+
+    rng = np.random.default_rng(3)
+    x = np.concatenate([rng.normal(0, 2, 100_000), np.linspace(-0.7, 0.7, 10_001), [0.0, -0.0, np.inf, -np.inf, np.nan]])
+    lanes, scal = np.empty_like(x), np.empty_like(x)
+    tanh_array(x, lanes)
+    scalar_loop(x, scal)
+    np.testing.assert_array_equal(lanes.view(np.int64), scal.view(np.int64))

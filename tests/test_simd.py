@@ -86,3 +86,63 @@ def test_step_dist_is_the_step_then_dist(n, w):
     d = step_dist(got, u, 0.01, w, th0)
     np.testing.assert_array_equal(got, want)
     assert d == dist(want, th0)
+
+
+def _tree(s):
+    """The scalar combination of eight lanes used throughout dynclip."""
+    return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]))
+
+
+@pytest.mark.parametrize("n", [0, 3, 8, 13, 32, 45])
+def test_dot8_is_eight_dot_products_with_the_scalar_order(n):
+    from dynclip._simd import dot8
+
+    @hot
+    def run(v, vo, stride, x, xo, n):
+        return dot8(v, vo, stride, x, xo, n)
+
+    rng = np.random.default_rng(n)
+    stride, vo, xo = n + 2, 3, 1
+    v = rng.standard_normal(vo + 8 * stride) * np.exp(rng.uniform(-5, 5, vo + 8 * stride))
+    x = rng.standard_normal(xo + n)
+    got = run(v, vo, stride, x, xo, n)
+    n8 = n - n % 8
+    for o in range(8):
+        row = v[vo + o * stride: vo + o * stride + n] * x[xo:xo + n]
+        lanes = list(lanes_reference(row, 0, n8))
+        for i in range(n8, n):
+            lanes[0] += row[i]
+        assert got[o] == _tree(lanes)
+
+
+@pytest.mark.parametrize("nrows,n8", [(1, 8), (5, 32), (7, 40), (3, 72), (4, 0)])
+def test_row_kernels_equal_plain_loops(nrows, n8):
+    from dynclip._simd import axpy_rows, ger_rows
+
+    @hot
+    def axpy(v, vo, stride, d, do, nrows, y, yo, n8):
+        axpy_rows(v, vo, stride, d, do, nrows, y, yo, n8)
+
+    @hot
+    def ger(g, go, stride, d, do, nrows, a, ao, n8, overwrite):
+        ger_rows(g, go, stride, d, do, nrows, a, ao, n8, overwrite)
+
+    rng = np.random.default_rng(nrows * 100 + n8)
+    stride = n8 + 3
+    v = rng.standard_normal(2 + nrows * stride)
+    d = rng.standard_normal(1 + nrows)
+    y = np.full(n8 + 4, np.nan)
+    axpy(v, 2, stride, d, 1, nrows, y, 4, n8)
+    want = np.zeros(n8)
+    for o in range(nrows):                       # rows added one by one, from +0.0
+        want = want + d[1 + o] * v[2 + o * stride: 2 + o * stride + n8]
+    np.testing.assert_array_equal(y[4:], want)
+    a = rng.standard_normal(n8 + 1)
+    for overwrite in (False, True):
+        g = rng.standard_normal(2 + nrows * stride)
+        want = g.copy()
+        for o in range(nrows):
+            sl = slice(2 + o * stride, 2 + o * stride + n8)
+            want[sl] = (0.0 if overwrite else want[sl]) + d[1 + o] * a[1:]
+        ger(g, 2, stride, d, 1, nrows, a, 1, n8, overwrite)
+        np.testing.assert_array_equal(g, want)
