@@ -236,8 +236,6 @@ def _replica(r, k0, k1, n_total, a_tab, rec_steps, j0, widths, offs, act, lossk,
     N = X.shape[0]
     P = theta.shape[1]
     K = rec_steps.shape[0]
-    use_idx = idx.shape[0] > 0
-    use_ref = ref.shape[0] > 0
     ws = make_workspace(widths, B)
     ws1 = make_workspace(widths, 1)
     nE = min(EVAL_BLOCK, N)
@@ -245,17 +243,47 @@ def _replica(r, k0, k1, n_total, a_tab, rec_steps, j0, widths, offs, act, lossk,
     rowsE = np.zeros(nE, dtype=np.int64)
     rows = np.zeros(B, dtype=np.int64)
     rows1 = np.zeros(1, dtype=np.int64)
-    g = np.zeros(P)
-    u = np.zeros(P)
-    tmp = np.zeros(P)
+    g = _aligned(P)
+    u = _aligned(P)
+    tmp = _aligned(P)
     H = np.zeros(P) if track else np.zeros(0)
     tmp2 = np.zeros(P) if track else np.zeros(0)
-    th = theta[r]
-    th0 = theta0[r]
+    th = _aligned(P)
+    th0 = _aligned(P)
+    th[:] = theta[r]
+    th0[:] = theta0[r]
+    j = _steps(r, k0, k1, n_total, a_tab, rec_steps, j0, widths, offs, act, lossk, X, Y, rule, B,
+               per_sample, idx, proj, blowup, track, ref, th, th0, rng, mu, xi, acc, status,
+               rec, rec_theta, ws, ws1, wsE, rowsE, rows, rows1, g, u, tmp, H, tmp2)
+    theta[r, :] = th
+    if k1 == n_total and j < K and rec_steps[j] == k1 and status[r, 0] == 1:
+        _record(j, r, th, th0, widths, offs, act, lossk, X, Y, wsE, rowsE, acc, rec, rec_theta,
+                xi, track, ref, ref.shape[0] > 0)
+
+
+@njit
+def _aligned(n):
+    """A zeroed float64 array of length n whose data starts on a 64-byte boundary (a cache line:
+    8-lane loads and stores then never straddle two lines)."""
+    buf = np.zeros(n + 8)
+    a = (-(buf.ctypes.data // 8)) % 8
+    return buf[a:a + n]
+
+
+@hot
+def _steps(r, k0, k1, n_total, a_tab, rec_steps, j0, widths, offs, act, lossk, X, Y, rule, B,
+           per_sample, idx, proj, blowup, track, ref, th, th0, rng, mu, xi, acc, status,
+           rec, rec_theta, ws, ws1, wsE, rowsE, rows, rows1, g, u, tmp, H, tmp2):
+    """Steps k0 .. k1-1 of replica r on its (aligned) state th; returns the next record index."""
+    N = X.shape[0]
+    P = th.shape[0]
+    K = rec_steps.shape[0]
+    use_idx = idx.shape[0] > 0
+    use_ref = ref.shape[0] > 0
     j = j0
     for k in range(k0, k1):
         if status[r, 0] == 0:
-            return
+            return j
         if j < K and rec_steps[j] == k:
             _record(j, r, th, th0, widths, offs, act, lossk, X, Y, wsE, rowsE, acc, rec, rec_theta,
                     xi, track, ref, use_ref)
@@ -318,10 +346,8 @@ def _replica(r, k0, k1, n_total, a_tab, rec_steps, j0, widths, offs, act, lossk,
             if z != z:
                 status[r, 2] = 1
                 acc[r, A_MAXDISP] = math.inf
-            return
-    if k1 == n_total and j < K and rec_steps[j] == k1 and status[r, 0] == 1:
-        _record(j, r, th, th0, widths, offs, act, lossk, X, Y, wsE, rowsE, acc, rec, rec_theta,
-                xi, track, ref, use_ref)
+            return j
+    return j
 
 
 @pjit

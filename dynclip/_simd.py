@@ -2,14 +2,17 @@
 SA step fused with the displacement (with :mod:`dynclip._blas`, the only LLVM-level code in dynclip).
 
 Strict IEEE forbids LLVM from vectorising a running sum (that would reorder it), and its
-SLP vectoriser does not turn dynclip's eight scalar accumulators into one vector register
-either, so the sums of squares behind every norm ran one scalar element at a time. These
-intrinsics keep the eight accumulators in one ``<8 x double>`` register: lane j sums, in
-index order, the elements ``lo + j, lo + j + 8, ...`` -- the same operations in the same
-order as eight scalar accumulators, so results are bit-identical to the plain loops in
-``tests/test_simd.py``. The caller adds the tail and combines the lanes. The intrinsics do
-no bounds checks (callers pass in-range offsets) and accept only contiguous 1-D float64
-arrays (anything else is a compile-time typing error, never a strided misread).
+SLP vectoriser does not turn scalar accumulators into vector registers either, so the sums
+of squares behind every norm ran one scalar element at a time. These intrinsics fix the
+summation order explicitly: the short dot products keep eight accumulators in one
+``<8 x double>`` register (lane j sums the elements ``j, j + 8, ...`` in order); the long
+reductions over a whole parameter vector (norms, distances) use four such registers, so that
+four additions are in flight instead of one waiting for the previous (:func:`_reduce32`).
+``tests/test_simd.py`` checks each against plain loops in the documented order, bit for bit.
+The caller adds the tail and combines the lanes. The intrinsics do no bounds checks (callers
+pass in-range offsets) and accept only contiguous 1-D float64 arrays (anything else is a
+compile-time typing error, never a strided misread). Row kernels (:func:`dot8`,
+:func:`axpy_rows`, :func:`ger_rows`) serve the forward and backward passes of small batches.
 """
 from llvmlite import ir
 from numba import types
@@ -35,6 +38,11 @@ def _load8(builder, base, i):
     return builder.load(builder.bitcast(builder.gep(base, [i]), _V8.as_pointer()), align=8)
 
 
+def _lanes(context, builder, vec):
+    return context.make_tuple(builder, _LANES, [builder.extract_element(vec, ir.Constant(ir.IntType(32), j))
+                                                for j in range(8)])
+
+
 def _reduce8(context, builder, ptrs, lo, m, step):
     """Run ``acc = step(acc, *loaded vectors)`` over i = lo, lo+8, ..., < m; return the lanes.
 
@@ -43,9 +51,33 @@ def _reduce8(context, builder, ptrs, lo, m, step):
     acc = cgutils.alloca_once_value(builder, ir.Constant(_V8, [0.0] * 8))
     with cgutils.for_range_slice(builder, lo, m, ir.Constant(intp, 8), intp) as (i, _):
         builder.store(step(builder, builder.load(acc), *[_load8(builder, p, i) for p in ptrs]), acc)
-    vec = builder.load(acc)
-    return context.make_tuple(builder, _LANES, [builder.extract_element(vec, ir.Constant(ir.IntType(32), j))
-                                                for j in range(8)])
+    return _lanes(context, builder, builder.load(acc))
+
+
+def _reduce32(context, builder, ptrs, lo, m, step, pointer_first=False):
+    """As :func:`_reduce8` with four accumulators, so that four additions are in flight (one
+    accumulator waits the full add latency per 8 elements): accumulator k takes the vectors at
+    i = lo + 32 q + 8 k; the vectors after the last full block of 32 go to accumulator 0; the
+    lanes returned are (acc0 + acc1) + (acc2 + acc3). With ``pointer_first`` the step gets a
+    vector pointer for the first array instead of its loaded value (to update it in place)."""
+    intp = context.get_value_type(types.intp)
+    accs = [cgutils.alloca_once_value(builder, ir.Constant(_V8, [0.0] * 8)) for _ in range(4)]
+
+    def operands(i):
+        ops = [_load8(builder, p, i) for p in ptrs]
+        if pointer_first:
+            ops[0] = builder.bitcast(builder.gep(ptrs[0], [i]), _V8.as_pointer())
+        return ops
+
+    m32 = builder.add(lo, builder.mul(builder.sdiv(builder.sub(m, lo), ir.Constant(intp, 32)), ir.Constant(intp, 32)))
+    with cgutils.for_range_slice(builder, lo, m32, ir.Constant(intp, 32), intp) as (i, _):
+        for k in range(4):
+            ik = builder.add(i, ir.Constant(intp, 8 * k))
+            builder.store(step(builder, builder.load(accs[k]), *operands(ik)), accs[k])
+    with cgutils.for_range_slice(builder, m32, m, ir.Constant(intp, 8), intp) as (i, _):
+        builder.store(step(builder, builder.load(accs[0]), *operands(i)), accs[0])
+    a = [builder.load(x) for x in accs]
+    return _lanes(context, builder, builder.fadd(builder.fadd(a[0], a[1]), builder.fadd(a[2], a[3])))
 
 
 @intrinsic
@@ -57,8 +89,8 @@ def sumsq_lanes(typingctx, v, lo, m):
 
     def codegen(context, builder, signature, args):
         base = _data(context, builder, signature.args[0], args[0])
-        return _reduce8(context, builder, [base], args[1], args[2],
-                        lambda b, acc, x: b.fadd(acc, b.fmul(x, x)))
+        return _reduce32(context, builder, [base], args[1], args[2],
+                         lambda b, acc, x: b.fadd(acc, b.fmul(x, x)))
 
     return sig, codegen
 
@@ -78,7 +110,7 @@ def sqdist_lanes(typingctx, v, w, m):
         def step(b, acc, x, y):
             d = b.fsub(x, y)
             return b.fadd(acc, b.fmul(d, d))
-        return _reduce8(context, builder, [pv, pw], zero, args[2], step)
+        return _reduce32(context, builder, [pv, pw], zero, args[2], step)
 
     return sig, codegen
 
@@ -111,7 +143,8 @@ def _splat(builder, x):
 @intrinsic
 def step_sqdist_lanes(typingctx, th, u, a, w, th0, n):
     """The SA step th_i <- th_i - a (w u_i) for i in [0, n), fused with the lanes of
-    sum (th_i - th0_i)^2 of the new th; n must be a multiple of 8 and <= every length."""
+    sum (th_i - th0_i)^2 of the new th (summed as in :func:`_reduce32`); n must be a multiple
+    of 8 and <= every length."""
     if not _vec(th, u, th0):
         return None
     sig = _LANES(th, u, types.float64, types.float64, th0, types.intp)
@@ -120,18 +153,16 @@ def step_sqdist_lanes(typingctx, th, u, a, w, th0, n):
         pt, pu, pt0 = (_data(context, builder, signature.args[j], args[j]) for j in (0, 1, 4))
         av = _splat(builder, args[2])
         wv = _splat(builder, args[3])
-        zero = context.get_constant(types.intp, 0)
-        intp = context.get_value_type(types.intp)
-        acc = cgutils.alloca_once_value(builder, ir.Constant(_V8, [0.0] * 8))
-        with cgutils.for_range_slice(builder, zero, args[5], ir.Constant(intp, 8), intp) as (i, _):
-            tptr = builder.bitcast(builder.gep(pt, [i]), _V8.as_pointer())
-            t = builder.fsub(builder.load(tptr, align=8), builder.fmul(av, builder.fmul(wv, _load8(builder, pu, i))))
-            builder.store(t, tptr, align=8)
-            d = builder.fsub(t, _load8(builder, pt0, i))
-            builder.store(builder.fadd(builder.load(acc), builder.fmul(d, d)), acc)
-        vec = builder.load(acc)
-        return context.make_tuple(builder, _LANES, [builder.extract_element(vec, ir.Constant(ir.IntType(32), j))
-                                                    for j in range(8)])
+
+        zero = ir.Constant(context.get_value_type(types.intp), 0)
+
+        def fused(b, acc, tptr, uu, t0):
+            t = b.fsub(b.load(tptr, align=8), b.fmul(av, b.fmul(wv, uu)))
+            b.store(t, tptr, align=8)
+            d = b.fsub(t, t0)
+            return b.fadd(acc, b.fmul(d, d))
+
+        return _reduce32(context, builder, [pt, pu, pt0], zero, args[5], fused, pointer_first=True)
 
     return sig, codegen
 
@@ -205,36 +236,57 @@ def _ptr(context, builder, ty, arr, off):
     return builder.gep(_data(context, builder, ty, arr), [off])
 
 
+def _coef(builder, pd, o):
+    """The splatted row coefficient d[o], or None (coefficient 1: no multiplication)."""
+    return None if pd is None else _splat(builder, builder.load(builder.gep(pd, [o])))
+
+
+def _times(builder, dv, x):
+    return x if dv is None else builder.fmul(dv, x)
+
+
+def _coef_ok(d):
+    return _vec(d) or isinstance(d, types.NoneType)
+
+
 @intrinsic
-def axpy_rows(typingctx, v, vo, stride, d, do, nrows, y, yo, n8):
-    """y[yo + i] = sum over o < nrows of d[do + o] v[vo + o stride + i], for i < n8 (a multiple of
-    8): a transposed matrix-vector product over row-major rows, summed in row order from +0.0
-    (bit-identical to zeroing y and adding the rows one by one). The partial sums of 32
-    columns stay in registers across all rows. Ranges must lie inside the arrays."""
-    if not _vec(v, d, y):
+def axpy_rows(typingctx, v, vo, stride, d, do, nrows, y, yo, n8, accumulate):
+    """y[yo + i] (+)= sum over o < nrows of d[do + o] v[vo + o stride + i], for i < n8 (a
+    multiple of 8): a transposed matrix-vector product over row-major rows, summed in row
+    order onto +0.0 (or, with ``accumulate``, onto y) -- bit-identical to adding the rows one
+    by one. ``d=None`` means coefficients 1 (column sums). The partial sums of 32 columns stay
+    in registers across all rows. Ranges must lie inside the arrays."""
+    if not (_vec(v, y) and _coef_ok(d)):
         return None
-    sig = types.none(v, types.intp, types.intp, d, types.intp, types.intp, y, types.intp, types.intp)
+    sig = types.none(v, types.intp, types.intp, d, types.intp, types.intp, y, types.intp, types.intp,
+                     types.boolean)
 
     def codegen(context, builder, signature, args):
         intp = context.get_value_type(types.intp)
         ts = signature.args
-        pv, pd, py = (_ptr(context, builder, ts[j], args[j], args[j + 1]) for j in (0, 3, 6))
+        pv, py = (_ptr(context, builder, ts[j], args[j], args[j + 1]) for j in (0, 6))
+        pd = None if isinstance(ts[3], types.NoneType) else _ptr(context, builder, ts[3], args[3], args[4])
         stride, nrows = args[2], args[5]
+        acc_flag = context.cast(builder, args[9], ts[9], types.boolean)
         accs = [cgutils.alloca_once(builder, _V8) for _ in range(4)]
 
         def body(j0, nv):
+            dst = [builder.bitcast(builder.gep(py, [builder.add(j0, ir.Constant(intp, 8 * k))]), _V8.as_pointer())
+                   for k in range(nv)]
             for k in range(nv):
                 builder.store(ir.Constant(_V8, [0.0] * 8), accs[k])
+            with builder.if_then(acc_flag):
+                for k in range(nv):
+                    builder.store(builder.load(dst[k], align=8), accs[k])
             with cgutils.for_range(builder, nrows, intp=intp) as loop:
                 o = loop.index
-                dv = _splat(builder, builder.load(builder.gep(pd, [o])))
+                dv = _coef(builder, pd, o)
                 row = builder.gep(pv, [builder.add(builder.mul(o, stride), j0)])
                 for k in range(nv):
                     w = _load8(builder, row, ir.Constant(intp, 8 * k))
-                    builder.store(builder.fadd(builder.load(accs[k]), builder.fmul(dv, w)), accs[k])
+                    builder.store(builder.fadd(builder.load(accs[k]), _times(builder, dv, w)), accs[k])
             for k in range(nv):
-                dst = builder.gep(py, [builder.add(j0, ir.Constant(intp, 8 * k))])
-                builder.store(builder.load(accs[k]), builder.bitcast(dst, _V8.as_pointer()), align=8)
+                builder.store(builder.load(accs[k]), dst[k], align=8)
 
         _rows_blocks(context, builder, args[8], body)
         return context.get_dummy_value()
@@ -245,9 +297,10 @@ def axpy_rows(typingctx, v, vo, stride, d, do, nrows, y, yo, n8):
 @intrinsic
 def ger_rows(typingctx, g, go, stride, d, do, nrows, a, ao, n8, overwrite):
     """The rank-1 update g[go + o stride + i] += d[do + o] a[ao + i] for o < nrows, i < n8 (a
-    multiple of 8), or ``=`` when ``overwrite``; a's 32-column blocks stay in registers across
-    the rows. Ranges must lie inside the arrays."""
-    if not _vec(g, d, a):
+    multiple of 8), or ``=`` when ``overwrite``; ``d=None`` means coefficients 1 (a added to
+    every row, e.g. a bias). a's 32-column blocks stay in registers across the rows. Ranges
+    must lie inside the arrays."""
+    if not (_vec(g, a) and _coef_ok(d)):
         return None
     sig = types.none(g, types.intp, types.intp, d, types.intp, types.intp, a, types.intp, types.intp,
                      types.boolean)
@@ -255,7 +308,8 @@ def ger_rows(typingctx, g, go, stride, d, do, nrows, a, ao, n8, overwrite):
     def codegen(context, builder, signature, args):
         intp = context.get_value_type(types.intp)
         ts = signature.args
-        pg, pd, pa = (_ptr(context, builder, ts[j], args[j], args[j + 1]) for j in (0, 3, 6))
+        pg, pa = (_ptr(context, builder, ts[j], args[j], args[j + 1]) for j in (0, 6))
+        pd = None if isinstance(ts[3], types.NoneType) else _ptr(context, builder, ts[3], args[3], args[4])
         stride, nrows = args[2], args[5]
         flag = context.cast(builder, args[9], ts[9], types.boolean)
 
@@ -264,11 +318,11 @@ def ger_rows(typingctx, g, go, stride, d, do, nrows, a, ao, n8, overwrite):
                 av = [_load8(builder, pa, builder.add(j0, ir.Constant(intp, 8 * k))) for k in range(nv)]
                 with cgutils.for_range(builder, nrows, intp=intp) as loop:
                     o = loop.index
-                    dv = _splat(builder, builder.load(builder.gep(pd, [o])))
+                    dv = _coef(builder, pd, o)
                     row = builder.gep(pg, [builder.add(builder.mul(o, stride), j0)])
                     for k in range(nv):
                         ptr = builder.bitcast(builder.gep(row, [ir.Constant(intp, 8 * k)]), _V8.as_pointer())
-                        val = builder.fmul(dv, av[k])
+                        val = _times(builder, dv, av[k])
                         if add:
                             val = builder.fadd(builder.load(ptr, align=8), val)
                         builder.store(val, ptr, align=8)

@@ -317,9 +317,11 @@ def forward(theta, widths, offs, act, X, rows, nb, ws):
         if nb >= BLAS_MIN_ROWS:
             matmul(acts[ai:ai + nb * ni].reshape((nb, ni)), theta[ow:ob].reshape((no, ni)).T,
                    zs[ao:ao + nb * no].reshape((nb, no)))
+            no8 = no - no % 8
+            ger_rows(zs, ao, no, None, 0, nb, theta, ob, no8, False)      # + bias, row by row
             for b in range(nb):
                 z = ao + b * no
-                for o in range(no):
+                for o in range(no8, no):
                     zs[z + o] += theta[ob + o]
             nb_loop = 0
         else:
@@ -425,8 +427,10 @@ def _backward_layer_blas(theta, grad, acts, ai, ow, ni, no, nb, dcur, dprev, gt,
     else:
         for k in range(no * ni):
             grad[ow + k] += gt[k]
+    no8 = no - no % 8
+    axpy_rows(dcur, 0, no, None, 0, nb, grad, ob, no8, True)      # grad b += sum over rows of D
     for b in range(nb):
-        for o in range(no):
+        for o in range(no8, no):
             grad[ob + o] += D[b, o]
     if propagate:
         matmul(D, theta[ow:ob].reshape((no, ni)), dprev[:nb * ni].reshape((nb, ni)))
@@ -461,7 +465,7 @@ def _backward_layer_rows(theta, grad, acts, ai, ow, ni, no, nb, dcur, dprev, pro
                     else:
                         grad[base + i] += d * acts[xb + i]
         if propagate:
-            axpy_rows(theta, ow, ni, dcur, db, no, dprev, pb, ni8)
+            axpy_rows(theta, ow, ni, dcur, db, no, dprev, pb, ni8, False)
             for i in range(ni8, ni):
                 t = 0.0
                 for o in range(no):

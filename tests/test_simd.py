@@ -16,6 +16,17 @@ def lanes_reference(x, lo, m):
     return tuple(acc)
 
 
+def lanes32_reference(x, lo, m):
+    """Four 8-lane accumulators: block q of 32 elements sends its k-th 8 to accumulator k; the
+    8-element blocks after the last full 32 go to accumulator 0; lanes (a0 + a1) + (a2 + a3)."""
+    acc = [[0.0] * 8 for _ in range(4)]
+    m32 = lo + (m - lo) // 32 * 32
+    for i in range(lo, m):
+        k = ((i - lo) // 8) % 4 if i < m32 else 0
+        acc[k][(i - lo) % 8] += x[i]
+    return tuple((acc[0][j] + acc[1][j]) + (acc[2][j] + acc[3][j]) for j in range(8))
+
+
 @hot
 def _sumsq_lanes(v, lo, m):
     return sumsq_lanes(v, lo, m)
@@ -31,16 +42,16 @@ def _matmul(a, b, out):
     matmul(a, b, out)
 
 
-@pytest.mark.parametrize("n", [0, 7, 8, 9, 31, 1249])
+@pytest.mark.parametrize("n", [0, 7, 8, 9, 31, 32, 40, 65, 1249])
 @pytest.mark.parametrize("lo", [0, 1, 5])
-def test_sumsq_lanes_bit_identical_to_scalar_accumulators(n, lo):
+def test_sum_lanes_bit_identical_to_scalar_accumulators(n, lo):
     rng = np.random.default_rng(n + 100 * lo)
     v = rng.standard_normal(n + lo) * np.exp(rng.uniform(-30, 30, n + lo))
     m = lo + (n // 8) * 8
-    assert _sumsq_lanes(v, lo, m) == lanes_reference(v * v, lo, m)
+    assert _sumsq_lanes(v, lo, m) == lanes32_reference(v * v, lo, m)
     w = rng.standard_normal(n + lo)
     m0 = ((n + lo) // 8) * 8
-    assert _sqdist_lanes(v, w, m0) == lanes_reference((v - w) ** 2, 0, m0)
+    assert _sqdist_lanes(v, w, m0) == lanes32_reference((v - w) ** 2, 0, m0)
 
 
 def test_sumsq_and_sqdist_match_numpy_and_propagate_nonfinite():
@@ -120,8 +131,8 @@ def test_row_kernels_equal_plain_loops(nrows, n8):
     from dynclip._simd import axpy_rows, ger_rows
 
     @hot
-    def axpy(v, vo, stride, d, do, nrows, y, yo, n8):
-        axpy_rows(v, vo, stride, d, do, nrows, y, yo, n8)
+    def axpy(v, vo, stride, d, do, nrows, y, yo, n8, accumulate=False):
+        axpy_rows(v, vo, stride, d, do, nrows, y, yo, n8, accumulate)
 
     @hot
     def ger(g, go, stride, d, do, nrows, a, ao, n8, overwrite):
@@ -146,3 +157,29 @@ def test_row_kernels_equal_plain_loops(nrows, n8):
             want[sl] = (0.0 if overwrite else want[sl]) + d[1 + o] * a[1:]
         ger(g, 2, stride, d, 1, nrows, a, 1, n8, overwrite)
         np.testing.assert_array_equal(g, want)
+
+
+def test_row_kernels_with_unit_coefficients_and_accumulation():
+    """d=None means coefficient 1 (column sums, a bias added to every row); accumulate starts from y."""
+    from dynclip._simd import axpy_rows, ger_rows
+
+    @hot
+    def colsum(v, nrows, y, n8):
+        axpy_rows(v, 0, n8, None, 0, nrows, y, 0, n8, True)
+
+    @hot
+    def addrow(g, nrows, a, n8):
+        ger_rows(g, 0, n8, None, 0, nrows, a, 0, n8, False)
+
+    rng = np.random.default_rng(7)
+    v = rng.standard_normal((5, 40))
+    y = rng.standard_normal(40)
+    want = y.copy()
+    for r in range(5):
+        want = want + v[r]
+    colsum(v.ravel(), 5, y, 40)
+    np.testing.assert_array_equal(y, want)
+    g = rng.standard_normal((5, 40))
+    want = g + y
+    addrow(g.reshape(-1), 5, y, 40)
+    np.testing.assert_array_equal(g, want)
