@@ -449,21 +449,19 @@ def _backward_layer_rows(theta, grad, acts, ai, ow, ni, no, nb, dcur, dprev, pro
         db = b * no
         pb = b * ni
         first = overwrite and b == 0
-        for o in range(no):
-            if first:
-                grad[ob + o] = dcur[db + o]
-            else:
-                grad[ob + o] += dcur[db + o]
         ger_rows(grad, ow, ni, dcur, db, no, acts, xb, ni8, first)
-        if ni8 < ni:
+        if first:       # (branches hoisted out of the loops, which then vectorise)
             for o in range(no):
-                d = dcur[db + o]
-                base = ow + o * ni
+                grad[ob + o] = dcur[db + o]
+            for o in range(no):
                 for i in range(ni8, ni):
-                    if first:
-                        grad[base + i] = d * acts[xb + i]
-                    else:
-                        grad[base + i] += d * acts[xb + i]
+                    grad[ow + o * ni + i] = dcur[db + o] * acts[xb + i]
+        else:
+            for o in range(no):
+                grad[ob + o] += dcur[db + o]
+            for o in range(no):
+                for i in range(ni8, ni):
+                    grad[ow + o * ni + i] += dcur[db + o] * acts[xb + i]
         if propagate:
             axpy_rows(theta, ow, ni, dcur, db, no, dprev, pb, ni8, False)
             for i in range(ni8, ni):
