@@ -115,24 +115,6 @@ def sqdist_lanes(typingctx, v, w, m):
     return sig, codegen
 
 
-@intrinsic
-def dot_lanes(typingctx, v, vo, w, wo, n):
-    """Lanes of sum v[vo + i] w[wo + i] over i in [0, n); n must be a multiple of 8 and both
-    ranges inside their arrays (lane j takes i = j mod 8, in order)."""
-    if not _vec(v, w):
-        return None
-    sig = _LANES(v, types.intp, w, types.intp, types.intp)
-
-    def codegen(context, builder, signature, args):
-        pv = builder.gep(_data(context, builder, signature.args[0], args[0]), [args[1]])
-        pw = builder.gep(_data(context, builder, signature.args[2], args[2]), [args[3]])
-        zero = context.get_constant(types.intp, 0)
-        return _reduce8(context, builder, [pv, pw], zero, args[4],
-                        lambda b, acc, x, y: b.fadd(acc, b.fmul(x, y)))
-
-    return sig, codegen
-
-
 def _splat(builder, x):
     v = ir.Constant(_V8, ir.Undefined)
     for j in range(8):
@@ -175,61 +157,109 @@ def _shuffle_add(builder, a, b):
     return builder.fadd(builder.shuffle_vector(a, b, even), builder.shuffle_vector(a, b, odd))
 
 
-@intrinsic
-def dot8(typingctx, v, vo, stride, x, xo, n):
-    """Eight dot products at once: t_o = sum_{i < n} v[vo + o stride + i] x[xo + i], o = 0..7.
+# --- masked access: the last, partial vector of a row of any length -----------------------
+_MASK = ir.VectorType(ir.IntType(1), 8)
 
-    Each t_o is summed exactly as ``dot_lanes`` followed by the scalar tail (added to lane 0)
-    and the tree ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7)), so it is bit-identical to
-    one dot product at a time; but the eight lane vectors are combined by one shuffle tree
-    (7 vector additions instead of 56 scalar ones) and x is loaded once for all eight rows.
-    All ranges must lie inside their arrays."""
-    if not _vec(v, x):
+
+def _mask(builder, count):
+    """<8 x i1>: lanes j < count (count an intp; <= 0 gives no lane, >= 8 all)."""
+    i64v = ir.VectorType(ir.IntType(64), 8)
+    c = builder.insert_element(ir.Constant(i64v, ir.Undefined), builder.sext(count, ir.IntType(64))
+                               if count.type.width < 64 else count, ir.Constant(ir.IntType(32), 0))
+    c = builder.shuffle_vector(c, c, ir.Constant(ir.VectorType(ir.IntType(32), 8), [0] * 8))
+    return builder.icmp_signed("<", ir.Constant(i64v, list(range(8))), c)
+
+
+def _vptr(builder, base, i):
+    return builder.bitcast(builder.gep(base, [i]), _V8.as_pointer())
+
+
+def _mload(builder, base, i, mask):
+    """8 elements from base + i; lanes outside ``mask`` are not read and give +0.0 (mask None: all)."""
+    if mask is None:
+        return _load8(builder, base, i)
+    fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(
+        _V8, [_V8.as_pointer(), ir.IntType(32), _MASK, _V8]), "llvm.masked.load.v8f64.p0")
+    return builder.call(fn, [_vptr(builder, base, i), ir.Constant(ir.IntType(32), 8), mask,
+                             ir.Constant(_V8, [0.0] * 8)])
+
+
+def _mstore(builder, val, base, i, mask):
+    """Store the lanes of ``val`` inside ``mask`` at base + i (mask None: all eight)."""
+    if mask is None:
+        builder.store(val, _vptr(builder, base, i), align=8)
+        return
+    fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(
+        ir.VoidType(), [_V8, _V8.as_pointer(), ir.IntType(32), _MASK]), "llvm.masked.store.v8f64.p0")
+    builder.call(fn, [val, _vptr(builder, base, i), ir.Constant(ir.IntType(32), 8), mask])
+
+
+def _and(builder, m1, m2):
+    return m2 if m1 is None else (m1 if m2 is None else builder.and_(m1, m2))
+
+
+@intrinsic
+def affine8(typingctx, v, vo, stride, x, xo, n, nrows, b, bo, out, oo):
+    """Up to eight outputs of an affine map at once:
+    out[oo + k] = b[bo + k] + sum_{i < n} v[vo + k stride + i] x[xo + i] for k < nrows <= 8.
+
+    Each sum runs over eight lanes (lane j takes i = j, j + 8, ...; the last, partial vector is
+    zero-padded by a masked load) combined as ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7));
+    the eight lane vectors are combined by one shuffle tree (7 vector additions instead of 56
+    scalar ones) and x is loaded once for all rows. Rows k >= nrows are not read and their
+    outputs are not written. Ranges must lie inside the arrays."""
+    if not _vec(v, x, b, out):
         return None
-    sig = _LANES(v, types.intp, types.intp, x, types.intp, types.intp)
+    ip = types.intp
+    sig = types.none(v, ip, ip, x, ip, ip, ip, b, ip, out, ip)
 
     def codegen(context, builder, signature, args):
         intp = context.get_value_type(types.intp)
-        i32 = ir.IntType(32)
-        pv = builder.gep(_data(context, builder, signature.args[0], args[0]), [args[1]])
-        px = builder.gep(_data(context, builder, signature.args[3], args[3]), [args[4]])
-        stride, n = args[2], args[5]
+        ts = signature.args
+        pv, px, pb, po = (_ptr(context, builder, ts[j], args[j], args[j + 1]) for j in (0, 3, 7, 9))
+        stride, n, nrows = args[2], args[5], args[6]
         n8 = builder.mul(builder.sdiv(n, ir.Constant(intp, 8)), ir.Constant(intp, 8))
-        rows = [builder.gep(pv, [builder.mul(stride, ir.Constant(intp, o))]) for o in range(8)]
+        rows = [builder.gep(pv, [builder.mul(stride, ir.Constant(intp, k))]) for k in range(8)]
+        rowok = [builder.icmp_signed(">", nrows, ir.Constant(intp, k)) for k in range(8)]
         accs = [cgutils.alloca_once_value(builder, ir.Constant(_V8, [0.0] * 8)) for _ in range(8)]
-        zero = ir.Constant(intp, 0)
-        with cgutils.for_range_slice(builder, zero, n8, ir.Constant(intp, 8), intp) as (i, _):
-            xv = _load8(builder, px, i)
-            for o in range(8):
-                builder.store(builder.fadd(builder.load(accs[o]), builder.fmul(_load8(builder, rows[o], i), xv)),
-                              accs[o])
-        # the tail goes into lane 0 of each row's accumulator
-        with cgutils.for_range_slice(builder, n8, n, ir.Constant(intp, 1), intp) as (i, _):
-            xi = builder.load(builder.gep(px, [i]))
-            for o in range(8):
-                a = builder.load(accs[o])
-                l0 = builder.extract_element(a, ir.Constant(i32, 0))
-                l0 = builder.fadd(l0, builder.fmul(builder.load(builder.gep(rows[o], [i])), xi))
-                builder.store(builder.insert_element(a, l0, ir.Constant(i32, 0)), accs[o])
+
+        def step(i, colmask):
+            xv = _mload(builder, px, i, colmask)
+            for k in range(8):
+                m = _and(builder, colmask, builder.select(rowok[k], ir.Constant(_MASK, [1] * 8),
+                                                          ir.Constant(_MASK, [0] * 8)))
+                builder.store(builder.fadd(builder.load(accs[k]), builder.fmul(_mload(builder, rows[k], i, m), xv)),
+                              accs[k])
+
+        with cgutils.for_range_slice(builder, ir.Constant(intp, 0), n8, ir.Constant(intp, 8), intp) as (i, _):
+            step(i, None)
+        with builder.if_then(builder.icmp_signed("<", n8, n)):
+            step(n8, _mask(builder, builder.sub(n, n8)))
         a = [builder.load(p) for p in accs]
-        v1 = [_shuffle_add(builder, a[2 * p], a[2 * p + 1]) for p in range(4)]
+        v1 = [_shuffle_add(builder, a[2 * q], a[2 * q + 1]) for q in range(4)]
         v2 = [_shuffle_add(builder, v1[0], v1[1]), _shuffle_add(builder, v1[2], v1[3])]
         t = _shuffle_add(builder, v2[0], v2[1])
-        return context.make_tuple(builder, _LANES, [builder.extract_element(t, ir.Constant(i32, j))
-                                                    for j in range(8)])
+        outmask = _mask(builder, nrows)
+        zero = ir.Constant(intp, 0)
+        _mstore(builder, builder.fadd(_mload(builder, pb, zero, outmask), t), po, zero, outmask)
+        return context.get_dummy_value()
 
     return sig, codegen
 
 
-def _rows_blocks(context, builder, n8, body):
-    """Emit column blocks over [0, n8): 32 columns (four vectors) at a time, then 8 at a time;
-    ``body(j0, nv)`` emits the work of the block starting at column j0 with nv vectors."""
+def _rows_blocks(context, builder, n, body):
+    """Emit column blocks over [0, n): 32 columns (four vectors) at a time, then 8 at a time,
+    then the partial last vector; ``body(j0, nv, mask)`` emits the work of the block starting
+    at column j0 with nv vectors (mask None, or the lanes of the partial vector)."""
     intp = context.get_value_type(types.intp)
-    n32 = builder.mul(builder.sdiv(n8, ir.Constant(intp, 32)), ir.Constant(intp, 32))
+    n32 = builder.mul(builder.sdiv(n, ir.Constant(intp, 32)), ir.Constant(intp, 32))
+    n8 = builder.mul(builder.sdiv(n, ir.Constant(intp, 8)), ir.Constant(intp, 8))
     with cgutils.for_range_slice(builder, ir.Constant(intp, 0), n32, ir.Constant(intp, 32), intp) as (j0, _):
-        body(j0, 4)
+        body(j0, 4, None)
     with cgutils.for_range_slice(builder, n32, n8, ir.Constant(intp, 8), intp) as (j0, _):
-        body(j0, 1)
+        body(j0, 1, None)
+    with builder.if_then(builder.icmp_signed("<", n8, n)):
+        body(n8, 1, _mask(builder, builder.sub(n, n8)))
 
 
 def _ptr(context, builder, ty, arr, off):
@@ -250,12 +280,12 @@ def _coef_ok(d):
 
 
 @intrinsic
-def axpy_rows(typingctx, v, vo, stride, d, do, nrows, y, yo, n8, accumulate):
-    """y[yo + i] (+)= sum over o < nrows of d[do + o] v[vo + o stride + i], for i < n8 (a
-    multiple of 8): a transposed matrix-vector product over row-major rows, summed in row
-    order onto +0.0 (or, with ``accumulate``, onto y) -- bit-identical to adding the rows one
-    by one. ``d=None`` means coefficients 1 (column sums). The partial sums of 32 columns stay
-    in registers across all rows. Ranges must lie inside the arrays."""
+def axpy_rows(typingctx, v, vo, stride, d, do, nrows, y, yo, n, accumulate):
+    """y[yo + i] (+)= sum over o < nrows of d[do + o] v[vo + o stride + i], for i < n: a
+    transposed matrix-vector product over row-major rows, summed in row order onto +0.0 (or,
+    with ``accumulate``, onto y) -- bit-identical to adding the rows one by one. ``d=None``
+    means coefficients 1 (column sums). The partial sums of 32 columns stay in registers
+    across all rows. Ranges must lie inside the arrays."""
     if not (_vec(v, y) and _coef_ok(d)):
         return None
     sig = types.none(v, types.intp, types.intp, d, types.intp, types.intp, y, types.intp, types.intp,
@@ -270,23 +300,22 @@ def axpy_rows(typingctx, v, vo, stride, d, do, nrows, y, yo, n8, accumulate):
         acc_flag = context.cast(builder, args[9], ts[9], types.boolean)
         accs = [cgutils.alloca_once(builder, _V8) for _ in range(4)]
 
-        def body(j0, nv):
-            dst = [builder.bitcast(builder.gep(py, [builder.add(j0, ir.Constant(intp, 8 * k))]), _V8.as_pointer())
-                   for k in range(nv)]
+        def body(j0, nv, mask):
+            cols = [builder.add(j0, ir.Constant(intp, 8 * k)) for k in range(nv)]
             for k in range(nv):
                 builder.store(ir.Constant(_V8, [0.0] * 8), accs[k])
             with builder.if_then(acc_flag):
                 for k in range(nv):
-                    builder.store(builder.load(dst[k], align=8), accs[k])
+                    builder.store(_mload(builder, py, cols[k], mask), accs[k])
             with cgutils.for_range(builder, nrows, intp=intp) as loop:
                 o = loop.index
                 dv = _coef(builder, pd, o)
-                row = builder.gep(pv, [builder.add(builder.mul(o, stride), j0)])
+                row = builder.gep(pv, [builder.mul(o, stride)])
                 for k in range(nv):
-                    w = _load8(builder, row, ir.Constant(intp, 8 * k))
+                    w = _mload(builder, row, cols[k], mask)
                     builder.store(builder.fadd(builder.load(accs[k]), _times(builder, dv, w)), accs[k])
             for k in range(nv):
-                builder.store(builder.load(accs[k]), dst[k], align=8)
+                _mstore(builder, builder.load(accs[k]), py, cols[k], mask)
 
         _rows_blocks(context, builder, args[8], body)
         return context.get_dummy_value()
@@ -295,11 +324,11 @@ def axpy_rows(typingctx, v, vo, stride, d, do, nrows, y, yo, n8, accumulate):
 
 
 @intrinsic
-def ger_rows(typingctx, g, go, stride, d, do, nrows, a, ao, n8, overwrite):
-    """The rank-1 update g[go + o stride + i] += d[do + o] a[ao + i] for o < nrows, i < n8 (a
-    multiple of 8), or ``=`` when ``overwrite``; ``d=None`` means coefficients 1 (a added to
-    every row, e.g. a bias). a's 32-column blocks stay in registers across the rows. Ranges
-    must lie inside the arrays."""
+def ger_rows(typingctx, g, go, stride, d, do, nrows, a, ao, n, overwrite):
+    """The rank-1 update g[go + o stride + i] += d[do + o] a[ao + i] for o < nrows, i < n, or
+    ``=`` when ``overwrite``; ``d=None`` means coefficients 1 (a added to every row, e.g. a
+    bias). a's 32-column blocks stay in registers across the rows. Ranges must lie inside the
+    arrays."""
     if not (_vec(g, a) and _coef_ok(d)):
         return None
     sig = types.none(g, types.intp, types.intp, d, types.intp, types.intp, a, types.intp, types.intp,
@@ -314,18 +343,18 @@ def ger_rows(typingctx, g, go, stride, d, do, nrows, a, ao, n8, overwrite):
         flag = context.cast(builder, args[9], ts[9], types.boolean)
 
         def nest(add):
-            def body(j0, nv):
-                av = [_load8(builder, pa, builder.add(j0, ir.Constant(intp, 8 * k))) for k in range(nv)]
+            def body(j0, nv, mask):
+                cols = [builder.add(j0, ir.Constant(intp, 8 * k)) for k in range(nv)]
+                av = [_mload(builder, pa, c, mask) for c in cols]
                 with cgutils.for_range(builder, nrows, intp=intp) as loop:
                     o = loop.index
                     dv = _coef(builder, pd, o)
-                    row = builder.gep(pg, [builder.add(builder.mul(o, stride), j0)])
+                    row = builder.gep(pg, [builder.mul(o, stride)])
                     for k in range(nv):
-                        ptr = builder.bitcast(builder.gep(row, [ir.Constant(intp, 8 * k)]), _V8.as_pointer())
                         val = _times(builder, dv, av[k])
                         if add:
-                            val = builder.fadd(builder.load(ptr, align=8), val)
-                        builder.store(val, ptr, align=8)
+                            val = builder.fadd(_mload(builder, row, cols[k], mask), val)
+                        _mstore(builder, val, row, cols[k], mask)
             _rows_blocks(context, builder, args[8], body)
 
         with builder.if_else(flag) as (then, otherwise):

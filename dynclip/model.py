@@ -16,7 +16,7 @@ import numpy as np
 
 from ._jit import njit, hot
 from ._fastmath import tanh as fast_tanh, tanh_lanes
-from ._simd import sumsq_lanes, sqdist_lanes, dot_lanes, dot8, step_sqdist_lanes, axpy_rows, ger_rows
+from ._simd import sumsq_lanes, sqdist_lanes, affine8, step_sqdist_lanes, axpy_rows, ger_rows
 from ._blas import matmul
 
 
@@ -317,37 +317,15 @@ def forward(theta, widths, offs, act, X, rows, nb, ws):
         if nb >= BLAS_MIN_ROWS:
             matmul(acts[ai:ai + nb * ni].reshape((nb, ni)), theta[ow:ob].reshape((no, ni)).T,
                    zs[ao:ao + nb * no].reshape((nb, no)))
-            no8 = no - no % 8
-            ger_rows(zs, ao, no, None, 0, nb, theta, ob, no8, False)      # + bias, row by row
-            for b in range(nb):
-                z = ao + b * no
-                for o in range(no8, no):
-                    zs[z + o] += theta[ob + o]
+            ger_rows(zs, ao, no, None, 0, nb, theta, ob, no, False)      # + bias, row by row
             nb_loop = 0
         else:
             nb_loop = nb
-        ni8 = ni - ni % 8
-        no8 = no - no % 8
         for b in range(nb_loop):
-            x = ai + b * ni
-            z = ao + b * no
-            # each output: one dot product with eight SIMD lanes, then the bias; eight outputs at a time
-            for o in range(0, no8, 8):
-                t0, t1, t2, t3, t4, t5, t6, t7 = dot8(theta, ow + o * ni, ni, acts, x, ni)
-                zs[z + o] = theta[ob + o] + t0
-                zs[z + o + 1] = theta[ob + o + 1] + t1
-                zs[z + o + 2] = theta[ob + o + 2] + t2
-                zs[z + o + 3] = theta[ob + o + 3] + t3
-                zs[z + o + 4] = theta[ob + o + 4] + t4
-                zs[z + o + 5] = theta[ob + o + 5] + t5
-                zs[z + o + 6] = theta[ob + o + 6] + t6
-                zs[z + o + 7] = theta[ob + o + 7] + t7
-            for o in range(no8, no):
-                w0 = ow + o * ni
-                s0, s1, s2, s3, s4, s5, s6, s7 = dot_lanes(theta, w0, acts, x, ni8)
-                for i in range(ni8, ni):
-                    s0 += theta[w0 + i] * acts[x + i]
-                zs[z + o] = theta[ob + o] + (((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7)))
+            # eight outputs at a time: bias + eight-lane dot products (the SIMD row kernel)
+            for o in range(0, no, 8):
+                affine8(theta, ow + o * ni, ni, acts, ai + b * ni, ni, min(8, no - o), theta, ob + o,
+                        zs, ao + b * no + o)
         # loops over k >= 0 at offset ao (a loop over [ao, ao + n) does not vectorise)
         if l < L - 1:
             if act == 0:    # eight lanes at a time, then the tail
@@ -427,11 +405,7 @@ def _backward_layer_blas(theta, grad, acts, ai, ow, ni, no, nb, dcur, dprev, gt,
     else:
         for k in range(no * ni):
             grad[ow + k] += gt[k]
-    no8 = no - no % 8
-    axpy_rows(dcur, 0, no, None, 0, nb, grad, ob, no8, True)      # grad b += sum over rows of D
-    for b in range(nb):
-        for o in range(no8, no):
-            grad[ob + o] += D[b, o]
+    axpy_rows(dcur, 0, no, None, 0, nb, grad, ob, no, True)      # grad b += sum over rows of D
     if propagate:
         matmul(D, theta[ow:ob].reshape((no, ni)), dprev[:nb * ni].reshape((nb, ni)))
 
@@ -439,36 +413,22 @@ def _backward_layer_blas(theta, grad, acts, ai, ow, ni, no, nb, dcur, dprev, gt,
 @hot
 def _backward_layer_rows(theta, grad, acts, ai, ow, ni, no, nb, dcur, dprev, propagate, overwrite):
     """Loop form of one backprop layer, sample by sample: the rank-1 update grad W += d a^T,
-    grad b += d, and dprev = W^T d, with SIMD row kernels for the first ni - ni % 8 columns."""
+    grad b += d, and dprev = W^T d, with the SIMD row kernels."""
     if ow < 0 or ai < 0:
         return
     ob = ow + no * ni
-    ni8 = ni - ni % 8
     for b in range(nb):
-        xb = ai + b * ni
         db = b * no
-        pb = b * ni
         first = overwrite and b == 0
-        ger_rows(grad, ow, ni, dcur, db, no, acts, xb, ni8, first)
-        if first:       # (branches hoisted out of the loops, which then vectorise)
+        ger_rows(grad, ow, ni, dcur, db, no, acts, ai + b * ni, ni, first)
+        if first:       # (branch hoisted out of the loop, which then vectorises)
             for o in range(no):
                 grad[ob + o] = dcur[db + o]
-            for o in range(no):
-                for i in range(ni8, ni):
-                    grad[ow + o * ni + i] = dcur[db + o] * acts[xb + i]
         else:
             for o in range(no):
                 grad[ob + o] += dcur[db + o]
-            for o in range(no):
-                for i in range(ni8, ni):
-                    grad[ow + o * ni + i] += dcur[db + o] * acts[xb + i]
         if propagate:
-            axpy_rows(theta, ow, ni, dcur, db, no, dprev, pb, ni8, False)
-            for i in range(ni8, ni):
-                t = 0.0
-                for o in range(no):
-                    t += dcur[db + o] * theta[ow + o * ni + i]
-                dprev[pb + i] = t
+            axpy_rows(theta, ow, ni, dcur, db, no, dprev, b * ni, ni, False)
 
 
 @hot

@@ -105,57 +105,59 @@ def _tree(s):
 
 
 @pytest.mark.parametrize("n", [0, 3, 8, 13, 32, 45])
-def test_dot8_is_eight_dot_products_with_the_scalar_order(n):
-    from dynclip._simd import dot8
+@pytest.mark.parametrize("nrows", [8, 5, 1])
+def test_affine8_is_bias_plus_dot_products_in_the_documented_order(n, nrows):
+    from dynclip._simd import affine8
 
     @hot
-    def run(v, vo, stride, x, xo, n):
-        return dot8(v, vo, stride, x, xo, n)
+    def run(v, vo, stride, x, xo, n, nrows, b, bo, out, oo):
+        affine8(v, vo, stride, x, xo, n, nrows, b, bo, out, oo)
 
-    rng = np.random.default_rng(n)
+    rng = np.random.default_rng(n + 100 * nrows)
     stride, vo, xo = n + 2, 3, 1
-    v = rng.standard_normal(vo + 8 * stride) * np.exp(rng.uniform(-5, 5, vo + 8 * stride))
+    v = rng.standard_normal(vo + nrows * stride) * np.exp(rng.uniform(-5, 5, vo + nrows * stride))
     x = rng.standard_normal(xo + n)
-    got = run(v, vo, stride, x, xo, n)
-    n8 = n - n % 8
-    for o in range(8):
-        row = v[vo + o * stride: vo + o * stride + n] * x[xo:xo + n]
-        lanes = list(lanes_reference(row, 0, n8))
-        for i in range(n8, n):
-            lanes[0] += row[i]
-        assert got[o] == _tree(lanes)
+    b = rng.standard_normal(nrows + 2)
+    out = np.full(nrows + 9, np.nan)
+    run(v, vo, stride, x, xo, n, nrows, b, 2, out, 1)
+    assert np.isnan(out[0]) and np.all(np.isnan(out[1 + nrows:]))     # nothing written outside
+    for o in range(nrows):
+        row = np.zeros(-(-n // 8) * 8)                               # zero-padded last vector
+        row[:n] = v[vo + o * stride: vo + o * stride + n] * x[xo:xo + n]
+        assert out[1 + o] == b[2 + o] + _tree(lanes_reference(row, 0, row.size))
 
 
-@pytest.mark.parametrize("nrows,n8", [(1, 8), (5, 32), (7, 40), (3, 72), (4, 0)])
-def test_row_kernels_equal_plain_loops(nrows, n8):
+@pytest.mark.parametrize("nrows,n", [(1, 8), (5, 32), (7, 40), (3, 72), (4, 0), (3, 5), (6, 30), (2, 43)])
+def test_row_kernels_equal_plain_loops(nrows, n):
     from dynclip._simd import axpy_rows, ger_rows
 
     @hot
-    def axpy(v, vo, stride, d, do, nrows, y, yo, n8, accumulate=False):
-        axpy_rows(v, vo, stride, d, do, nrows, y, yo, n8, accumulate)
+    def axpy(v, vo, stride, d, do, nrows, y, yo, n, accumulate=False):
+        axpy_rows(v, vo, stride, d, do, nrows, y, yo, n, accumulate)
 
     @hot
-    def ger(g, go, stride, d, do, nrows, a, ao, n8, overwrite):
-        ger_rows(g, go, stride, d, do, nrows, a, ao, n8, overwrite)
+    def ger(g, go, stride, d, do, nrows, a, ao, n, overwrite):
+        ger_rows(g, go, stride, d, do, nrows, a, ao, n, overwrite)
 
-    rng = np.random.default_rng(nrows * 100 + n8)
-    stride = n8 + 3
+    rng = np.random.default_rng(nrows * 100 + n)
+    stride = n + 3
     v = rng.standard_normal(2 + nrows * stride)
     d = rng.standard_normal(1 + nrows)
-    y = np.full(n8 + 4, np.nan)
-    axpy(v, 2, stride, d, 1, nrows, y, 4, n8)
-    want = np.zeros(n8)
+    y = np.full(n + 8, np.nan)
+    axpy(v, 2, stride, d, 1, nrows, y, 4, n)
+    want = np.zeros(n)
     for o in range(nrows):                       # rows added one by one, from +0.0
-        want = want + d[1 + o] * v[2 + o * stride: 2 + o * stride + n8]
-    np.testing.assert_array_equal(y[4:], want)
-    a = rng.standard_normal(n8 + 1)
+        want = want + d[1 + o] * v[2 + o * stride: 2 + o * stride + n]
+    np.testing.assert_array_equal(y[4:4 + n], want)
+    assert np.all(np.isnan(y[:4])) and np.all(np.isnan(y[4 + n:]))    # nothing written outside
+    a = rng.standard_normal(n + 1)
     for overwrite in (False, True):
-        g = rng.standard_normal(2 + nrows * stride)
+        g = rng.standard_normal(2 + nrows * stride + 8)
         want = g.copy()
         for o in range(nrows):
-            sl = slice(2 + o * stride, 2 + o * stride + n8)
+            sl = slice(2 + o * stride, 2 + o * stride + n)
             want[sl] = (0.0 if overwrite else want[sl]) + d[1 + o] * a[1:]
-        ger(g, 2, stride, d, 1, nrows, a, 1, n8, overwrite)
+        ger(g, 2, stride, d, 1, nrows, a, 1, n, overwrite)
         np.testing.assert_array_equal(g, want)
 
 
