@@ -275,8 +275,21 @@ def _times(builder, dv, x):
     return x if dv is None else builder.fmul(dv, x)
 
 
-def _coef_ok(d):
-    return _vec(d) or isinstance(d, types.NoneType)
+def _rows_sig(m, d, x):
+    """The signature shared by the row kernels (m, mo, stride, d, do, nrows, x, xo, n, flag),
+    or None when an array is not contiguous 1-D float64 (d may also be None)."""
+    if not (_vec(m, x) and (_vec(d) or isinstance(d, types.NoneType))):
+        return None
+    ip = types.intp
+    return types.none(m, ip, ip, d, ip, ip, x, ip, ip, types.boolean)
+
+
+def _rows_args(context, builder, signature, args):
+    """(row pointer, coefficient pointer or None, x pointer, stride, nrows, n, flag) of a row kernel."""
+    ts = signature.args
+    pm, px = (_ptr(context, builder, ts[j], args[j], args[j + 1]) for j in (0, 6))
+    pd = None if isinstance(ts[3], types.NoneType) else _ptr(context, builder, ts[3], args[3], args[4])
+    return pm, pd, px, args[2], args[5], args[8], context.cast(builder, args[9], ts[9], types.boolean)
 
 
 @intrinsic
@@ -286,18 +299,13 @@ def axpy_rows(typingctx, v, vo, stride, d, do, nrows, y, yo, n, accumulate):
     with ``accumulate``, onto y) -- bit-identical to adding the rows one by one. ``d=None``
     means coefficients 1 (column sums). The partial sums of 32 columns stay in registers
     across all rows. Ranges must lie inside the arrays."""
-    if not (_vec(v, y) and _coef_ok(d)):
+    sig = _rows_sig(v, d, y)
+    if sig is None:
         return None
-    sig = types.none(v, types.intp, types.intp, d, types.intp, types.intp, y, types.intp, types.intp,
-                     types.boolean)
 
     def codegen(context, builder, signature, args):
         intp = context.get_value_type(types.intp)
-        ts = signature.args
-        pv, py = (_ptr(context, builder, ts[j], args[j], args[j + 1]) for j in (0, 6))
-        pd = None if isinstance(ts[3], types.NoneType) else _ptr(context, builder, ts[3], args[3], args[4])
-        stride, nrows = args[2], args[5]
-        acc_flag = context.cast(builder, args[9], ts[9], types.boolean)
+        pv, pd, py, stride, nrows, n, acc_flag = _rows_args(context, builder, signature, args)
         accs = [cgutils.alloca_once(builder, _V8) for _ in range(4)]
 
         def body(j0, nv, mask):
@@ -317,7 +325,7 @@ def axpy_rows(typingctx, v, vo, stride, d, do, nrows, y, yo, n, accumulate):
             for k in range(nv):
                 _mstore(builder, builder.load(accs[k]), py, cols[k], mask)
 
-        _rows_blocks(context, builder, args[8], body)
+        _rows_blocks(context, builder, n, body)
         return context.get_dummy_value()
 
     return sig, codegen
@@ -329,18 +337,13 @@ def ger_rows(typingctx, g, go, stride, d, do, nrows, a, ao, n, overwrite):
     ``=`` when ``overwrite``; ``d=None`` means coefficients 1 (a added to every row, e.g. a
     bias). a's 32-column blocks stay in registers across the rows. Ranges must lie inside the
     arrays."""
-    if not (_vec(g, a) and _coef_ok(d)):
+    sig = _rows_sig(g, d, a)
+    if sig is None:
         return None
-    sig = types.none(g, types.intp, types.intp, d, types.intp, types.intp, a, types.intp, types.intp,
-                     types.boolean)
 
     def codegen(context, builder, signature, args):
         intp = context.get_value_type(types.intp)
-        ts = signature.args
-        pg, pa = (_ptr(context, builder, ts[j], args[j], args[j + 1]) for j in (0, 6))
-        pd = None if isinstance(ts[3], types.NoneType) else _ptr(context, builder, ts[3], args[3], args[4])
-        stride, nrows = args[2], args[5]
-        flag = context.cast(builder, args[9], ts[9], types.boolean)
+        pg, pd, pa, stride, nrows, n, flag = _rows_args(context, builder, signature, args)
 
         def nest(add):
             def body(j0, nv, mask):
@@ -355,7 +358,7 @@ def ger_rows(typingctx, g, go, stride, d, do, nrows, a, ao, n, overwrite):
                         if add:
                             val = builder.fadd(_mload(builder, row, cols[k], mask), val)
                         _mstore(builder, val, row, cols[k], mask)
-            _rows_blocks(context, builder, args[8], body)
+            _rows_blocks(context, builder, n, body)
 
         with builder.if_else(flag) as (then, otherwise):
             with then:

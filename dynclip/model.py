@@ -4,7 +4,8 @@ Flat layout: for each layer l in order, W_l of shape (out, in) in C order, then 
 shape (out,). Hidden layers apply the activation; the output layer is linear.
 
 Minibatches are processed as matrix-matrix work over a block of rows (activations stored
-row-major, one row per sample), with hand-derived backprop. The same functions serve the
+row-major, one row per sample), with hand-derived backprop: BLAS for blocks of 16 rows or
+more, the explicit SIMD row kernels of :mod:`dynclip._simd` for smaller ones. The same functions serve the
 engine, the mean field and the public ``loss_and_grad``, so there is one definition of
 the maths.
 """
@@ -144,18 +145,19 @@ def init_params(net, seed=0):
 # ----------------------------------------------------------------------------------------
 @hot
 def sumsq(v, lo, hi):
-    """sum_{lo <= i < hi} v_i^2 with eight accumulators (lane j takes i = lo + j mod 8).
+    """sum_{lo <= i < hi} v_i^2 in 32 SIMD lanes (:func:`dynclip._simd.sumsq_lanes`).
 
     Strict IEEE cannot reorder one running sum, so a single accumulator runs at the add
-    latency; eight independent ones, kept in one SIMD register (:mod:`dynclip._simd`),
-    run eight elements per add.
+    latency; 32 independent ones (four 8-lane registers, in a fixed documented order) keep
+    four vector additions in flight. The tail (hi - lo) mod 8 goes to lane 0, then the lanes
+    are combined as ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7)).
 
     Performance notes that hold for every kernel in dynclip: the per-step functions are
     compiled without reference counting (:func:`dynclip._jit.hot`; with it, every array
     argument, attribute and view costs atomic increments, measured at half of a small
-    step), hot loops index whole arrays with offsets instead of slicing views, and each
-    function first rejects negative offsets, which lets LLVM drop Numba's negative-index
-    fix-up and vectorise.
+    step), loops run over k >= 0 at an offset (``a[o + k]``; a loop over [o, o + n) does not
+    vectorise), and each function first rejects negative offsets, which lets LLVM drop
+    Numba's negative-index fix-up and vectorise.
     """
     if lo < 0 or hi <= lo or hi > v.shape[0]:
         return 0.0
@@ -206,7 +208,7 @@ def scaled_sumsq(v, lo, hi, m):
 
 @hot
 def sqdist(v, w):
-    """||v - w||^2 with eight accumulators (as :func:`sumsq`)."""
+    """||v - w||^2 summed in SIMD lanes as :func:`sumsq`."""
     n = min(v.shape[0], w.shape[0])
     m = (n // 8) * 8
     s0, s1, s2, s3, s4, s5, s6, s7 = sqdist_lanes(v, w, m)
