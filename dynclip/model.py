@@ -15,7 +15,7 @@ import math
 
 import numpy as np
 
-from ._jit import njit, hot
+from ._jit import njit, hot, hot_inline
 from ._fastmath import tanh as fast_tanh, tanh_lanes
 from ._simd import sumsq_lanes, sqdist_lanes, affine8, step_sqdist_lanes, axpy_rows, ger_rows
 from ._blas import matmul
@@ -343,7 +343,7 @@ def forward(theta, widths, offs, act, X, rows, nb, ws):
                 acts[ao + k] = zs[ao + k]
 
 
-@hot
+@hot_inline
 def losses_and_dout(widths, lossk, Y, rows, nb, ws):
     """Per-sample losses into ws.lossv; dloss/df into the output-layer slot of ws.zs.
 
@@ -412,7 +412,7 @@ def _backward_layer_blas(theta, grad, acts, ai, ow, ni, no, nb, dcur, dprev, gt,
         matmul(D, theta[ow:ob].reshape((no, ni)), dprev[:nb * ni].reshape((nb, ni)))
 
 
-@hot
+@hot_inline
 def _backward_layer_rows(theta, grad, acts, ai, ow, ni, no, nb, dcur, dprev, propagate, overwrite):
     """Loop form of one backprop layer, sample by sample: the rank-1 update grad W += d a^T,
     grad b += d, and dprev = W^T d, with the SIMD row kernels."""
@@ -473,7 +473,7 @@ def backward(theta, widths, offs, act, nb, ws, grad, overwrite=False):
             _times_deriv(d1 if odd else d2, zs, acts, ai, nb * ni, act)
 
 
-@hot
+@hot_inline
 def _times_deriv(d, zs, acts, ai, n, act):
     """d[k] *= sigma'(z) at the activations [ai, ai + n) (tanh in its own loop, which vectorises)."""
     if ai < 0:
@@ -600,7 +600,7 @@ def sample_norms(theta, widths, offs, act, nb, ws, out):
         _sample_grad_norms(theta, widths, offs, act, nb, ws, out, True)
 
 
-@hot
+@hot_inline
 def block_loss_grad(theta, widths, offs, act, lossk, X, Y, rows, nb, ws, grad, scale, overwrite=False):
     """Add ``scale * sum_b grad l_b`` over rows[:nb] into grad (or, with ``overwrite``, write
     it there); return scale * sum_b l_b."""
