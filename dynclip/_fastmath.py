@@ -25,7 +25,7 @@ from numba import types
 from numba.core import cgutils
 from numba.core.extending import intrinsic
 
-from ._jit import njit
+from ._jit import hot
 
 _F64 = ir.DoubleType()
 _V8 = ir.VectorType(_F64, 8)
@@ -118,10 +118,18 @@ def tanh_lanes(typingctx, src, so, dst, do, n):
     return sig, codegen
 
 
-@njit
-def tanh_array(x, out):
-    """out = tanh(x) elementwise: the 8-lane form, then the scalar form for the last n % 8."""
-    n = min(x.shape[0], out.shape[0])
-    tanh_lanes(x, 0, out, 0, n)
+@hot
+def tanh_range(src, so, dst, do, n):
+    """dst[do + i] = tanh(src[so + i]) for i < n: the 8-lane form, then the scalar form for the
+    last n % 8 (offsets >= 0, ranges inside the arrays)."""
+    if so < 0 or do < 0:
+        return
+    tanh_lanes(src, so, dst, do, n)
     for i in range(n - n % 8, n):
-        out[i] = tanh(x[i])
+        dst[do + i] = tanh(src[so + i])
+
+
+@hot
+def tanh_array(x, out):
+    """out = tanh(x) elementwise."""
+    tanh_range(x, 0, out, 0, min(x.shape[0], out.shape[0]))

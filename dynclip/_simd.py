@@ -43,20 +43,11 @@ def _lanes(context, builder, vec):
                                                 for j in range(8)])
 
 
-def _reduce8(context, builder, ptrs, lo, m, step):
-    """Run ``acc = step(acc, *loaded vectors)`` over i = lo, lo+8, ..., < m; return the lanes.
-
-    ``ptrs`` are element pointers; the vector for pointer p at step i starts at p + i."""
-    intp = context.get_value_type(types.intp)
-    acc = cgutils.alloca_once_value(builder, ir.Constant(_V8, [0.0] * 8))
-    with cgutils.for_range_slice(builder, lo, m, ir.Constant(intp, 8), intp) as (i, _):
-        builder.store(step(builder, builder.load(acc), *[_load8(builder, p, i) for p in ptrs]), acc)
-    return _lanes(context, builder, builder.load(acc))
-
-
 def _reduce32(context, builder, ptrs, lo, m, step, pointer_first=False):
-    """As :func:`_reduce8` with four accumulators, so that four additions are in flight (one
-    accumulator waits the full add latency per 8 elements): accumulator k takes the vectors at
+    """Run ``acc_k = step(acc_k, *loaded vectors)`` over i = lo, lo+8, ..., < m (``ptrs`` are
+    element pointers; the vector for pointer p at step i starts at p + i) and return the lanes.
+    Four accumulators keep four additions in flight (one would wait the full add latency per
+    8 elements): accumulator k takes the vectors at
     i = lo + 32 q + 8 k; the vectors after the last full block of 32 go to accumulator 0; the
     lanes returned are (acc0 + acc1) + (acc2 + acc3). With ``pointer_first`` the step gets a
     vector pointer for the first array instead of its loaded value (to update it in place)."""

@@ -16,7 +16,7 @@ import math
 import numpy as np
 
 from ._jit import njit, hot, hot_inline
-from ._fastmath import tanh as fast_tanh, tanh_lanes
+from ._fastmath import tanh as fast_tanh, tanh_range
 from ._simd import sumsq_lanes, sqdist_lanes, affine8, step_sqdist_lanes, axpy_rows, ger_rows
 from ._blas import matmul
 
@@ -330,11 +330,8 @@ def forward(theta, widths, offs, act, X, rows, nb, ws):
                         zs, ao + b * no + o)
         # loops over k >= 0 at offset ao (a loop over [ao, ao + n) does not vectorise)
         if l < L - 1:
-            if act == 0:    # eight lanes at a time, then the tail
-                n = nb * no
-                tanh_lanes(zs, ao, acts, ao, n)
-                for k in range(n - n % 8, n):
-                    acts[ao + k] = fast_tanh(zs[ao + k])
+            if act == 0:
+                tanh_range(zs, ao, acts, ao, nb * no)
             else:
                 for k in range(nb * no):
                     acts[ao + k] = act_value(zs[ao + k], act)
@@ -402,12 +399,10 @@ def _backward_layer_blas(theta, grad, acts, ai, ow, ni, no, nb, dcur, dprev, gt,
     if overwrite:
         for k in range(no * ni):
             grad[ow + k] = gt[k]
-        for o in range(no):
-            grad[ob + o] = 0.0
     else:
         for k in range(no * ni):
             grad[ow + k] += gt[k]
-    axpy_rows(dcur, 0, no, None, 0, nb, grad, ob, no, True)      # grad b += sum over rows of D
+    axpy_rows(dcur, 0, no, None, 0, nb, grad, ob, no, not overwrite)      # grad b (+)= sum over rows of D
     if propagate:
         matmul(D, theta[ow:ob].reshape((no, ni)), dprev[:nb * ni].reshape((nb, ni)))
 
