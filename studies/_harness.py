@@ -25,21 +25,139 @@ FIGURES = os.environ.get("DYNCLIP_FIGURES") or (
     os.path.join(ROOT, "figures") if os.path.exists(os.path.join(ROOT, "pyproject.toml"))
     else os.path.join(os.getcwd(), "figures"))
 VERDICTS = ("confirmed", "refuted", "corrected", "report")
+#: what a refutation rests on: a Monte-Carlo estimate with a confidence interval, or an exact
+#: (deterministic, analytic or roundoff-limited) computation
+BASES = ("ci", "exact")
+OPS = ("<=", "<", ">=", ">", "==", "!=", "in", "is")
 
 
-def claim(key, statement, measured, threshold, passed, *, paper=None, verdict=None, note=""):
+def crit(label, value, op, limit=True):
+    """One machine-checkable comparison of a check: ``value op limit``.
+
+    value : a number, bool, or a list of them (then every element must satisfy the comparison;
+    an empty list fails); op : one of OPS ("in" takes ``limit = [lo, hi]``, closed; "is" compares
+    booleans); limit : the threshold. Stored in numbers.json, so the pass flag of every check can be
+    re-derived from the recorded numbers alone (``tests/test_committed_results.py`` does).
+    """
+    if op not in OPS:
+        raise ValueError(f"op must be one of {OPS}; got {op!r}")
+    c = dict(label=str(label), value=_jsonable(value), op=op, limit=_jsonable(limit))
+    c["ok"] = evaluate(c)
+    return c
+
+
+def _num(x):
+    if isinstance(x, str) and x in ("inf", "-inf", "nan"):
+        return float(x)
+    return x
+
+
+def evaluate(c):
+    """Re-evaluate one stored comparison (from crit or read back from numbers.json)."""
+    vals = c["value"] if isinstance(c["value"], list) else [c["value"]]
+    op, lim = c["op"], c["limit"]
+    if not vals:
+        return False
+    for v in vals:
+        v = _num(v)
+        if op == "is":
+            ok = isinstance(v, bool) and v is bool(lim)
+        elif isinstance(v, bool) or not isinstance(v, (int, float)):
+            return False
+        elif op == "in":
+            lo, hi = (_num(x) for x in lim)
+            ok = lo <= v <= hi
+        else:
+            lim_ = _num(lim)
+            ok = {"<=": v <= lim_, "<": v < lim_, ">=": v >= lim_, ">": v > lim_, "==": v == lim_,
+                  "!=": v != lim_}[op]
+        if not ok:
+            return False
+    return True
+
+
+def claim(key, statement, measured, threshold, passed=None, *, criteria=None, paper=None, verdict=None,
+          basis=None, note=""):
     """One checked claim.
 
     key : short id ("S1.sure_bound"); statement : what is tested, in words;
-    measured : the measured value(s) (JSON-able); threshold : the pass criterion, in words or numbers;
-    passed : the study's pass criterion met (None for report-only rows);
+    measured : the measured value(s) (JSON-able); threshold : the pass criterion, in words;
+    criteria : list of :func:`crit` comparisons; the check passes iff all hold (None, with
+    passed None, for a report-only row);
+    passed : optional; if given with criteria it must agree with them (a study bug otherwise);
     paper : the paper's claim this bears on ("Lemma 1", "eq. (15)", ...);
-    verdict : what the result says about that paper claim: confirmed / refuted / corrected / report.
+    verdict : what a *pass* says about that paper claim, fixed before the run: confirmed /
+    refuted / corrected, or report for a check of the tool itself (a simulation cross-check);
+    basis : for verdict="refuted", how the refutation is established: "ci" (a confidence
+    interval excludes the claim) or "exact".
+    A failed check never refutes: see :func:`outcome`.
     """
     if verdict is not None and verdict not in VERDICTS:
         raise ValueError(f"verdict must be one of {VERDICTS}; got {verdict!r}")
+    if criteria is not None:
+        criteria = list(criteria)
+        if not criteria:
+            raise ValueError(f"{key}: criteria must hold at least one comparison")
+        ok = all(c["ok"] for c in criteria)
+        if passed is not None and bool(passed) != ok:
+            raise ValueError(f"{key}: passed={passed} contradicts its criteria ({ok})")
+        passed = ok
+    if passed is not None and verdict is None:
+        raise ValueError(f"{key}: a check with a pass flag needs a verdict (what a pass means)")
+    if verdict == "refuted" and basis not in BASES:
+        raise ValueError(f"{key}: a refutation needs basis in {BASES} (a confidence interval or an exact "
+                         f"computation); got {basis!r}")
     return dict(key=key, statement=statement, measured=_jsonable(measured), threshold=_jsonable(threshold),
-                passed=None if passed is None else bool(passed), paper=paper, verdict=verdict, note=note)
+                passed=None if passed is None else bool(passed), criteria=criteria, paper=paper,
+                verdict=verdict, basis=basis, outcome=outcome(verdict, passed), note=note)
+
+
+#: what one check says, from its verdict (what a pass means) and its pass flag
+OUTCOMES = ("confirmed", "corrected", "refuted", "not supported", "inconclusive", "tool check passed",
+            "tool check failed", "report")
+
+
+def outcome(verdict, passed):
+    """A check's outcome. A pass gives its verdict; a missed threshold is "not supported" (a
+    confirming check) or "inconclusive" (a refutation that was not established), never "refuted"."""
+    if passed is None:
+        return "report"
+    if verdict in (None, "report"):
+        return "tool check passed" if passed else "tool check failed"
+    if passed:
+        return verdict
+    return "inconclusive" if verdict == "refuted" else "not supported"
+
+
+VERDICT_RULE = (
+    "A paper claim's verdict is computed from the outcomes of all checks assigned to it. Each check fixes "
+    "before the run what a pass means (confirmed, corrected, or refuted; a refutation must rest on a "
+    "confidence interval or an exact computation). A missed threshold never refutes: it makes the check "
+    "'not supported' (or 'inconclusive' for a refutation that was not established). Then, in order: "
+    "a failed check of the tool itself (a simulation cross-check) makes the claim **inconclusive**; "
+    "any established refutation makes it **refuted** (\"refuted; corrected form holds\" if a corrected "
+    "statement passed too); failed and passed supporting checks together make it **partially supported**; "
+    "only failed ones **not supported** (or **inconclusive**); otherwise **corrected** if a corrected "
+    "statement holds, **confirmed** if every check confirms it.")
+
+
+def aggregate(outcomes):
+    """The verdict on one paper claim from its checks' outcomes (rule: VERDICT_RULE)."""
+    o = list(outcomes)
+    if "tool check failed" in o:
+        return "inconclusive"
+    if "refuted" in o:
+        return "refuted; corrected form holds" if "corrected" in o else "refuted"
+    good = "confirmed" in o or "corrected" in o
+    if "not supported" in o or "inconclusive" in o:
+        if good:
+            return "partially supported"
+        return "not supported" if "not supported" in o else "inconclusive"
+    if "corrected" in o:
+        return "corrected"
+    if "confirmed" in o:
+        return "confirmed"
+    return "report only"
 
 
 def _jsonable(v):
@@ -80,6 +198,19 @@ def available():
     return out
 
 
+def sources_sha1():
+    """SHA-1 over the engine's source files (dynclip/*.py, sorted by name): the committed numbers must
+    come from the engine that ships (tests/test_committed_results.py compares it)."""
+    import hashlib
+    import dynclip
+    h = hashlib.sha1()
+    d = os.path.dirname(os.path.abspath(dynclip.__file__))
+    for name in sorted(f for f in os.listdir(d) if f.endswith(".py")):
+        with open(os.path.join(d, name), "rb") as f:
+            h.update(name.encode() + b"\0" + f.read() + b"\0")
+    return h.hexdigest()
+
+
 def provenance(wall):
     import numba
     import scipy
@@ -89,7 +220,7 @@ def provenance(wall):
                                 text=True, timeout=10).stdout.strip() or None
     except (OSError, subprocess.SubprocessError):
         commit = None
-    return dict(commit=commit, dynclip=dynclip.__version__, numpy=np.__version__, scipy=scipy.__version__,
+    return dict(commit=commit, dynclip_sources_sha1=sources_sha1(), dynclip=dynclip.__version__, numpy=np.__version__, scipy=scipy.__version__,
                 numba=numba.__version__, python=platform.python_version(), threads=numba.get_num_threads(),
                 machine=platform.machine(), wall_time_s=round(wall, 2),
                 date=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
@@ -127,63 +258,77 @@ def summary_line(numbers):
             f"({numbers['provenance']['wall_time_s']} s)")
 
 
-#: the paper claims the report summarises first: (claim, what the paper says, the checks that
-#: test it as "study key" pairs; the first key's measured value is shown)
+#: the paper claims the report summarises first: (claim, what the paper says, the checks that bear
+#: on it, as fnmatch patterns of check keys). Every check with a pass flag must match a row
+#: (tests/test_committed_results.py); a row's verdict is computed from all its checks by VERDICT_RULE.
 SUMMARY = [
     ("Lemma 1, eqs. (12)-(13)", "no finite-time blow-up with very high probability",
-     ["S1.sure_bound", "S1.iii_attained", "S3.sure_bound"]),
+     ["S1.sure_bound", "S1.eq13", "S1.iii_attained", "S3.sure_bound", "S3.unclipped_exceeds", "S8.classic_bounded",
+      "S9.classic_stable"]),
     ("Lemma 1: M_s is a supermartingale", "the sum of clipped step lengths is a supermartingale",
-     ["S1.submartingale"]),
+     ["S1.submartingale", "S1.compensator"]),
     ("eqs. (14)-(16)", "Hoeffding-Azuma: P(|M_s - M_0| > rho) <= 2 exp(-2 rho^2 / (lam^2 sum a^2))",
-     ["S2.paper_bound", "S1.i_eq15", "S2.correct_bound", "S2.plugin_exponents", "S3.clipped_xi_valid_bounds"]),
+     ["S1.i_*", "S1.iii_eq15", "S2.*", "S3.clipped_xi_valid_bounds", "S3.paper_constant_on_xi"]),
     ("Claim 2, eq. (19)", "||g/c|| <= K (1 + ||theta||); clipped adaptive steps have norm lam ||theta||",
-     ["S8.claim2", "S8.radial_identity", "S9.radial_identity"]),
-    ("Lemma 3", "the noise sum xi converges (w.h.p.)", ["S4.orthogonality", "S4.osc_slopes", "S4.L2_bound"]),
-    ("Theorem 1 (mechanism)", "clipped SGD tracks the ODE theta' = -H(theta)",
-     ["S5.D_slope", "S5.D_decreasing", "S5.D_ratio"]),
+     ["S8.claim2", "S8.radial_identity", "S9.radial_identity", "S8.engine_norm"]),
+    ("Lemma 3", "the noise sum xi converges (w.h.p.)", ["S4.*"]),
+    ("Theorem 1 (mechanism)", "clipped SGD tracks the ODE theta' = -H(theta)", ["S5.*"]),
     ("Theorem 1: limit is an equilibrium / local minimum", "theta(inf) is a zero of H and in most cases a "
-     "local minimum of the loss", ["S7.i.curl", "S7.iii.F_increases", "S1.iv_escape"]),
-    ("Theorem 1, closing remark", "E[g/c] = 0 implies E[g] = 0 since c > 0",
-     ["S6.i.Eg", "S6.iii.bias", "S6.iii.full_batch"]),
-    ("(A3)", "adaptive clipping is numerically stable with very high probability",
-     ["S8.adaptive_diverges", "S9.diverges_large_step", "S9.crossing"]),
+     "local minimum of the loss", ["S7.*", "S1.iv_escape", "S6.ii.*"]),
+    ("Theorem 1, closing remark", "E[g/c] = 0 implies E[g] = 0 since c > 0", ["S6.i.*", "S6.iii.*"]),
+    ("(A3), constant steps (outside (A2))", "adaptive clipping is numerically stable with very high probability; "
+     "tested with constant steps, which (A2) excludes", ["S8.adaptive_*", "S8.unclipped_iff", "S9.stable_small_step",
+                                                         "S9.diverges_large_step", "S9.crossing", "S9.unclipped_*",
+                                                         "S9.layerwise"]),
+    ("(A3) under (A2) schedules", "the same, with steps a(k) = a0/(k+1) that satisfy (A2)",
+     ["S8.a2_*", "S8.overflow_onset", "S9.a2_*"]),
     ("Abstract/intro: vanishing gradients", "clipping helps vanishing gradients; small weights get larger steps",
      []),
     ("Zhang et al.: clipping accelerates", "clipped GD needs iterations independent of M; fixed-step GD ~ M",
-     ["S10.cosh_ratio_x0_12", "S10.cosh_gd_slope", "S10.cosh_clip_slope", "S11.B_speedup"]),
-    ("Zhang et al. Fig. 1", "local smoothness grows with the gradient norm",
-     ["S11.A_quartic_clip", "S11.A_mse_gd", "S11.A_minibatch_contrast"]),
-    ("Ede & Beanland, Table 1", "ALRC helps quartic small-batch training, neutral for squared errors",
-     ["S12.quartic_B1_size", "S12.quartic_small_batch", "S12.squared_neutral", "S12.code_variant"]),
+     ["S10.*", "S11.B_*"]),
+    ("Zhang et al. Fig. 1", "local smoothness grows with the gradient norm", ["S11.A_*"]),
+    ("Ede & Beanland, Table 1", "ALRC helps quartic small-batch training, neutral for squared errors", ["S12.*"]),
 ]
 _NO_STUDY = {"Abstract/intro: vanishing gradients": (
     "refuted (algebra)", "c >= 1 for every rule of the paper, so no gradient is ever enlarged; "
     "tests/test_clipping.py checks c >= 1 and ||g/c|| <= ||g|| on every tested vector")}
 
 
-def _summary(rows):
-    by_key = {c["key"]: (n, c) for n in rows for c in n["claims"]}
-    out = ["## Verdicts by paper claim", "",
-           "| paper claim | the paper says | verdict | checks (pass) | headline measurement |",
-           "|---|---|---|---|---|"]
-    for name, says, keys in SUMMARY:
+def summary_rows(numbers_list):
+    """[(name, says, verdict, [(study, check)])] for the SUMMARY rows, verdicts by VERDICT_RULE."""
+    import fnmatch
+    out = []
+    for name, says, pats in SUMMARY:
+        found = [(n["study"], c) for n in numbers_list for c in n["claims"]
+                 if any(fnmatch.fnmatchcase(c["key"], p) for p in pats)]
         if name in _NO_STUDY:
-            v, m = _NO_STUDY[name]
-            out.append(f"| {name} | {says} | {v} | – | {m} |")
+            verdict = _NO_STUDY[name][0]
+        elif not found:
+            verdict = "not run"
+        else:
+            verdict = aggregate(outcome(c["verdict"], c["passed"]) for _, c in found)
+        out.append((name, says, verdict, found))
+    return out
+
+
+def _cell(v):
+    """A Markdown table cell: pipes escaped, no line breaks."""
+    return str(v).replace("|", "\\|").replace("\n", " ")
+
+
+def _summary(rows):
+    out = ["## Verdicts by paper claim", "", VERDICT_RULE, "",
+           "| paper claim | the paper says | verdict | checks passed | checks (outcome) |",
+           "|---|---|---|---|---|"]
+    for name, says, verdict, found in summary_rows(rows):
+        if name in _NO_STUDY:
+            out.append(f"| {_cell(name)} | {_cell(says)} | {verdict} | – | {_cell(_NO_STUDY[name][1])} |")
             continue
-        found = [by_key[k] for k in keys if k in by_key]
-        if not found:
-            out.append(f"| {name} | {says} | not run | – | – |")
-            continue
-        verdict = found[0][1]["verdict"] or "report"       # the headline check's verdict
-        others = [c["verdict"] for _, c in found[1:] if c["verdict"] not in (None, "report", verdict)]
-        if others:
-            verdict += " (mixed: " + ", ".join(f"{others.count(v)} {v}" for v in sorted(set(others))) + ")"
-        checks = ", ".join(f"[{c['key']}]({n['study']}/)"
-                           f"{'' if c['passed'] is None else (' ✓' if c['passed'] else ' ✗')}" for n, c in found)
-        head = found[0][1]
-        m = _fmt(head["measured"])
-        out.append(f"| {name} | {says} | **{verdict}** | {checks} | {m[:200] + ('…' if len(m) > 200 else '')} |")
+        checked = [c for _, c in found if c["passed"] is not None]
+        npass = sum(c["passed"] for c in checked)
+        checks = ", ".join(f"[{c['key']}]({s}/) {'✓' if c['passed'] else '✗'} {outcome(c['verdict'], c['passed'])}"
+                           for s, c in found if c["passed"] is not None)
+        out.append(f"| {_cell(name)} | {_cell(says)} | **{verdict}** | {npass} of {len(checked)} | {_cell(checks)} |")
     return out + [""]
 
 
@@ -197,23 +342,26 @@ def write_report(figdir=FIGURES):
                 rows.append(json.load(f))
     lines = ["# dynclip report: the seed papers' claims, tested", "",
              "Generated by `python -m studies report` from `figures/*/numbers.json`. Each row is one check of "
-             "one study: the paper's claim it bears on, what was measured, the pass criterion, and the verdict "
-             "on the paper's claim (confirmed / refuted / corrected / report = shown without a verdict).", ""]
+             "one study: the paper's claim it bears on, what was measured, the pass criterion, what a pass means "
+             "for the paper's claim (confirmed / refuted / corrected; report = a check of the tool itself or a "
+             "row shown without a verdict) and the check's outcome.", ""]
     if not rows:
         lines.append("No study has been run yet: `python -m studies run all`.")
     else:
         lines += _summary(rows)
     for n in rows:
         mode = " (QUICK mode: small sizes, not the committed full run)" if n["quick"] else ""
-        lines += [f"## {n['study']}: {n['title']}{mode}", "",
+        lines += [f"## {n['study']}: {_cell(n['title'])}{mode}", "",
                   "Figures: " + ", ".join(f"[{fig}]({n['study']}/{fig})" for fig in n["figures"]), "",
-                  "| paper claim | check | measured | criterion | pass | verdict |", "|---|---|---|---|---|---|"]
+                  "| paper claim | check | measured | criterion | pass | a pass means | outcome |",
+                  "|---|---|---|---|---|---|---|"]
         for c in n["claims"]:
             ok = {True: "yes", False: "**no**", None: "–"}[c["passed"]]
-            lines.append(f"| {c['paper'] or ''} | {c['statement']} | {_fmt(c['measured'])} | {_fmt(c['threshold'])} "
-                         f"| {ok} | {c['verdict'] or ''} |")
+            oc = c.get("outcome") or outcome(c["verdict"], c["passed"])
+            lines.append(f"| {_cell(c['paper'] or '')} | {_cell(c['statement'])} | {_cell(_fmt(c['measured']))} "
+                         f"| {_cell(_fmt(c['threshold']))} | {ok} | {c['verdict'] or ''} | {oc} |")
             if c.get("note"):
-                lines.append(f"| | *note:* {c['note']} | | | | |")
+                lines.append(f"| | *note:* {_cell(c['note'])} | | | | | |")
         lines += ["", f"Run: {n['provenance']['wall_time_s']} s, commit {n['provenance']['commit']}, "
                       f"{n['provenance']['threads']} threads.", ""]
     with open(os.path.join(figdir, "REPORT.md"), "w") as f:
@@ -228,4 +376,4 @@ def _fmt(v):
         return "; ".join(f"{k}: {_fmt(x)}" for k, x in v.items())
     if isinstance(v, list):
         return "[" + ", ".join(_fmt(x) for x in v[:12]) + (", …" if len(v) > 12 else "") + "]"
-    return str(v).replace("|", "\\|")
+    return str(v)
