@@ -278,6 +278,9 @@ def test_rademacher_martingale_paper_violated_azuma_holds():
     a = 1.0 / (np.arange(T) + 1.0)  # a_t = 1/(t+1), t = 0..T-1
     sum_a2 = float(np.sum(a**2))
     rs = np.array([1.5, 2.0, 2.5, 3.0])
+    # False alarms: the 95 % CP limits are compared with bounds >= 4x away from the true probabilities
+    # (a > 5 SE deviation, rate < 1e-6 each); the rtol 0.25 sanity check is > 4 SE at R = 2e4 for the
+    # smallest probability (SE 0.0005 on 0.0059)
     rng = np.random.default_rng(20230101)
     counts = np.zeros(rs.size, dtype=np.int64)
     chunk = 2500

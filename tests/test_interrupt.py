@@ -84,8 +84,11 @@ def test_ctrl_c_returns_partial(tmp_path):
     T = 50_000_000      # far more than runs before the interrupt, however fast the engine
     out = tmp_path / "partial.npz"
     ck = tmp_path / "ck.npz"
+    # A shell starts background jobs with SIGINT ignored, and Python keeps an inherited SIG_IGN:
+    # the child restores the default handler, as an interactive session has it.
     code = textwrap.dedent(SETUP.format(T=T)) + textwrap.dedent(f"""
-        import dynclip.engine as E, sys
+        import dynclip.engine as E, sys, signal
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         E._CHUNK_WORK = 2e5
         print("ready", flush=True)
         res = dc.simulate(net, X, Y, C.classic(0.5), S.inverse(1.0, 10.0), **kw, checkpoint={str(ck)!r},
@@ -95,12 +98,20 @@ def test_ctrl_c_returns_partial(tmp_path):
     """)
     p = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                          text=True)
-    assert p.stdout.readline().strip() == "ready"
-    deadline = time.time() + 120      # interrupt once the run is under way (first checkpoint written)
-    while not ck.exists() and time.time() < deadline and p.poll() is None:
-        time.sleep(0.02)
-    p.send_signal(signal.SIGINT)
-    stdout, stderr = p.communicate(timeout=240)
+    try:
+        assert p.stdout.readline().strip() == "ready"
+        deadline = time.time() + 120      # interrupt once the run is under way (first checkpoint written)
+        while not ck.exists() and time.time() < deadline and p.poll() is None:
+            time.sleep(0.02)
+        p.send_signal(signal.SIGINT)
+        try:
+            stdout, stderr = p.communicate(timeout=240)
+        except subprocess.TimeoutExpired:
+            pytest.fail("the run did not stop within 240 s of SIGINT: the interrupt was not delivered or not handled")
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
     assert p.returncode == 0, stderr
     assert stdout.startswith("partial"), stdout
     assert "interrupted at step" in stderr

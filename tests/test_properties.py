@@ -999,44 +999,22 @@ def test_integrate_tolerance_message():
                                         rtol="a"), "rtol")
 
 
-@contextlib.contextmanager
-def _time_limit(seconds):
-    import signal
-
-    def alarm(*_):
-        raise TimeoutError(f"still running after {seconds} s")
-
-    old = signal.signal(signal.SIGALRM, alarm)
-    signal.alarm(seconds)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, old)
-
-
-def _finishes_or_refuses(fn, seconds=3):
-    """fn returns, or raises ValueError/RuntimeError (a budget), within the time limit; returns its result.
-
-    fn runs once beforehand on a short horizon (``fn(short=True)``) so that compiling the kernels
-    does not count against the limit."""
+def _budgeted_integrate(*args, **kw):
+    """ode.integrate with a small H-evaluation budget: it must stop within the budget (counted, not timed,
+    so the test does not depend on how loaded the machine is)."""
+    budget = 5000
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        fn(short=True)
-    with _time_limit(seconds), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            return fn()
-        except (ValueError, RuntimeError):
-            return None
+        flow = ode.integrate(*args, max_rhs=budget, **kw)
+    assert flow.n_rhs <= budget + 20, flow.n_rhs          # one solver step past the budget at most
+    return flow
 
 
 def test_integrate_huge_time():
     net = dc.mlp([2, 3, 1])
     rng = np.random.default_rng(0)
     X, Y = rng.normal(size=(5, 2)), rng.normal(size=(5, 1))
-    flow = _finishes_or_refuses(lambda short=False: ode.integrate(net, X, Y, C.classic(0.5), dc.init_params(net),
-                                                                  [0, 1e-3 if short else 1e300]))
+    flow = _budgeted_integrate(net, X, Y, C.classic(0.5), dc.init_params(net), [0, 1e300])
     assert flow.partial and "max_rhs" in flow.message and np.isnan(flow.theta[-1]).all()
     np.testing.assert_array_equal(flow.theta[0], dc.init_params(net))
 
@@ -1124,9 +1102,8 @@ def test_integrate_input_messages():
 
 
 def test_integrate_no_budget():
-    flow = _finishes_or_refuses(lambda short=False: ode.integrate(
-        dc.mlp([1, 1]), np.zeros((1, 1)), np.zeros(1), C.normalized(0.0), np.array([0.0, 0.5]),
-        [0.0, 0.1 if short else 2.0]))
+    flow = _budgeted_integrate(dc.mlp([1, 1]), np.zeros((1, 1)), np.zeros(1), C.normalized(0.0),
+                               np.array([0.0, 0.5]), [0.0, 2.0])
     assert flow.partial and "max_rhs" in flow.message
     with pytest.warns(RuntimeWarning, match="max_rhs"):
         small = ode.integrate(dc.mlp([1, 1]), np.zeros((1, 1)), np.zeros(1), C.normalized(0.0), np.array([0.0, 0.5]),
