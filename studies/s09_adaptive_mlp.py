@@ -9,7 +9,9 @@ Setup (THEORY S9): MLP-B on D64-light with the quartic per-sample loss (f - y)^4
 every parameter, per-sample SGD (B = 1, sampling with replacement), 20 replicas (independent inits
 and sample streams), T = 3000; adaptive lam = 1, eps = 1e-3, constant a lam in {0.1, ..., 4};
 layer-wise variants (eq. 18, both numerators), classic lam = 1 (same a grid), unclipped at
-a in {0.05, 0.2, 0.5}, and the (A2) schedule a(t) = a0/(t+1) with a0 lam in {1, 3, 10, 30}.
+a in {0.05, 0.2, 0.5}; constant steps lie outside the paper's assumption (A2) (sum a = inf,
+sum a^2 < inf), so they are reported apart from the (A2) schedule a(t) = a0/(t+1) with a0 lam in
+{1, 3, 10, 30}.
 MLP-B is "tanh 2-16-1, no biases" in THEORY; dynclip's MLPs always have biases, so this uses
 dc.mlp([2, 16, 1]) with 65 parameters. Divergence = the engine's blow-up test ||theta - theta_0|| > 1e8
 (or a non-finite value) at any step; since ||theta_0|| ~ 16, this is ||theta|| > 1e8 up to 2e-7 relative.
@@ -418,18 +420,19 @@ def plot(res, cfg, outdir):
     ax.set_ylim(-0.04, 1.04)
     ax.set_xlabel("aλ (constant step; λ = 1)")
     ax.set_ylabel(f"P(divergence): ||θ − θ₀|| > {cfg.blowup:.0e} within T = {cfg.n_steps}")
-    ax.set_title(f"constant step: fraction of {R} replicas diverging (bars: 95 % Clopper–Pearson)", fontsize=9)
+    ax.set_title(f"constant step (outside (A2)): fraction of {R} replicas diverging (bars: 95 % Clopper–Pearson)",
+                 fontsize=9)
     ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2)
     ax = axes[1]
     _prob(ax, np.array(cfg.a2_a0_lams), res["div_a2"], R, "C0", "o", "adaptive, a(t) = a₀/(t+1)")
     ax.set_xscale("log")
     ax.set_ylim(-0.04, 1.04)
     ax.set_xlabel("a₀λ   ((A2) schedule a(t) = a₀/(t+1))")
-    ax.set_title("(A2) schedule", fontsize=9)
+    ax.set_title("(A2) schedule a(t) = a₀/(t+1), Σa = ∞, Σa² < ∞", fontsize=9)
     ax.legend(fontsize=7, loc="upper left")
     fig.suptitle("F9a  adaptive clipping on MLP-B (2-16-1 tanh with biases, 65 params), D64-light, quartic loss, "
-                 "init N(0, 2²), B = 1:\ndivergence sets in between aλ ≈ 2⟨cos φ⟩ and 4⟨cos φ⟩; classic clipping never "
-                 "diverges, unclipped SGD always", fontsize=10)
+                 "init N(0, 2²), B = 1:\nconstant steps: divergence sets in between aλ ≈ 2⟨cos φ⟩ and 4⟨cos φ⟩, classic clipping never "
+                 "diverges, unclipped SGD always; (A2): divergence only where the early steps a₀λ/(t+1) are large", fontsize=10)
     fig.tight_layout()
     plotting.savefig(fig, outdir, "F9a_divergence")
     # ---- F9b
@@ -450,7 +453,7 @@ def plot(res, cfg, outdir):
     ax.axvline(0, color="gray", lw=0.6)
     ax.set_xlabel("½ log(1 − 2aλ cos φ + a²λ²)   (predicted from θ_t and g_t)")
     ax.set_ylabel("Δ log||θ|| = log||θ_{t+1}|| − log||θ_t||   (observed)")
-    ax.set_title(f"clipped steps of {min(cfg.replay_replicas, R)} replayed replicas × {cfg.replay_steps} steps; "
+    ax.set_title(f"constant a: clipped steps of {min(cfg.replay_replicas, R)} replayed replicas × {cfg.replay_steps} steps; "
                  f"max |error| = {res['identity_max_err']:.1e}", fontsize=9)
     ax.legend(fontsize=7, markerscale=3)
     ax = axes[1]
@@ -471,9 +474,9 @@ def plot(res, cfg, outdir):
     fig.tight_layout()
     plotting.savefig(fig, outdir, "F9b_radial_identity")
     # ---- F9c
-    panels = [(f"paths_adaptive_{a:g}", f"adaptive, aλ = {a:g}") for a in (0.2, 0.5, 0.8)]
-    panels += [("paths_classic_1", "classic λ = 1, a = 1"), (f"paths_unclipped_{cfg.unclipped_a[0]:g}",
-                                                             f"unclipped, a = {cfg.unclipped_a[0]:g}"),
+    panels = [(f"paths_adaptive_{a:g}", f"adaptive, constant aλ = {a:g}") for a in (0.2, 0.5, 0.8)]
+    panels += [("paths_classic_1", "classic λ = 1, constant a = 1"), (f"paths_unclipped_{cfg.unclipped_a[0]:g}",
+                                                                      f"unclipped, constant a = {cfg.unclipped_a[0]:g}"),
                ("paths_a2_10", "adaptive, (A2) a(t) = 10/(t+1)")]
     fig, axes = plt.subplots(2, 3, figsize=(13, 7), sharex=True, sharey=True)
     steps = res["path_steps"]
