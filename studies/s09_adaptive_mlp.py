@@ -432,7 +432,7 @@ def plot(res, cfg, outdir):
     ax.legend(fontsize=7, loc="upper left")
     fig.suptitle("F9a  adaptive clipping on MLP-B (2-16-1 tanh with biases, 65 params), D64-light, quartic loss, "
                  "init N(0, 2²), B = 1:\nconstant steps: divergence sets in between aλ ≈ 2⟨cos φ⟩ and 4⟨cos φ⟩, classic clipping never "
-                 "diverges, unclipped SGD always; (A2): divergence only where the early steps a₀λ/(t+1) are large", fontsize=10)
+                 "diverges, unclipped SGD always;\n(A2) schedule: divergence only where the early steps a₀λ/(t+1) are large", fontsize=10)
     fig.tight_layout()
     plotting.savefig(fig, outdir, "F9a_divergence")
     # ---- F9b
