@@ -212,7 +212,8 @@ def check(res, cfg):
                           pinelis_at_largest_r_passing=float(pin[i]) if ok else None,
                           E_xi_T2=float(np.mean(res["none_c_xi_T2"])), lam2_Sigma2=lam ** 2 * res["sum_a2"],
                           n_nonfinite=res["none_c_n_nonfinite"]),
-                     f"some r with Pinelis(r) <= {cfg.pinelis_max:g} has lower CI >= {cfg.unclipped_factor:g} x Pinelis(r)",
+                     f"some r with Pinelis(r) <= {cfg.pinelis_max:g} has lower CI >= {cfg.unclipped_factor:g} x Pinelis(r) "
+                     "and lower CI > 0",
                      criteria=[crit(f"Pinelis(r) at r = {r[w]:.4g} (the smallest r that passes)", float(pin[w]), "<=",
                                     cfg.pinelis_max),
                                crit(f"CP95 lower limit at r = {r[w]:.4g}", float(lo[w]), ">", 0),
