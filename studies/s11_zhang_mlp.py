@@ -22,8 +22,10 @@ Clipped GD eta = 0.1, lam = 1 for both losses. The claim is tested per run in tw
 (dynclip.smoothness): the least-squares slope L1 of L_hat ~ L0 + L1 ||grad F|| with a 95 %
 moving-block bootstrap interval (lower limit > 0), and Spearman's rho between the medians of L_hat
 and ||grad F|| in 8 log-spaced bins of ||grad F|| (>= 0.8); each must hold in >= 2/3 of the runs.
-The whole-path Spearman rho and the log-log slope are reported. Contrast: minibatch SGD (B = 16,
-lr 0.01) from the standard init.
+The whole-path Spearman rho and the log-log slope are reported. The step rule was fixed from a pilot
+of divergence only, before any smoothness statistic was computed; squared-loss GD is also run from
+the same starts at h in {1e-3, 3e-3, 1e-2, 2e-2} (report: how the outcome depends on the step).
+Contrast: minibatch SGD (B = 16, lr 0.01) from the standard init.
 B (acceleration): quartic loss, output x 10; iterations to F <= 0.03 (cap 2e4, 5 seeds) for GD
 over h on the grid {1, 1.5, 2, 3, 5, 7} x 10^k (six per decade) from 1e-4 to 7e-2 (plus 1e-5,
 3e-5), and for clipped GD (lam = 1) over eta on the same grid from 1e-2 to 7 (plus 1e-3, 3e-3, 10).
@@ -61,7 +63,8 @@ class Config:
     note: str = ("MLP-C = dc.mlp([4, 16, 16, 16, 1]) (tanh, with biases, 641 parameters). Step sizes of A are not "
                  "in the specification: GD h per loss = the largest step of the grid {1, 1.5, 2, 3, 5, 7} x 10^k "
                  "stable from all 10 high-loss starts over T (pilot: squared 5e-2, next 7e-2 diverges; quartic 1e-3, "
-                 "next 1.5e-3 diverges); clipped eta = 0.1, lam = 1. The pass rules of A count runs over seeds x "
+                 "next 1.5e-3 diverges; rule fixed before any smoothness statistic was seen); clipped eta = 0.1, lam = 1; "
+                 "squared-loss GD also at h in {1e-3, 3e-3, 1e-2, 2e-2} (report). The pass rules of A count runs over seeds x "
                  "output scales. B uses six step sizes per decade around the best for both methods, keeps the cap "
                  "2e4 and 5 seeds, and stops the GD step sizes of a seed once one of them reaches the target (the "
                  "slower ones cannot be the best; they are drawn as 'stopped'). Numba runs single-threaded here "
@@ -77,6 +80,8 @@ class Config:
     alphas: tuple = (0.25, 0.5, 0.75, 1.0)
     a_gd_h: tuple = (5e-2, 1e-3)         # per loss (a_losses order): largest grid step stable from every start
     a_gd_h_next: tuple = (7e-2, 1.5e-3)  # the next grid step (run to show that a_gd_h is the stability limit)
+    a_sens_loss: str = "mse"             # report: GD of this loss at other steps (the same starts)
+    a_sens_h: tuple = (1e-3, 3e-3, 1e-2, 2e-2)
     a_clip_eta: float = 0.1
     a_clip_lam: float = 1.0
     coverage: float = 0.99
@@ -107,7 +112,7 @@ class Config:
     lr_ratio_min: float = 30.0
 
 
-QUICK = Config(a_scales=(10.0,), a_seeds=2, a_steps=100, a_boot=200, b_seeds=2, b_gd_h=(1e-3, 2e-3),
+QUICK = Config(a_scales=(10.0,), a_seeds=2, a_steps=100, a_boot=200, a_sens_h=(1e-2,), b_seeds=2, b_gd_h=(1e-3, 2e-3),
                b_clip_eta=(0.1, 0.3), b_cap=500)
 
 
@@ -213,6 +218,23 @@ def run(cfg):
         numba.set_num_threads(old)
 
 
+def _paths(net, X, Y, loss, th0, a, lam, cfg):
+    """Full-batch (clipped) GD from each row of th0 for cfg.a_steps steps, and Zhang's estimator every
+    cfg.a_every steps: L_hat, ||grad F||, the effective step (EoS diagnostic), F, divergence step."""
+    R, K = len(th0), (cfg.a_steps + cfg.a_every - 1) // cfg.a_every
+    out = fullbatch_gd(net, X, Y, loss, np.asarray(th0), a, lam, cfg.a_steps, pair_every=cfg.a_every,
+                       curve_every=cfg.a_every, blowup_factor=cfg.blowup_factor)
+    L, G, H = (np.full((R, K), np.nan) for _ in range(3))
+    for j in range(R):
+        ok = np.all(np.isfinite(out["next"][j]), axis=1) & np.all(np.isfinite(out["base"][j]), axis=1)
+        n_ok = int(np.argmin(ok)) if not ok.all() else ok.size
+        if n_ok >= 2:
+            L[j, :n_ok], G[j, :n_ok] = sm.local_smoothness(net, X, Y, out["base"][j, :n_ok], cfg.alphas, loss,
+                                                           next_points=out["next"][j, :n_ok])
+            H[j, :n_ok] = a[j] * np.minimum(1.0, lam[j] / G[j, :n_ok])
+    return L, G, H, out["curve"], out["diverged"]
+
+
 def _run(cfg):
     net = dc.mlp(list(cfg.widths))
     X, Y = dc.data.d256(cfg.data_seed)
@@ -221,43 +243,32 @@ def _run(cfg):
     nL, nS, nM, nR = len(cfg.a_losses), len(cfg.a_scales), 2, cfg.a_seeds
     if len(cfg.a_gd_h) != nL or len(cfg.a_gd_h_next) != nL:
         raise ValueError(f"a_gd_h and a_gd_h_next must give one step per loss {cfg.a_losses}")
-    K = (cfg.a_steps + cfg.a_every - 1) // cfg.a_every
-    Lh = np.full((nL, nS, nM, nR, K), np.nan)
-    Gn = np.full((nL, nS, nM, nR, K), np.nan)
-    Fa = np.full((nL, nS, nM, nR, cfg.a_steps // cfg.a_every + 1), np.nan)
-    hstep = np.full((nL, nS, nM, nR, K), np.nan)     # effective step a * min(1, lam/||g||): EoS diagnostic
-    divA = np.full((nL, nS, nM, nR), -1)
-    div_next = np.full((nL, nS, nR), -1)              # GD at the next grid step above a_gd_h
+    inits = [_high_loss_init(net, cfg.seed + r, sc) for sc in cfg.a_scales for r in range(nR)]   # (scale, seed)
+    shp = (nS, nM, nR)
+    A = {k: [] for k in ("L", "g", "h", "F", "div", "div_next")}
     for il, loss in enumerate(cfg.a_losses):
-        th0, a, lam = [], [], []
-        for isc, sc in enumerate(cfg.a_scales):
-            for im in range(nM):
-                for r in range(nR):
-                    th0.append(_high_loss_init(net, cfg.seed + r, sc))
-                    a.append(cfg.a_gd_h[il] if im == 0 else cfg.a_clip_eta)
-                    lam.append(np.inf if im == 0 else cfg.a_clip_lam)
-        out = fullbatch_gd(net, X, Y, loss, np.array(th0), a, lam, cfg.a_steps, pair_every=cfg.a_every,
-                           curve_every=cfg.a_every, blowup_factor=cfg.blowup_factor)
-        j = 0
-        for isc in range(nS):
-            for im in range(nM):
-                for r in range(nR):
-                    ok = np.all(np.isfinite(out["next"][j]), axis=1) & np.all(np.isfinite(out["base"][j]), axis=1)
-                    n_ok = int(np.argmin(ok)) if not ok.all() else ok.size
-                    if n_ok >= 2:
-                        L, g = sm.local_smoothness(net, X, Y, out["base"][j, :n_ok], cfg.alphas, loss,
-                                                   next_points=out["next"][j, :n_ok])
-                        Lh[il, isc, im, r, :n_ok], Gn[il, isc, im, r, :n_ok] = L, g
-                        hstep[il, isc, im, r, :n_ok] = a[j] * np.minimum(1.0, lam[j] / g)
-                    Fa[il, isc, im, r] = out["curve"][j]
-                    divA[il, isc, im, r] = out["diverged"][j]
-                    j += 1
-        th0n = np.array([_high_loss_init(net, cfg.seed + r, sc) for sc in cfg.a_scales for r in range(nR)])
-        outn = fullbatch_gd(net, X, Y, loss, th0n, np.full(len(th0n), cfg.a_gd_h_next[il]), np.full(len(th0n), np.inf),
-                            cfg.a_steps, curve_every=cfg.a_steps, blowup_factor=cfg.blowup_factor)
-        div_next[il] = outn["diverged"].reshape(nS, nR)
-    res.update(a_L=Lh, a_g=Gn, a_F=Fa, a_h=hstep, a_diverged=divA, a_diverged_next=div_next)
+        th0 = [inits[isc * nR + r] for isc in range(nS) for im in range(nM) for r in range(nR)]
+        a = [cfg.a_gd_h[il] if im == 0 else cfg.a_clip_eta for isc in range(nS) for im in range(nM) for r in range(nR)]
+        lam = [np.inf if im == 0 else cfg.a_clip_lam for isc in range(nS) for im in range(nM) for r in range(nR)]
+        L, g, h, F, div = _paths(net, X, Y, loss, th0, a, lam, cfg)
+        for k, v in zip(("L", "g", "h", "F", "div"), (L, g, h, F, div)):
+            A[k].append(v.reshape(shp + v.shape[1:]))
+        # GD at the next grid step above a_gd_h: does it diverge from some start?
+        outn = fullbatch_gd(net, X, Y, loss, np.array(inits), np.full(len(inits), cfg.a_gd_h_next[il]),
+                            np.full(len(inits), np.inf), cfg.a_steps, curve_every=cfg.a_steps,
+                            blowup_factor=cfg.blowup_factor)
+        A["div_next"].append(outn["diverged"].reshape(nS, nR))
+    res.update(a_L=np.array(A["L"]), a_g=np.array(A["g"]), a_h=np.array(A["h"]), a_F=np.array(A["F"]),
+               a_diverged=np.array(A["div"]), a_diverged_next=np.array(A["div_next"]))
+    # step-size sensitivity of one loss's GD runs (report): the same starts at other steps h
+    if cfg.a_sens_h:
+        nH = len(cfg.a_sens_h)
+        L, g, h, F, div = _paths(net, X, Y, cfg.a_sens_loss, [th for _ in cfg.a_sens_h for th in inits],
+                                 [hh for hh in cfg.a_sens_h for _ in inits], [np.inf] * (nH * len(inits)), cfg)
+        res.update(sens_L=L.reshape(nH, nS, nR, -1), sens_g=g.reshape(nH, nS, nR, -1),
+                   sens_h=h.reshape(nH, nS, nR, -1), sens_diverged=div.reshape(nH, nS, nR))
     # contrast: minibatch SGD from the standard init (engine, record every step for the step pairs)
+    K = (cfg.a_steps + cfg.a_every - 1) // cfg.a_every
     Lc = np.full((nL, nR, K), np.nan)
     Gc = np.full((nL, nR, K), np.nan)
     for il, loss in enumerate(cfg.a_losses):
@@ -291,29 +302,48 @@ def _run(cfg):
 
 
 # ----------------------------------------------------------------------------------------
+_RUN_STATS = ("rho", "slope", "rho10", "L0", "L1", "L1_lo", "L1_hi", "rho_bin", "n_bins")
+
+
+def _run_stats(L, g, diverged, cfg, seed):
+    """One run's statistics (dict over _RUN_STATS): whole-path rho and log-log slope, rho over the first
+    10 % of the path, the affine fit with its bootstrap interval, and the binned Spearman rho. A diverged
+    run keeps NaN for the two tests (a failure of both)."""
+    st = dict.fromkeys(_RUN_STATS, np.nan)
+    st["rho"], st["slope"] = _corr(L, g)
+    n10 = max(3, L.size // 10)
+    st["rho10"] = _corr(L[:n10], g[:n10])[0]
+    ok = np.isfinite(L) & np.isfinite(g)
+    if ok.sum() < 3 or diverged >= 0:
+        return st
+    fit = sm.fit_affine_ci(g, L, cfg.a_level, n_boot=cfg.a_boot, seed=seed)
+    st.update(L0=fit.L0, L1=fit.L1, L1_lo=fit.L1_lo, L1_hi=fit.L1_hi)
+    b = sm.binned_spearman(g, L, cfg.a_bins, cfg.a_bin_min)
+    st.update(rho_bin=b.rho, n_bins=b.count.size)
+    return st
+
+
+def _stats_array(L, g, div, cfg, seed0):
+    """_run_stats over the leading axes of L (..., K): dict of arrays of shape L.shape[:-1]."""
+    shp = L.shape[:-1]
+    out = {k: np.full(shp, np.nan) for k in _RUN_STATS}
+    for i, idx in enumerate(np.ndindex(shp)):
+        for k, v in _run_stats(L[idx], g[idx], div[idx], cfg, seed0 + i).items():
+            out[k][idx] = v
+    return out
+
+
 def _a_stats(res, cfg):
-    """Per run (loss, scale, method, seed): whole-path rho and log-log slope, rho over the first 10 %
-    of the path, the affine fit with its bootstrap interval, and the binned Spearman rho."""
-    L, g = res["a_L"], res["a_g"]
-    shp = L.shape[:4]
-    st = {k: np.full(shp, np.nan) for k in ("rho", "slope", "rho10", "L0", "L1", "L1_lo", "L1_hi", "rho_bin")}
-    st["n_bins"] = np.zeros(shp, int)
-    for idx in np.ndindex(shp):
-        Li, gi = L[idx], g[idx]
-        st["rho"][idx], st["slope"][idx] = _corr(Li, gi)
-        st["rho10"][idx] = _corr(Li[:max(3, Li.size // 10)], gi[:max(3, Li.size // 10)])[0]
-        ok = np.isfinite(Li) & np.isfinite(gi)
-        if ok.sum() < 3 or res["a_diverged"][idx] >= 0:
-            continue                         # a diverged run counts as a failure of both tests
-        fit = sm.fit_affine_ci(gi, Li, cfg.a_level, n_boot=cfg.a_boot, seed=cfg.seed + 7 * int(np.ravel_multi_index(idx, shp)))
-        st["L0"][idx], st["L1"][idx], st["L1_lo"][idx], st["L1_hi"][idx] = fit.L0, fit.L1, fit.L1_lo, fit.L1_hi
-        b = sm.binned_spearman(gi, Li, cfg.a_bins, cfg.a_bin_min)
-        st["rho_bin"][idx], st["n_bins"][idx] = b.rho, b.count.size
+    """Per-run statistics of A (loss, scale, method, seed), of the step-size sensitivity runs
+    (h, scale, seed), and the whole-path rho and slope of the minibatch contrast (loss, seed)."""
+    st = _stats_array(res["a_L"], res["a_g"], res["a_diverged"], cfg, cfg.seed)
+    sens = (_stats_array(res["sens_L"], res["sens_g"], res["sens_diverged"], cfg, cfg.seed + 10 ** 6)
+            if "sens_L" in res else None)
     sr = np.full(res["sgd_L"].shape[:2], np.nan)
     ss = np.full(res["sgd_L"].shape[:2], np.nan)
     for idx in np.ndindex(sr.shape):
         sr[idx], ss[idx] = _corr(res["sgd_L"][idx], res["sgd_g"][idx])
-    return st, sr, ss
+    return st, sens, sr, ss
 
 
 def _b_stats(res, cfg):
@@ -347,7 +377,7 @@ def _r(v, nd=3):
     return [round(float(x), nd) if np.isfinite(x) else float("nan") for x in np.ravel(v)]
 
 
-def _a_checks(res, cfg, st):
+def _a_checks(res, cfg, st, sens):
     out = []
     methods = ("GD", "clipped GD")
     nS, nR = len(cfg.a_scales), cfg.a_seeds
@@ -396,10 +426,14 @@ def _a_checks(res, cfg, st):
             note = (f"whole-path rho: {per('rho')}; rho over the first 10 % of the path: {per('rho10')}; log-log "
                     f"slope: {per('slope')}. Median of L_hat h_eff / 2 = {eos_med:.2g} (h_eff = the step size applied; "
                     "1 = edge of stability).")
-            if 0.7 <= eos_med <= 1.3:
+            if 0.7 <= eos_med <= 1.3 and im == 1:
                 note += (" The path runs at the edge of stability, L_hat ~ 2/h_eff, and while clipping is active "
                          "h_eff = eta lam/||grad F||, so the step-size rule itself ties L_hat to ||grad F|| "
                          "(slope ~1): part of this correlation is made by the optimiser.")
+            elif 0.7 <= eos_med <= 1.3:
+                note += (f" The path runs at the edge of stability: L_hat ~ 2/h = {2 / cfg.a_gd_h[il]:.3g} over a "
+                         "range of gradient norms (a horizontal band in F11a), a level set by the step size, not by "
+                         "||grad F||.")
             low = [(isc, r) for isc in range(nS) for r in range(nR) if not sub["rho"][isc, r] >= cfg.rho_min]
             spans = []
             for isc, r in low:
@@ -424,6 +458,27 @@ def _a_checks(res, cfg, st):
                              {"rho": _r(sub["rho"]), "slope": _r(sub["slope"]), "rho_first10pct": _r(sub["rho10"])},
                              "report", paper="Fig. 1: smoothness grows with the gradient norm", verdict="report",
                              note=note))
+    if sens is not None:
+        il = list(cfg.a_losses).index(cfg.a_sens_loss) if cfg.a_sens_loss in cfg.a_losses else None
+        rows = {}
+        for ih, hh in enumerate(cfg.a_sens_h):
+            eos = res["sens_L"][ih] * res["sens_h"][ih] / 2
+            rows[f"h={hh:g}"] = {"frac_L1_lo>0": round(float(np.mean(sens["L1_lo"][ih] > 0)), 2),
+                                 f"frac_binned_rho>={cfg.rho_min}": round(float(np.mean(sens["rho_bin"][ih] >= cfg.rho_min)), 2),
+                                 "median_wholepath_rho": round(float(np.nanmedian(sens["rho"][ih])), 2),
+                                 "median_L_hat_h/2": float(f"{np.nanmedian(eos):.2g}") if np.isfinite(eos).any() else float("nan"),
+                                 "diverged": int((res["sens_diverged"][ih] >= 0).sum())}
+        if il is not None:
+            rows[f"h={cfg.a_gd_h[il]:g} (A)"] = {"frac_L1_lo>0": round(float(np.mean(st["L1_lo"][il, :, 0] > 0)), 2),
+                                                f"frac_binned_rho>={cfg.rho_min}": round(float(np.mean(st["rho_bin"][il, :, 0] >= cfg.rho_min)), 2),
+                                                "median_wholepath_rho": round(float(np.nanmedian(st["rho"][il, :, 0])), 2)}
+        out.append(claim(f"S11.A_{cfg.a_sens_loss}_gd_step_sensitivity",
+                         f"{cfg.a_sens_loss} loss, full-batch GD from the same {len(cfg.a_scales) * cfg.a_seeds} starts at "
+                         "other step sizes: the two per-run tests of A at each step", rows, "report",
+                         paper="Fig. 1: smoothness grows with the gradient norm", verdict="report",
+                         note="Shows how much the outcome of A depends on the GD step: a small step covers only the "
+                              "first descent from the high-loss start, a larger one follows the path further, into "
+                              "phases where L_hat is not a monotone function of ||grad F||."))
     # the GD steps of A are the stability limit of the grid
     dn = res["a_diverged_next"]
     out.append(claim("S11.A_gd_step_choice", "GD steps of A: runs that diverge within T at the chosen step and at the "
@@ -437,8 +492,8 @@ def _a_checks(res, cfg, st):
 
 
 def check(res, cfg):
-    st, sr, ss = _a_stats(res, cfg)
-    out = _a_checks(res, cfg, st)
+    st, sens, sr, ss = _a_stats(res, cfg)
+    out = _a_checks(res, cfg, st, sens)
     for il, loss in enumerate(cfg.a_losses):
         pooled_L = res["a_L"][il, :, :, :].ravel()
         pooled_g = res["a_g"][il, :, :, :].ravel()
@@ -501,7 +556,7 @@ def check(res, cfg):
 def plot(res, cfg, outdir):
     plt = plotting.plt()
     from matplotlib.ticker import NullFormatter
-    st, sr, ss = _a_stats(res, cfg)
+    st, _, sr, ss = _a_stats(res, cfg)
     nL = len(cfg.a_losses)
     isc = len(cfg.a_scales) - 1          # the largest output scale
     fig, axes = plt.subplots(nL, 3, figsize=(16, 4.8 * nL), squeeze=False, layout="constrained")
