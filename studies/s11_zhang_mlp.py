@@ -447,10 +447,13 @@ def _a_checks(res, cfg, st, sens):
                 note += (f" In the {len(spans)} run(s) with whole-path rho < {cfg.rho_min}, after the first 10 % of "
                          f"the steps the path spans {sg.min():.2f}-{sg.max():.2f} decades of ||grad F|| and "
                          f"{sl_.min():.2f}-{sl_.max():.2f} decades of L_hat")
-                note += (": smoothness keeps changing at nearly constant gradient norm (a vertical band in F11a)."
-                         if np.median(sl_) > np.median(sg) else
-                         ": the gradient norm keeps changing at nearly constant smoothness (a flat band in F11a, "
-                         "the L0 part of the model).")
+                if np.median(sl_) > 2 * np.median(sg):
+                    note += ": smoothness keeps changing at nearly constant gradient norm (a vertical band in F11a)."
+                elif np.median(sg) > 2 * np.median(sl_):
+                    note += (": the gradient norm keeps changing at nearly constant smoothness (a flat band in F11a, "
+                             "the L0 part of the model).")
+                else:
+                    note += "."
             out.append(claim(f"S11.A_{loss}_{m}_wholepath",
                              f"{loss} loss, full-batch {mname} ({step}): whole-path Spearman rho(L_hat, ||grad F||) "
                              "and log-log slope per run (the criterion of the specification, rho >= 0.8 and slope "
