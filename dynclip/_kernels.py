@@ -1,7 +1,8 @@
 """The compiled stochastic-approximation kernel behind :func:`dynclip.simulate`.
 
 One step k of replica r (Ramaswamy eq. 10 with projection, eq. 9):
-``theta <- Pi(theta - a(k) u_k)`` with ``u_k`` the clipped minibatch update. The
+``theta <- Pi(theta - a(k) u_k)`` with ``u_k`` the clipped minibatch update (with momentum or
+Adam, :mod:`dynclip.optimizers`, the optimiser's step from ``u_k`` replaces ``a(k) u_k``). The
 kernel runs a chunk of steps ``k0 .. k1-1`` for every replica in ``prange``; all state
 lives in arrays owned by the wrapper, so a run split into chunks is bit-identical to one
 run in a single chunk, and each replica only touches its own rows (bit-identical for any
@@ -14,6 +15,7 @@ from numba import prange
 
 from ._jit import njit, pjit, hot
 from .clipping import apply, apply_gn, alrc_lmax, is_scalar_rule, scale_factor, TINY
+from .optimizers import optimizer_step
 from .model import (dist, step_dist, norm, make_workspace, block_loss_grad, forward, losses_and_dout, backward,
                     sample_norms, full_loss, EVAL_BLOCK)
 from .rng import randint
@@ -232,7 +234,7 @@ def _record(j, r, th, th0, widths, offs, act, lossk, X, Y, wsE, rowsE, acc, rec,
 @njit
 def _replica(r, k0, k1, n_total, a_tab, rec_steps, j0, widths, offs, act, lossk, X, Y, rule, B,
              per_sample, idx, proj, blowup, track, ref, theta, theta0, rng, mu, xi, acc, status,
-             rec, rec_theta):
+             rec, rec_theta, opt, om, ov, ot):
     N = X.shape[0]
     P = theta.shape[1]
     K = rec_steps.shape[0]
@@ -254,7 +256,7 @@ def _replica(r, k0, k1, n_total, a_tab, rec_steps, j0, widths, offs, act, lossk,
     th0[:] = theta0[r]
     j = _steps(r, k0, k1, n_total, a_tab, rec_steps, j0, widths, offs, act, lossk, X, Y, rule, B,
                per_sample, idx, proj, blowup, track, ref, th, th0, rng, mu, xi, acc, status,
-               rec, rec_theta, ws, ws1, wsE, rowsE, rows, rows1, g, u, tmp, H, tmp2)
+               rec, rec_theta, ws, ws1, wsE, rowsE, rows, rows1, g, u, tmp, H, tmp2, opt, om[r], ov[r], ot)
     theta[r, :] = th
     if k1 == n_total and j < K and rec_steps[j] == k1 and status[r, 0] == 1:
         _record(j, r, th, th0, widths, offs, act, lossk, X, Y, wsE, rowsE, acc, rec, rec_theta,
@@ -271,10 +273,25 @@ def _aligned(n):
 
 
 @hot
+def _project(th, proj):
+    """th <- Pi(th): onto the ball ||th|| <= proj (eq. 9; nothing for proj = inf)."""
+    if proj < math.inf:
+        tn = _norm(th)
+        if tn > proj:
+            f = proj / tn
+            for i in range(th.shape[0]):
+                th[i] *= f
+
+
+@hot
 def _steps(r, k0, k1, n_total, a_tab, rec_steps, j0, widths, offs, act, lossk, X, Y, rule, B,
            per_sample, idx, proj, blowup, track, ref, th, th0, rng, mu, xi, acc, status,
-           rec, rec_theta, ws, ws1, wsE, rowsE, rows, rows1, g, u, tmp, H, tmp2):
-    """Steps k0 .. k1-1 of replica r on its (aligned) state th; returns the next record index."""
+           rec, rec_theta, ws, ws1, wsE, rowsE, rows, rows1, g, u, tmp, H, tmp2, opt, om, ov, ot):
+    """Steps k0 .. k1-1 of replica r on its (aligned) state th; returns the next record index.
+
+    ``opt`` is the optimiser (:mod:`dynclip.optimizers`); ``om``, ``ov`` are replica r's rows of its
+    state and ``ot[r]`` its step count. Plain SGD (kind 0) is the fused step below.
+    """
     N = X.shape[0]
     P = th.shape[0]
     K = rec_steps.shape[0]
@@ -306,14 +323,14 @@ def _steps(r, k0, k1, n_total, a_tab, rec_steps, j0, widths, offs, act, lossk, X
         else:
             w = 1.0
         a = a_tab[k - k0]
-        if proj < math.inf:
+        if opt.kind != 0:
+            optimizer_step(opt, th, v, w, a, om, ov, ot, r)
+            _project(th, proj)
+            d = dist(th, th0)
+        elif proj < math.inf:
             for i in range(P):
                 th[i] -= a * (w * v[i])
-            tn = _norm(th)
-            if tn > proj:
-                f = proj / tn
-                for i in range(P):
-                    th[i] *= f
+            _project(th, proj)
             d = dist(th, th0)
         else:
             d = step_dist(th, v, a, w, th0)
@@ -353,13 +370,13 @@ def _steps(r, k0, k1, n_total, a_tab, rec_steps, j0, widths, offs, act, lossk, X
 @pjit
 def run_chunk(k0, k1, n_total, a_tab, rec_steps, j0, widths, offs, act, lossk, X, Y, rule, B,
               per_sample, idx, proj, blowup, track, ref, theta, theta0, rng, mu, xi, acc, status,
-              rec, rec_theta):
+              rec, rec_theta, opt, om, ov, ot):
     """Run steps k0 .. k1-1 for every replica (prange). See dynclip.engine.simulate."""
     R = theta.shape[0]
     for r in prange(R):
         _replica(r, k0, k1, n_total, a_tab, rec_steps, j0, widths, offs, act, lossk, X, Y, rule, B,
                  per_sample, idx, proj, blowup, track, ref, theta, theta0, rng, mu, xi, acc, status,
-                 rec, rec_theta)
+                 rec, rec_theta, opt, om, ov, ot)
     # the step reached is part of the state, written by the kernel itself: a Ctrl-C that lands
     # right after this call returns still sees a consistent (state, step) pair
     for r in range(R):

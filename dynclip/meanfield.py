@@ -14,6 +14,9 @@ the slow dynamics is governed by H at a frozen cap. :func:`H` therefore takes th
 ``lmax`` (default: from the rule's starting moments) instead of integrating an ODE on the
 extended state (theta, mu1, mu2); with the cap frozen, H is the gradient of the log-capped
 loss E psi(L) (a true gradient field, unlike per-sample norm clipping).
+
+H is the mean field of clipped *SGD* (``simulate``'s default optimiser); momentum and Adam
+(:mod:`dynclip.optimizers`) are not described by it.
 """
 import numpy as np
 from numba import prange

@@ -4,6 +4,9 @@
 ``solve_ivp`` steps it) for one initial point, within a budget of H evaluations; :func:`rk4`
 is a compiled fixed-step RK4 for many initial points at once (quiver plots, windows restarted
 from SA iterates). Both use the engine's mean field H.
+
+The ODE is the limit of clipped *SGD* (``simulate``'s default optimiser) only; momentum and
+Adam (:mod:`dynclip.optimizers`) follow other limits.
 """
 import math
 import warnings

@@ -72,7 +72,8 @@ class SAResult:
     clip_fraction : (R,) clip events / clip decisions (per step; per example for
         ``clip_per="sample"`` and for ALRC)
     displacement : (R, K) ||theta - theta_0||;  max_displacement : (R,) its maximum over all steps
-    update_sum : (R, K) S_s = sum_{t<s} a(t) ||u_t||, the paper's M_s - M_0
+    update_sum : (R, K) S_s = sum_{t<s} a(t) ||u_t||, the paper's M_s - M_0 (a sure bound on
+        the displacement for SGD only: momentum and Adam steps are not a(t) u_t)
     noise_norm : (R, K) ||xi|| when ``track_noise``; max_noise : (R,) max over all steps;
         noise : (R, P) the final xi;  noise_sq_sum : (R,) sum_t a(t)^2 ||M(t+1)||^2 (the
         orthogonality identity says E||xi_T||^2 = E noise_sq_sum)
