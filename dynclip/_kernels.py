@@ -14,7 +14,7 @@ import numpy as np
 from numba import prange
 
 from ._jit import njit, pjit, hot
-from .clipping import apply, apply_gn, alrc_lmax, is_scalar_rule, scale_factor, TINY
+from .clipping import apply, apply_gn, alrc_lmax, alrc_weight, clip_factor, is_scalar_rule, scale_factor, TINY
 from .optimizers import optimizer_step
 from .model import (dist, step_dist, norm, make_workspace, block_loss_grad, forward, losses_and_dout, backward,
                     sample_norms, full_loss, EVAL_BLOCK)
@@ -44,13 +44,10 @@ def sample_update(theta, widths, offs, act, lossk, X, Y, rule, lmax, row, ws1, r
     if rule.kind == 7:
         forward(theta, widths, offs, act, X, rows1, 1, ws1)
         losses_and_dout(widths, lossk, Y, rows1, 1, ws1)
-        L = ws1.lossv[0]
-        w = 1.0
-        if L > lmax:
-            w = lmax / L
+        w, clipped = alrc_weight(ws1.lossv[0], lmax)
         ws1.wts[0] = w
         backward(theta, widths, offs, act, 1, ws1, out, True)
-        if w < 1.0:
+        if clipped:
             return 1.0 / w, True, _norm(out) / w
         return 1.0, False, _norm(out)
     block_loss_grad(theta, widths, offs, act, lossk, X, Y, rows1, 1, ws1, out, 1.0, True)
@@ -66,12 +63,10 @@ def _sample_weights(theta, widths, offs, act, rule, lmax, nb, ws, scale):
     ncl = 0
     if rule.kind == 7:
         for b in range(nb):
-            L = ws.lossv[b]
-            if L > lmax:
-                ws.wts[b] = lmax / L * scale
+            w, clipped = alrc_weight(ws.lossv[b], lmax)
+            ws.wts[b] = w * scale
+            if clipped:
                 ncl += 1
-            else:
-                ws.wts[b] = scale
         return ncl
     if rule.kind == 0:
         for b in range(nb):
@@ -139,9 +134,12 @@ def minibatch_update(theta, widths, offs, act, lossk, X, Y, rule, lmax, per_samp
                      ws, ws1, rows1, g, u, tmp, acc, r):
     """The clipped minibatch update and the raw minibatch gradient g.
 
-    Returns (c, loss_mean, loss_capped_mean, ||g||, ||update||, w); counts clip decisions
-    into acc[r, A_NCLIP] and acc[r, A_NDEC]. With w > 0 the update is w g (a scalar rule:
-    no update vector is written, the step applies w); with w = 0 it is written into u.
+    Returns (c, m1, m2, ||g||, ||update||, w); counts clip decisions into acc[r, A_NCLIP] and
+    acc[r, A_NDEC]. With w > 0 the update is w g (a scalar rule: no update vector is written,
+    the step applies w); with w = 0 it is written into u. For ALRC, m1 and m2 are this step's
+    inputs to the running moments mu1, mu2 (:func:`dynclip.clipping.alrc`): the minibatch-mean
+    loss and its square (variant paper), or the means of the capped losses and of their squares
+    (variant code); 0 for the other rules.
     """
     P = theta.shape[0]
     if rule.kind == 7:
@@ -149,20 +147,23 @@ def minibatch_update(theta, widths, offs, act, lossk, X, Y, rule, lmax, per_samp
         losses_and_dout(widths, lossk, Y, rows, B, ws)
         lm = 0.0
         lc = 0.0
+        lc2 = 0.0
         ncl = 0
         for b in range(B):
             L = ws.lossv[b]
             lm += L
-            if L > lmax:
+            w, clipped = alrc_weight(L, lmax)
+            ws.wts[b] = w / B
+            if clipped:
                 ncl += 1
-                ws.wts[b] = lmax / L / B
-                lc += lmax
-            else:
-                ws.wts[b] = 1.0 / B
-                lc += L
+            lcap = lmax if L > lmax else L      # the capped loss (a NaN stays NaN)
+            lc += lcap
+            lc2 += lcap * lcap
         gn, un = _weighted_update(theta, widths, offs, act, B, ws, g, u, ncl, acc, r)
-        c = gn / un if ncl > 0 and un > 0.0 else 1.0
-        return c, lm / B, lc / B, gn, un, 0.0
+        c = clip_factor(gn, un) if ncl > 0 else 1.0
+        if rule.variant == 1:
+            return c, lc / B, lc2 / B, gn, un, 0.0
+        return c, lm / B, (lm / B) * (lm / B), gn, un, 0.0
     if per_sample and is_scalar_rule(rule):
         forward(theta, widths, offs, act, X, rows, B, ws)
         losses_and_dout(widths, lossk, Y, rows, B, ws)
@@ -170,7 +171,7 @@ def minibatch_update(theta, widths, offs, act, lossk, X, Y, rule, lmax, per_samp
         gn, un = _weighted_update(theta, widths, offs, act, B, ws, g, u, ncl, acc, r)
         if ncl == 0:
             return 1.0, 0.0, 0.0, gn, un, 0.0
-        return (gn / un if un > 0.0 else math.inf), 0.0, 0.0, gn, un, 0.0
+        return clip_factor(gn, un), 0.0, 0.0, gn, un, 0.0
     if per_sample:
         g[:] = 0.0
         u[:] = 0.0
@@ -189,7 +190,7 @@ def minibatch_update(theta, widths, offs, act, lossk, X, Y, rule, lmax, per_samp
         gn = _norm(g)
         if un == gn:
             return 1.0, 0.0, 0.0, gn, un, 0.0
-        return (gn / un if un > 0.0 else math.inf), 0.0, 0.0, gn, un, 0.0
+        return clip_factor(gn, un), 0.0, 0.0, gn, un, 0.0
     block_loss_grad(theta, widths, offs, act, lossk, X, Y, rows, B, ws, g, 1.0 / B, True)
     gn = _norm(g)
     acc[r, A_NDEC] += 1
@@ -315,8 +316,8 @@ def _steps(r, k0, k1, n_total, a_tab, rec_steps, j0, widths, offs, act, lossk, X
             lmax = alrc_lmax(rule, mu[r, 0], mu[r, 1])
         if track:
             mean_field(th, widths, offs, act, lossk, X, Y, rule, lmax, wsE, rowsE, ws1, rows1, tmp2, H)
-        c, lmean, lcap, gn, un, w = minibatch_update(th, widths, offs, act, lossk, X, Y, rule, lmax, per_sample,
-                                                     rows, B, ws, ws1, rows1, g, u, tmp, acc, r)
+        c, q1, q2, gn, un, w = minibatch_update(th, widths, offs, act, lossk, X, Y, rule, lmax, per_sample,
+                                                rows, B, ws, ws1, rows1, g, u, tmp, acc, r)
         v = u               # the update is w v: the clipped u, or g scaled by a scalar rule's w
         if w > 0.0:
             v = g
@@ -345,24 +346,26 @@ def _steps(r, k0, k1, n_total, a_tab, rec_steps, j0, widths, offs, act, lossk, X
             if nn > acc[r, A_MAXNOISE] or nn != nn:
                 acc[r, A_MAXNOISE] = nn
         if rule.kind == 7:
-            lm = lcap if rule.variant == 1 else lmean
-            mu[r, 0] = rule.beta1 * mu[r, 0] + (1.0 - rule.beta1) * lm
-            mu[r, 1] = rule.beta2 * mu[r, 1] + (1.0 - rule.beta2) * lm * lm
+            mu[r, 0] = rule.beta1 * mu[r, 0] + (1.0 - rule.beta1) * q1
+            mu[r, 1] = rule.beta2 * mu[r, 1] + (1.0 - rule.beta2) * q2
         acc[r, A_S] += a * un
         acc[r, A_WG] += gn
         acc[r, A_WC] += c
         acc[r, A_WN] += 1.0
         if d > acc[r, A_MAXDISP]:
             acc[r, A_MAXDISP] = d
-        if not (d <= blowup and d < math.inf):  # beyond the radius, or non-finite (NaN fails both)
+        # beyond the radius, or non-finite (NaN fails both); a non-finite gradient norm stops the
+        # replica too, even if its clipped update happened to be finite
+        if not (d <= blowup and d < math.inf and gn < math.inf):
             status[r, 0] = 0
             status[r, 1] = k + 1
             z = 0.0
             for i in range(P):
                 z += th[i] * 0.0                    # NaN iff some entry is inf or NaN
             if z != z:
-                status[r, 2] = 1
                 acc[r, A_MAXDISP] = math.inf
+            if z != z or not (gn < math.inf):
+                status[r, 2] = 1
             return j
     return j
 

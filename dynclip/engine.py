@@ -119,8 +119,9 @@ def simulate(net, X, Y, rule, schedule, *, n_steps, seed, batch_size=1, n_replic
         (H recomputed at every step: costs N per-sample gradients per step). Needs an
         exactly computable H: batch_size 1, or clip_per="sample", or rule none or alrc.
     blowup_radius : float
-        A replica with ||theta - theta_0|| > blowup_radius, or a non-finite value, is marked
-        diverged and stopped; its later records are NaN.
+        A replica with ||theta - theta_0|| > blowup_radius, or a non-finite value (an entry of
+        theta, or the norm of a minibatch gradient: a NaN or an overflow, even when the clipped
+        update is finite), is marked diverged and stopped; its later records are NaN.
     nonfinite : {"stop", "raise"}
         "raise" raises FloatingPointError after the run if any replica became non-finite.
     progress : bool or None

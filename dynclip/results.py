@@ -80,7 +80,8 @@ class SAResult:
     ref_deviation : (R, K) ||theta - theta_ODE(t)|| when a reference flow is given
     theta : (R, K, P) when ``record_theta``
     alrc_moments : (R, 2) final ALRC running moments (mu1, mu2)
-    diverged : (R,) bool;  blowup_step : (R,) int, -1 if none;  nonfinite : (R,) bool
+    diverged : (R,) bool;  blowup_step : (R,) int, -1 if none;  nonfinite : (R,) bool: theta or
+        the norm of a minibatch gradient became inf or NaN (max_displacement is inf when theta did)
     partial : True when the run was interrupted; ``step[-1]`` is then the last record taken
     config : dict describing the run (rule, schedule, sizes, seed, versions)
     """

@@ -200,9 +200,13 @@ def sgd(widths, activation, theta0, X, Y, loss, rule, a, indices, clip_per="batc
                 u += w * gi / B
                 Ls.append(L)
                 Lc.append(min(L, lmax))
-            lm = np.mean(Lc) if alrc["variant"] == "code" else np.mean(Ls)
-            mu1 = alrc["beta1"] * mu1 + (1 - alrc["beta1"]) * lm
-            mu2 = alrc["beta2"] * mu2 + (1 - alrc["beta2"]) * lm * lm
+            if alrc["variant"] == "code":   # the authors' alrc.py: means of the capped losses and of their squares
+                m1, m2 = np.mean(Lc), np.mean(np.square(Lc))
+            else:                           # Algorithm 1 fed the minibatch-mean loss
+                m1 = np.mean(Ls)
+                m2 = m1 * m1
+            mu1 = alrc["beta1"] * mu1 + (1 - alrc["beta1"]) * m1
+            mu2 = alrc["beta2"] * mu2 + (1 - alrc["beta2"]) * m2
         elif clip_per == "sample":
             u = np.mean([clip(rule, sample_loss_grad(widths, activation, th, X[i], Y[i], loss)[1], th, widths)
                          for i in rows], axis=0)
