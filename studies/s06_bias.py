@@ -619,7 +619,7 @@ def plot(res, cfg, outdir):
                      "B = N ends at a critical point of F_μ: θ* itself, or another one (negative excess)", fontsize=10)
     fig.legend(loc="lower center", ncol=2, fontsize=8, frameon=False)
     # inset: the 1-D H and F'
-    ins = axs[0].inset_axes([0.22, 0.17, 0.5, 0.32])
+    ins = axs[0].inset_axes([0.22, 0.12, 0.5, 0.29])
     ins.plot(res["grid_a"], res["H_a"], "C0", label="H (clipped field)")
     ins.plot(res["grid_a"], res["Fp_a"], "C1", label="F′ (true gradient)")
     ins.axhline(0, color="k", lw=0.6)
