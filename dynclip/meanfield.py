@@ -17,7 +17,14 @@ loss E psi(L) (a true gradient field, unlike per-sample norm clipping).
 
 H is the mean field of clipped *SGD* (``simulate``'s default optimiser); momentum and Adam
 (:mod:`dynclip.optimizers`) are not described by it.
+
+:func:`find_equilibrium` finds a zero of H by Newton's method and certifies it: converged to
+machine precision and every eigenvalue of the Jacobian DH there has a positive real part (an
+isolated, exponentially stable equilibrium of the flow theta' = -H(theta)).
 """
+from dataclasses import dataclass
+import math
+
 import numpy as np
 from numba import prange
 
@@ -243,3 +250,168 @@ def per_sample_grad_norms(net, X, Y, theta, loss="mse"):
     out = np.zeros((th.shape[0], X.shape[0]))
     _sample_norms(th, net.widths_array(), net.offsets(), net.act, lk, X, Y2, out)
     return out[0] if single else out
+
+
+@dataclass(frozen=True, eq=False)
+class Equilibrium:
+    """Result of :func:`find_equilibrium`.
+
+    Attributes
+    ----------
+    theta : (P,) the last Newton iterate
+    H_norm : ||H(theta)||;  tol : the convergence threshold on it that was used
+    iterations : Newton steps taken;  H_history : (iterations + 1,) ||H|| at the start and after each step
+    converged : H_norm <= tol
+    eigenvalues : (P,) eigenvalues of DH(theta) (complex; sorted by real part)
+    min_real : their smallest real part;  eig_floor : the margin it must exceed (eig_rtol * max |eigenvalue|)
+    certified : converged and min_real > eig_floor (an isolated, exponentially stable equilibrium
+        of theta' = -H(theta))
+    message : why Newton stopped
+    """
+    theta: np.ndarray
+    H_norm: float
+    tol: float
+    iterations: int
+    H_history: np.ndarray
+    converged: bool
+    eigenvalues: np.ndarray
+    min_real: float
+    eig_floor: float
+    certified: bool
+    message: str
+
+    def summary(self):
+        """The numbers a study records: a JSON-able dict."""
+        return dict(theta_norm=float(np.linalg.norm(self.theta)), H_norm=self.H_norm, tol=self.tol,
+                    iterations=self.iterations, H_history=[float(x) for x in self.H_history],
+                    min_real_eig=self.min_real, max_abs_eig=float(np.max(np.abs(self.eigenvalues))),
+                    eig_floor=self.eig_floor, certified=self.certified)
+
+
+def _fd_jacobian(field, theta, rel):
+    """Central finite-difference Jacobian of ``field`` ((M, P) -> (M, P)) at ``theta``: one batched
+    call at the 2P points theta +- h_i e_i, h_i = rel * max(1, |theta_i|)."""
+    P = theta.size
+    h = rel * np.maximum(1.0, np.abs(theta))
+    pts = np.repeat(theta[None], 2 * P, axis=0)
+    pts[np.arange(P), np.arange(P)] += h
+    pts[P + np.arange(P), np.arange(P)] -= h
+    v = field(pts)
+    return ((v[:P] - v[P:]) / (2 * h[:, None])).T
+
+
+def newton_root(field, theta, *, tol, max_iter=50, fd_step=1e-6):
+    """Zero of a vector field by Newton's method with a central finite-difference Jacobian.
+
+    ``field`` maps an (M, P) array of points to (M, P). Each step solves J d = -v in the
+    least-squares sense (minimum norm if J is singular) and backtracks (halving, down to 2**-10)
+    until ||field|| decreases. Stops when ||field|| <= tol, after ``max_iter`` steps, or when no
+    step decreases it. Returns ``(theta, history of ||field||, message)``.
+    """
+    th = np.array(theta, dtype=np.float64)
+    v = field(th[None])[0]
+    hist = [float(np.linalg.norm(v))]
+    message = f"max_iter = {max_iter} steps taken"
+    for _ in range(max_iter):
+        if not np.isfinite(hist[-1]):
+            message = "field not finite"
+            break
+        if hist[-1] <= tol:
+            message = "converged"
+            break
+        d = np.linalg.lstsq(_fd_jacobian(field, th, fd_step), -v, rcond=None)[0]
+        s = 1.0
+        while s >= 2.0 ** -10:
+            cand = th + s * d
+            vc = field(cand[None])[0]
+            nc = float(np.linalg.norm(vc))
+            if nc < hist[-1]:
+                th, v = cand, vc
+                hist.append(nc)
+                break
+            s *= 0.5
+        else:
+            message = "stalled: no Newton step (down to 1/1024 of it) lowers the norm"
+            break
+    else:
+        if hist[-1] <= tol:
+            message = "converged"
+    return th, np.array(hist), message
+
+
+def find_equilibrium(net, X, Y, rule, theta_start, *, loss="mse", l2=0.0, tol=None, max_iter=50, fd_step=1e-6,
+                     eig_rtol=1e-8):
+    """Find a zero of the mean field H (batch size 1) near ``theta_start`` and certify it.
+
+    Newton's method (:func:`newton_root`) on the exact H, with the Jacobian DH by central finite
+    differences of H (step ``fd_step * max(1, |theta_i|)`` per coordinate). H is smooth except
+    where a sample's clipping switches on or off (for classic clipping ||g_j|| = lambda), a set
+    of measure zero; a root that lies on or within a finite-difference step of that boundary
+    has a Jacobian that depends on the side, which can only show up as a failed certificate.
+    Newton converges only locally: start close to an equilibrium, typically at the end point of
+    the flow theta' = -H(theta) (:func:`dynclip.ode.integrate`). With ``rule = clipping.none()``,
+    H = grad F and DH is the Hessian of F: the result certifies a strict local minimiser of F.
+
+    Parameters
+    ----------
+    net, X, Y, rule, loss : as for :func:`H`
+    theta_start : array (P,)
+    l2 : float >= 0, default 0
+        Weight decay mu: the field is H(theta) + mu theta, the mean field of clipped SGD on the
+        loss l + (mu/2)||theta||^2 with the decay applied after clipping (theta -= a (u + mu theta)).
+        With mu > 0 every zero lies in the ball ||theta|| <= sup||H|| / mu, and DH gains mu I:
+        a flat direction of an unregularised network becomes an isolated, stable one.
+    tol : float > 0, optional
+        Convergence threshold on ||H||. Default max(1e-12, 64 eps s) with s the mean per-sample
+        gradient norm at ``theta_start`` (the roundoff level of a mean of N vectors of that size).
+    max_iter : int >= 1, default 50
+    fd_step : float in (0, 1e-2], default 1e-6
+        Relative finite-difference step; the Jacobian error is about fd_step**2 (truncation)
+        plus eps / fd_step (roundoff) relative to ||DH||.
+    eig_rtol : float in [0, 1), default 1e-8
+        The equilibrium is certified when Newton converged and the smallest real part of the
+        eigenvalues of DH exceeds ``eig_rtol * max |eigenvalue|``: well above the Jacobian's
+        finite-difference error, so that a flat direction (an eigenvalue zero up to that error)
+        is not mistaken for a stable one.
+
+    Returns
+    -------
+    :class:`Equilibrium`
+    """
+    check_net(net)
+    X, Y2, lk = check_data(net, X, Y, loss)
+    rule = check_rule(rule)
+    th0 = check_theta(net, theta_start, "theta_start")
+    if tol is not None:
+        tol = check_real("tol", tol, "a finite number > 0 (or None)", lambda x: 0 < x < math.inf)
+    max_iter = check_int("max_iter", max_iter)
+    fd_step = check_real("fd_step", fd_step, "a number in (0, 1e-2]", lambda x: 0 < x <= 1e-2)
+    eig_rtol = check_real("eig_rtol", eig_rtol, "a number in [0, 1)", lambda x: 0 <= x < 1)
+    l2 = check_real("l2", l2, "a finite number >= 0", lambda x: 0 <= x < math.inf)
+    lmax = _lmax(rule, None)
+    widths, offs = net.widths_array(), net.offsets()
+
+    def field(th):
+        th = np.ascontiguousarray(th, dtype=np.float64)
+        out = np.zeros_like(th)
+        if th.shape[0] < SERIAL_BELOW:
+            _H_rows(th, 0, th.shape[0], widths, offs, net.act, lk, X, Y2, rule, lmax, out)
+        else:
+            _H_many(th, widths, offs, net.act, lk, X, Y2, rule, lmax, out)
+        return out + l2 * th if l2 else out
+
+    if tol is None:
+        s = float(np.mean(per_sample_grad_norms(net, X, Y2, th0, loss)))
+        tol = max(1e-12, 64 * np.finfo(np.float64).eps * s) if np.isfinite(s) else 1e-12
+    th, hist, message = newton_root(field, th0, tol=tol, max_iter=max_iter, fd_step=fd_step)
+    converged = bool(hist[-1] <= tol)
+    if np.all(np.isfinite(th)) and np.isfinite(hist[-1]):
+        ev = np.linalg.eigvals(_fd_jacobian(field, th, fd_step))
+        ev = ev[np.argsort(ev.real, kind="stable")]
+    else:
+        ev = np.full(th.size, np.nan + 0j)
+    min_real = float(ev.real.min()) if np.all(np.isfinite(ev)) else math.nan
+    floor = float(eig_rtol * np.max(np.abs(ev))) if np.all(np.isfinite(ev)) else math.nan
+    return Equilibrium(theta=th, H_norm=float(hist[-1]), tol=float(tol), iterations=hist.size - 1, H_history=hist,
+                       converged=converged, eigenvalues=ev, min_real=min_real, eig_floor=floor,
+                       certified=bool(converged and min_real > floor), message=message)
