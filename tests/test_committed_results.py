@@ -101,3 +101,40 @@ def test_criteria_evaluation():
     assert not c("v", True, ">=", 0)["ok"]          # a boolean is not a number here
     with pytest.raises(ValueError, match="op"):
         c("v", 1, "~", 1)
+
+
+def _cells(line):
+    """Cells of a Markdown table row: split on the pipes that are not escaped (as GFM tables do, code
+    spans included)."""
+    cells, cur, i = [], "", 0
+    while i < len(line):
+        if line[i] == "\\" and i + 1 < len(line):
+            cur += line[i:i + 2]
+            i += 2
+            continue
+        if line[i] == "|":
+            cells.append(cur)
+            cur = ""
+        else:
+            cur += line[i]
+        i += 1
+    cells.append(cur)
+    return cells[1:-1] if line.strip().startswith("|") else cells
+
+
+def test_report_renders_as_tables():
+    """Every table of REPORT.md, as a CommonMark + table parser sees it, has as many cells in each row
+    as in its header (an unescaped '|' in a value would shift the verdicts into the wrong column)."""
+    markdown_it = pytest.importorskip("markdown_it")
+    with open(os.path.join(FIG, "REPORT.md")) as f:
+        text = f.read()
+    lines = text.splitlines()
+    tokens = markdown_it.MarkdownIt("commonmark").enable("table").parse(text)
+    tables = [t.map for t in tokens if t.type == "table_open"]
+    assert tables, "REPORT.md has no table"
+    n_rows = sum(1 for ln in lines if ln.startswith("|"))
+    assert sum(b - a for a, b in tables) == n_rows, "a '|' line outside any parsed table"
+    for a, b in tables:
+        width = len(_cells(lines[a]))
+        for ln in lines[a:b]:
+            assert len(_cells(ln)) == width, f"row with {len(_cells(ln))} cells, header {width}: {ln[:120]}"
