@@ -3,14 +3,15 @@
 Examples::
 
     dynclip list                     # the studies and what each tests
-    dynclip run S2 --quick           # a small run in seconds, figures into figures/s02_azuma/
+    dynclip run S2 --quick           # a small run in seconds, figures into figures/quick/s02_azuma/
     dynclip run S5 --out /tmp/s5     # full run into another folder
     dynclip run all                  # every study, then figures/REPORT.md
-    dynclip report                   # rebuild figures/REPORT.md from numbers.json files
+    dynclip report [DIR]             # rebuild REPORT.md from the numbers.json files in DIR (figures/)
     dynclip bench --quick            # dynclip vs torch / JAX (from a clone of the repository)
     dynclip info                     # versions, threads, Numba cache folder
 
-Exit codes: 0 success, 1 failure while running, 2 bad usage.
+Exit codes: 0 every study ran (whatever its verdicts: a paper's claim that fails is a result),
+1 a study or the benchmark could not run, 2 bad usage.
 """
 import argparse
 import os
@@ -29,9 +30,11 @@ def _parser():
     r = sub.add_parser("run", help="run a study (S1..S12) or all", description="Run a study and write its figures "
                        "and numbers.json. Example: dynclip run S2 --quick")
     r.add_argument("study", help="S1 .. S12, or all")
-    r.add_argument("--quick", action="store_true", help="small sizes: seconds instead of minutes")
-    r.add_argument("--out", default=None, help="output folder (default figures/<study>)")
-    sub.add_parser("report", help="write figures/REPORT.md from the studies' numbers.json")
+    r.add_argument("--quick", action="store_true",
+                   help="small sizes: seconds instead of minutes; written to figures/quick/ unless --out is given")
+    r.add_argument("--out", default=None, help="output folder (default figures/<study>; 'all' writes DIR/REPORT.md)")
+    rep = sub.add_parser("report", help="write REPORT.md from the studies' numbers.json in a folder (default figures/)")
+    rep.add_argument("folder", nargs="?", default=None)
     b = sub.add_parser("bench", help="speed against torch and JAX (needs a clone of the repository)")
     b.add_argument("args", nargs=argparse.REMAINDER, help="passed on to the benchmark (e.g. --quick)")
     sub.add_parser("info", help="versions, threads and the Numba cache folder")
@@ -87,6 +90,8 @@ def main(argv=None):
         if a.cmd == "run":
             return _studies_main(["run", a.study] + (["--quick"] if a.quick else []) +
                                  (["--out", a.out] if a.out else []))
+        if a.cmd == "report":
+            return _studies_main(["report"] + ([a.folder] if a.folder else []))
         return _studies_main([a.cmd])
     except _UsageError as e:
         print(f"dynclip: error: {e}", file=sys.stderr)
