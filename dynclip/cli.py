@@ -9,6 +9,7 @@ Examples::
     dynclip report [DIR]             # rebuild REPORT.md from the numbers.json files in DIR (figures/)
     dynclip bench --quick            # dynclip vs torch / JAX (from a clone of the repository)
     dynclip info                     # versions, threads, Numba cache folder
+    dynclip warmup                   # compile every kernel now (once per machine), e.g. before a class
 
 Exit codes: 0 every study ran (whatever its verdicts: a paper's claim that fails is a result),
 1 a study or the benchmark could not run, 2 bad usage.
@@ -38,6 +39,7 @@ def _parser():
     b = sub.add_parser("bench", help="speed against torch and JAX (needs a clone of the repository)")
     b.add_argument("args", nargs=argparse.REMAINDER, help="passed on to the benchmark (e.g. --quick)")
     sub.add_parser("info", help="versions, threads and the Numba cache folder")
+    sub.add_parser("warmup", help="compile every kernel now (once per machine; e.g. before a class)")
     return p
 
 
@@ -61,6 +63,38 @@ def _studies_main(argv):
         raise _UsageError("the studies package is not installed: install dynclip from its repository "
                           "(pip install -e .)") from None
     return smain(argv)
+
+
+def _warmup():
+    """Compile the engine's kernels and every study's (a quick run of each into a temporary folder)."""
+    import tempfile
+    import time
+    import warnings
+    t0 = time.perf_counter()
+    print("dynclip warmup: compiling the kernels (a few minutes the first time; seconds once cached) ...",
+          flush=True)
+    try:
+        from studies import _harness as h
+    except ImportError:
+        h = None
+    if h is None:               # the library alone
+        import numpy as np
+        import dynclip as dc
+        X, Y = dc.data.d64("light")
+        net = dc.mlp([2, 8, 1])
+        dc.simulate(net, X, Y, dc.clipping.classic(1.0), dc.schedules.inverse(1.0, 10.0), n_steps=10, seed=0,
+                    track_noise=True, progress=False)
+        dc.meanfield.H(net, X, Y, dc.clipping.classic(1.0), dc.init_params(net))
+        dc.ode.rk4(net, X, Y, dc.clipping.classic(1.0), dc.init_params(net), np.array([0.0, 0.1]), dt=0.05)
+    else:
+        with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for s in h.available():
+                t1 = time.perf_counter()
+                h.run_study(s, quick=True, outdir=os.path.join(tmp, s))
+                print(f"  {s}: {time.perf_counter() - t1:.0f} s", flush=True)
+    print(f"dynclip warmup: done in {time.perf_counter() - t0:.0f} s", flush=True)
+    return 0
 
 
 def _bench(args):
@@ -92,6 +126,8 @@ def main(argv=None):
             return 2
         if a.cmd == "info":
             return _info()
+        if a.cmd == "warmup":
+            return _warmup()
         if a.cmd == "bench":
             return _bench(a.args)
         if a.cmd == "run":

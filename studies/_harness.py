@@ -239,6 +239,8 @@ def run_study(name, quick=False, outdir=None):
     """Run one study into ``outdir`` (default figures/<study>, or figures/quick/<study> for a quick
     run); returns the numbers.json content."""
     from dynclip import plotting
+    from dynclip._jit import announce_compile
+    announce_compile("dynclip studies")
     modname = resolve(name)
     mod = importlib.import_module(f"studies.{modname}")
     cfg = mod.QUICK if quick else mod.Config()
