@@ -59,7 +59,9 @@ def sample_update(theta, widths, offs, act, lossk, X, Y, rule, lmax, row, ws1, r
 @hot
 def _sample_weights(theta, widths, offs, act, rule, lmax, nb, ws, scale):
     """Per-sample weights w_b * scale into ws.wts for the last forward pass (scalar rules and
-    ALRC: the clipped per-sample gradient is w_b g_b); returns the number of clipped samples."""
+    ALRC: the clipped per-sample gradient is w_b g_b); returns the number of clipped samples.
+    A sample with a non-finite gradient norm gets weight NaN, so the weighted sum (H, or the
+    per-sample-clipped update) is NaN, as clipping that gradient vector would give."""
     ncl = 0
     if rule.kind == 7:
         for b in range(nb):
@@ -75,7 +77,10 @@ def _sample_weights(theta, widths, offs, act, rule, lmax, nb, ws, scale):
     thn = norm(theta, 0, theta.shape[0]) if rule.kind == 2 else 0.0
     sample_norms(theta, widths, offs, act, nb, ws, ws.wts)
     for b in range(nb):
-        w, c, clipped = scale_factor(rule, ws.wts[b], thn)
+        gn = ws.wts[b]
+        w, c, clipped = scale_factor(rule, gn, thn)
+        if not (gn < math.inf):
+            w = math.nan        # a non-finite per-sample gradient: w * g is not finite either
         ws.wts[b] = w * scale
         if clipped:
             ncl += 1

@@ -88,6 +88,8 @@ def integrate(net, X, Y, rule, theta0, t_eval, *, loss="mse", method="DOP853", r
     def rhs(_, y):
         # = -H(net, X, Y2, rule, y, loss), without validating the inputs again at every call
         n[0] += 1
+        if n[0] > max_rhs:          # also inside one solver step, which may retry without end (NaN step size)
+            raise _BudgetUsed()
         th = np.ascontiguousarray(y, dtype=np.float64).reshape(1, -1)
         if not np.all(np.isfinite(th)):
             return np.full(th.shape[1], np.nan)     # a failed stage: the solver rejects the step
@@ -96,13 +98,22 @@ def integrate(net, X, Y, rule, theta0, t_eval, *, loss="mse", method="DOP853", r
         return -out[0]
 
     message = ""
-    if t[-1] > 0:
+    if t[-1] > 0 and not np.all(np.isfinite(rhs(0.0, th0))):
+        message = "H(theta0) is not finite (a non-finite gradient: NaN or overflow)"
+        theta = np.full((t.size, th0.size), np.nan)
+        theta[t == 0] = th0
+        warnings.warn(f"integrate stopped at t = 0: {message}; the rows of later times are NaN "
+                      "(FlowResult.partial)", RuntimeWarning, stacklevel=2)
+    elif t[-1] > 0:
         theta = np.full((t.size, th0.size), np.nan)
         solver = solver_cls(rhs, 0.0, th0, float(t[-1]), vectorized=False, rtol=rtol, atol=atol)
         i = 0
         while True:         # solve_ivp's loop, with a budget
             try:
                 msg = solver.step()
+            except _BudgetUsed:
+                message = f"max_rhs = {max_rhs} evaluations of H used up at t = {solver.t:.6g}"
+                break
             except (ValueError, ArithmeticError, np.linalg.LinAlgError) as e:    # e.g. LU of a non-finite Jacobian
                 msg = f"{type(e).__name__}: {e}"
                 solver.status = "failed"
@@ -142,6 +153,10 @@ def integrate(net, X, Y, rule, theta0, t_eval, *, loss="mse", method="DOP853", r
                       config=dict(method=method if isinstance(method, str) else solver_cls.__name__, rtol=rtol,
                                   atol=atol, max_rhs=max_rhs, rule=rule.as_dict(), widths=list(net.widths),
                                   loss=str(loss)))
+
+
+class _BudgetUsed(Exception):
+    """Raised by integrate's right-hand side once max_rhs evaluations are used up."""
 
 
 @njit

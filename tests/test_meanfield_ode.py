@@ -264,3 +264,15 @@ def test_find_equilibrium_validates(kw, name):
     th = args.pop("theta_start")
     with pytest.raises(ValueError, match=name):
         mf.find_equilibrium(net, X, Y, C.classic(1.0), th, **args)
+
+
+def test_integrate_stops_at_a_non_finite_field():
+    """A gradient that overflows at theta0 makes H NaN (clipping propagates it): integrate stops at once
+    with a partial result instead of letting the solver retry a NaN step size."""
+    net = dc.mlp([1, 1])
+    X, Y = np.array([[1e200]]), np.zeros(1)
+    with pytest.warns(RuntimeWarning, match="not finite"):
+        flow = ode.integrate(net, X, Y, C.classic(1.0), np.array([1.0, 1.0]), [0.0, 1.0])
+    assert flow.partial and flow.n_rhs == 1 and "not finite" in flow.message
+    np.testing.assert_array_equal(flow.theta[0], [1.0, 1.0])
+    assert np.isnan(flow.theta[1]).all()
