@@ -178,7 +178,7 @@ def test_find_equilibrium_two_point_known_root():
     net = dc.mlp([1, 1])
     X, Y = dc.data.two_point(counts=(9, 1))
     mu = 0.01
-    eq = mf.find_equilibrium(net, X, Y, C.classic(1.0), np.array([0.3, 0.5]), loss="half_mse", l2=mu)
+    eq = mf.find_equilibrium(net, X, Y, C.classic(1.0), np.array([0.3, 0.5]), loss="half_mse", weight_decay=mu)
     assert eq.certified and eq.converged and eq.message == "converged"
     np.testing.assert_allclose(eq.theta, [0.0, 0.1 / (0.9 + mu)], rtol=0, atol=1e-14)
     np.testing.assert_allclose(np.sort(eq.eigenvalues.real), [mu, 0.9 + mu], rtol=1e-7)
@@ -232,7 +232,7 @@ def test_find_equilibrium_mlp_quadratic_and_certified():
     for T in (60, 100, 150):
         sol = solve_ivp(lambda _, y: -(mf.H(net, X, Y, rule, y) + mu * y), (0, T), th0, method="LSODA",
                         rtol=1e-10, atol=1e-12)
-        eq = mf.find_equilibrium(net, X, Y, rule, sol.y[:, -1], l2=mu)
+        eq = mf.find_equilibrium(net, X, Y, rule, sol.y[:, -1], weight_decay=mu)
         assert eq.certified and eq.H_norm <= 1e-12 and eq.min_real > 1e-3
         h = eq.H_history
         pairs = [(a, b) for a, b in zip(h[:-1], h[1:]) if a <= 1e-4 and b > 1e-14]
@@ -254,7 +254,7 @@ def test_find_equilibrium_far_start_not_certified():
 
 @pytest.mark.parametrize("kw, name", [(dict(tol=0.0), "tol"), (dict(tol=np.nan), "tol"), (dict(max_iter=0), "max_iter"),
                                       (dict(fd_step=0.1), "fd_step"), (dict(eig_rtol=1.0), "eig_rtol"),
-                                      (dict(l2=-1.0), "l2"), (dict(theta_start=np.zeros(3)), "theta_start"),
+                                      (dict(weight_decay=-1.0), "weight_decay"), (dict(theta_start=np.zeros(3)), "theta_start"),
                                       (dict(loss="l1"), "loss")])
 def test_find_equilibrium_validates(kw, name):
     net = dc.mlp([1, 1])
