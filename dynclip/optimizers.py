@@ -32,8 +32,8 @@ mean field and the ODE (:mod:`dynclip.meanfield`, :mod:`dynclip.ode`, with their
 
 Cost per step on the benchmark network (P = 1249, one thread): momentum ~0.1 us, Adam ~0.6 us
 (a square root and two divisions per parameter) on top of an SGD step of ~0.75 us at batch
-size 1 and ~10 us at batch size 32. SGD with weight decay takes the momentum/Adam path (about the
-cost of momentum); ``sgd()`` without it keeps the engine's fused step.
+size 1 and ~10 us at batch size 32. SGD with weight decay takes the optimiser path (~0.15 us more
+than plain SGD at batch size 1); ``sgd()`` without it keeps the engine's fused step.
 """
 from enum import IntEnum
 from typing import NamedTuple
