@@ -1,8 +1,9 @@
 """The compiled stochastic-approximation kernel behind :func:`dynclip.simulate`.
 
 One step k of replica r (Ramaswamy eq. 10 with projection, eq. 9):
-``theta <- Pi(theta - a(k) u_k)`` with ``u_k`` the clipped minibatch update (with momentum or
-Adam, :mod:`dynclip.optimizers`, the optimiser's step from ``u_k`` replaces ``a(k) u_k``). The
+``theta <- Pi(theta - a(k) u_k)`` with ``u_k`` the clipped minibatch update (with momentum,
+Adam or weight decay, :mod:`dynclip.optimizers`, the optimiser's step from ``u_k`` replaces
+``a(k) u_k``). The
 kernel runs a chunk of steps ``k0 .. k1-1`` for every replica in ``prange``; all state
 lives in arrays owned by the wrapper, so a run split into chunks is bit-identical to one
 run in a single chunk, and each replica only touches its own rows (bit-identical for any
@@ -296,7 +297,9 @@ def _steps(r, k0, k1, n_total, a_tab, rec_steps, j0, widths, offs, act, lossk, X
     """Steps k0 .. k1-1 of replica r on its (aligned) state th; returns the next record index.
 
     ``opt`` is the optimiser (:mod:`dynclip.optimizers`); ``om``, ``ov`` are replica r's rows of its
-    state and ``ot[r]`` its step count. Plain SGD (kind 0) is the fused step below.
+    state and ``ot[r]`` its step count. Plain SGD (kind 0) without weight decay is the fused step
+    below. The noise xi uses the clipped update u: the weight-decay term of the step, mu theta,
+    is also the one of the mean field H + mu theta, so u - H is the noise with or without it.
     """
     N = X.shape[0]
     P = th.shape[0]
@@ -329,7 +332,7 @@ def _steps(r, k0, k1, n_total, a_tab, rec_steps, j0, widths, offs, act, lossk, X
         else:
             w = 1.0
         a = a_tab[k - k0]
-        if opt.kind != 0:
+        if opt.kind != 0 or opt.weight_decay != 0.0:
             optimizer_step(opt, th, v, w, a, om, ov, ot, r)
             _project(th, proj)
             d = dist(th, th0)

@@ -79,8 +79,9 @@ def simulate(net, X, Y, rule, schedule, *, n_steps, seed, batch_size=1, n_replic
     """Run clipped SGD ``theta_{k+1} = Pi(theta_k - a(k) u_k)`` for ``n_replicas`` independent replicas.
 
     With ``optimizer`` momentum or Adam, the clipped update ``u_k`` feeds that optimiser
-    instead (torch semantics, learning rate a(k); the projection acts after its step). The
-    mean field H and the ODE (:mod:`dynclip.meanfield`, :mod:`dynclip.ode`) describe SGD only.
+    instead (torch semantics, learning rate a(k); the projection acts after its step); with
+    weight decay mu, ``u_k + mu theta_k`` does (the decay is not clipped). The mean field H and
+    the ODE (:mod:`dynclip.meanfield`, :mod:`dynclip.ode`, with ``weight_decay=mu``) describe SGD only.
 
     Parameters
     ----------
@@ -136,10 +137,12 @@ def simulate(net, X, Y, rule, schedule, *, n_steps, seed, batch_size=1, n_replic
         records ||theta_k - theta_ODE(t_k)|| in ``ref_deviation``.
     optimizer : Optimizer, optional
         From :mod:`dynclip.optimizers`: ``sgd()`` (None, the default), ``momentum(...)`` or
-        ``adam(...)``; per-replica optimiser state is part of checkpoints. The diagnostics
-        (``grad_norm``, ``clip_factor``, ``update_sum`` = sum a(k) ||u_k||, noise) describe the
-        clipped update u_k; ``displacement`` and the blow-up check use the actual theta. The
-        sure bound ||theta_k - theta_0|| <= update_sum holds for SGD only.
+        ``adam(...)``, each with an optional ``weight_decay``; per-replica optimiser state is
+        part of checkpoints. The diagnostics (``grad_norm``, ``clip_factor``, ``update_sum`` =
+        sum a(k) ||u_k||) describe the clipped update u_k, the noise is u_k - H(theta_k) (with
+        weight decay mu the step's mu theta_k and H's cancel); ``displacement`` and the blow-up
+        check use the actual theta. The sure bound ||theta_k - theta_0|| <= update_sum holds for
+        SGD without weight decay only.
     _replica_start : int >= 0
         Private (for :func:`dynclip.sweep`): the replicas are numbers ``_replica_start ..
         _replica_start + n_replicas - 1`` of a larger run, so replica i draws from

@@ -16,7 +16,11 @@ extended state (theta, mu1, mu2); with the cap frozen, H is the gradient of the 
 loss E psi(L) (a true gradient field, unlike per-sample norm clipping).
 
 H is the mean field of clipped *SGD* (``simulate``'s default optimiser); momentum and Adam
-(:mod:`dynclip.optimizers`) are not described by it.
+(:mod:`dynclip.optimizers`) are not described by it. Weight decay mu after clipping
+(``optimizers.sgd(weight_decay=mu)``: ``theta -= a (u + mu theta)``) has the mean field
+``H_mu(theta) = H(theta) + mu theta``: :func:`H`, :func:`grad_F`, :func:`F`, :func:`find_equilibrium`
+and :mod:`dynclip.ode` take ``weight_decay=mu`` (grad F_mu = grad F + mu theta, F_mu = F + (mu/2)||theta||^2;
+the term enters through :func:`decay_term` only).
 
 :func:`find_equilibrium` finds a zero of H by Newton's method and certifies it: converged to
 machine precision and every eigenvalue of the Jacobian DH there has a positive real part (an
@@ -35,6 +39,28 @@ from .model import (check_net, check_data, check_theta, make_workspace, full_los
                     losses_and_dout, sample_norms, EVAL_BLOCK, as_float_array, check_int, check_real,
                     check_choice, check_seed)
 from .engine import CLIP_PER
+from .optimizers import check_weight_decay
+
+
+@njit
+def decay_term(theta, wd, out):
+    """The weight-decay part of the mean field and of the loss: ``out += wd theta`` (the gradient of
+    (wd/2)||theta||^2); returns (wd/2)||theta||^2. Nothing for wd = 0."""
+    if wd == 0.0:
+        return 0.0
+    s = 0.0
+    for i in range(theta.shape[0]):
+        out[i] += wd * theta[i]
+        s += theta[i] * theta[i]
+    return 0.5 * wd * s
+
+
+@njit
+def drift(theta, widths, offs, act, lossk, X, Y, rule, lmax, wd, wsE, rowsE, ws1, rows1, tmp, out):
+    """H_mu(theta) = H(theta) + wd theta into ``out``: the exact mean field of clipped SGD with weight
+    decay wd applied after clipping (the field of :func:`H`, :func:`find_equilibrium` and the ODE)."""
+    mean_field(theta, widths, offs, act, lossk, X, Y, rule, lmax, wsE, rowsE, ws1, rows1, tmp, out)
+    decay_term(theta, wd, out)
 
 
 def _thetas(net, theta):
@@ -56,7 +82,7 @@ def _lmax(rule, lmax):
 
 
 @njit
-def _H_rows(thetas, lo, hi, widths, offs, act, lossk, X, Y, rule, lmax, out):
+def _H_rows(thetas, lo, hi, widths, offs, act, lossk, X, Y, rule, lmax, wd, out):
     P = thetas.shape[1]
     nE = min(EVAL_BLOCK, X.shape[0])
     ws1 = make_workspace(widths, 1)
@@ -65,32 +91,34 @@ def _H_rows(thetas, lo, hi, widths, offs, act, lossk, X, Y, rule, lmax, out):
     rowsE = np.zeros(nE, dtype=np.int64)
     tmp = np.zeros(P)
     for m in range(lo, hi):
-        mean_field(thetas[m], widths, offs, act, lossk, X, Y, rule, lmax, wsE, rowsE, ws1, rows1, tmp, out[m])
+        drift(thetas[m], widths, offs, act, lossk, X, Y, rule, lmax, wd, wsE, rowsE, ws1, rows1, tmp, out[m])
 
 
 @pjit
-def _H_many(thetas, widths, offs, act, lossk, X, Y, rule, lmax, out):
+def _H_many(thetas, widths, offs, act, lossk, X, Y, rule, lmax, wd, out):
     M = thetas.shape[0]
     nblk = min(M, 64)
     for k in prange(nblk):
-        _H_rows(thetas, k * M // nblk, (k + 1) * M // nblk, widths, offs, act, lossk, X, Y, rule, lmax, out)
+        _H_rows(thetas, k * M // nblk, (k + 1) * M // nblk, widths, offs, act, lossk, X, Y, rule, lmax, wd, out)
 
 
 @njit
-def _gradF_rows(thetas, lo, hi, widths, offs, act, lossk, X, Y, out, losses):
+def _gradF_rows(thetas, lo, hi, widths, offs, act, lossk, X, Y, wd, out, losses):
     nE = min(EVAL_BLOCK, X.shape[0])
     ws = make_workspace(widths, nE)
     rows = np.zeros(nE, dtype=np.int64)
     for m in range(lo, hi):
         losses[m] = full_loss_grad(thetas[m], widths, offs, act, lossk, X, Y, ws, rows, out[m])
+        if wd != 0.0:
+            losses[m] += decay_term(thetas[m], wd, out[m])
 
 
 @pjit
-def _gradF_many(thetas, widths, offs, act, lossk, X, Y, out, losses):
+def _gradF_many(thetas, widths, offs, act, lossk, X, Y, wd, out, losses):
     M = thetas.shape[0]
     nblk = min(M, 64)
     for k in prange(nblk):
-        _gradF_rows(thetas, k * M // nblk, (k + 1) * M // nblk, widths, offs, act, lossk, X, Y, out, losses)
+        _gradF_rows(thetas, k * M // nblk, (k + 1) * M // nblk, widths, offs, act, lossk, X, Y, wd, out, losses)
 
 
 #: below this many points the serial kernels run: a parallel launch costs more than the work
@@ -146,8 +174,13 @@ def _sample_norms(thetas, widths, offs, act, lossk, X, Y, out):
 
 
 def H(net, X, Y, rule, theta, loss="mse", *, batch_size=1, clip_per="batch", lmax=None,
-      n_batches=4096, seed=0):
+      n_batches=4096, seed=0, weight_decay=0.0):
     """Mean field H(theta) = E[u(theta; minibatch)], the drift of clipped SGD.
+
+    With ``weight_decay = mu``: H_mu(theta) = H(theta) + mu theta, the mean field of clipped SGD
+    with weight decay applied after clipping (``optimizers.sgd(weight_decay=mu)``, torch's
+    ``clip_grad_norm_`` then ``SGD(weight_decay=mu)``), i.e. of the loss F + (mu/2)||theta||^2
+    with the decay term left unclipped.
 
     Parameters
     ----------
@@ -160,6 +193,8 @@ def H(net, X, Y, rule, theta, loss="mse", *, batch_size=1, clip_per="batch", lma
         ``seed`` (an integer >= 0).
     lmax : float >= 0, optional
         ALRC only (ignored by other rules): the frozen loss cap (default from the rule's mu1, mu2).
+    weight_decay : float >= 0, default 0
+        mu (finite).
 
     Returns
     -------
@@ -174,22 +209,25 @@ def H(net, X, Y, rule, theta, loss="mse", *, batch_size=1, clip_per="batch", lma
     n_batches = check_int("n_batches", n_batches)
     seed = check_seed(seed)
     lmax = _lmax(rule, lmax)
+    wd = check_weight_decay(weight_decay)
     out = np.zeros_like(th)
     if batch_size == 1 or clip_per == "sample" or rule.kind in (ClipKind.none, ClipKind.alrc):
         serial = th.shape[0] < SERIAL_BELOW
         kern = _H_rows if serial else _H_many
         args = (th, 0, th.shape[0]) if serial else (th,)
-        kern(*args, net.widths_array(), net.offsets(), net.act, lk, X, Y2, rule, lmax, out)
+        kern(*args, net.widths_array(), net.offsets(), net.act, lk, X, Y2, rule, lmax, wd, out)
     else:
         out = H_batch_estimate(net, X, Y, rule, th, loss, batch_size=batch_size, n_batches=n_batches,
-                               seed=seed)[0]
+                               seed=seed, weight_decay=wd)[0]
     return out[0] if single else out
 
 
-def H_batch_estimate(net, X, Y, rule, theta, loss="mse", *, batch_size, n_batches=4096, seed=0):
+def H_batch_estimate(net, X, Y, rule, theta, loss="mse", *, batch_size, n_batches=4096, seed=0,
+                     weight_decay=0.0):
     """Monte-Carlo H for minibatch clipping: mean of u over frozen minibatches, and its standard error.
 
-    Returns ``(H, se)`` with ``se`` the root-mean-square standard error per coordinate.
+    Returns ``(H, se)`` with ``se`` the root-mean-square standard error per coordinate (of the
+    clipped part: the weight-decay term ``weight_decay * theta`` is exact).
     """
     check_net(net)
     X, Y2, lk = check_data(net, X, Y, loss)
@@ -198,44 +236,56 @@ def H_batch_estimate(net, X, Y, rule, theta, loss="mse", *, batch_size, n_batche
     batch_size = check_int("batch_size", batch_size)
     n_batches = check_int("n_batches", n_batches)
     rng = np.random.default_rng(check_seed(seed))
+    wd = check_weight_decay(weight_decay)
     batches = rng.integers(0, X.shape[0], size=(n_batches, batch_size)).astype(np.int64)
     out = np.zeros_like(th)
     sq = np.zeros(th.shape[0])
     _H_batch_many(th, net.widths_array(), net.offsets(), net.act, lk, X, Y2, rule, batches, out, sq)
     var = np.maximum(sq - np.sum(out ** 2, axis=1), 0.0) / net.n_params
+    for m in range(th.shape[0]):       # exact: adds nothing to the standard error
+        decay_term(th[m], wd, out[m])
     se = np.sqrt(var / n_batches)
     return (out[0], se[0]) if single else (out, se)
 
 
-def _loss_grad(net, X, Y, theta, loss):
+def _loss_grad(net, X, Y, theta, loss, weight_decay):
     check_net(net)
     X, Y2, lk = check_data(net, X, Y, loss)
     th, single = _thetas(net, theta)
+    wd = check_weight_decay(weight_decay)
     out = np.zeros_like(th)
     losses = np.zeros(th.shape[0])
     if th.shape[0] < SERIAL_BELOW:
-        _gradF_rows(th, 0, th.shape[0], net.widths_array(), net.offsets(), net.act, lk, X, Y2, out, losses)
+        _gradF_rows(th, 0, th.shape[0], net.widths_array(), net.offsets(), net.act, lk, X, Y2, wd, out, losses)
     else:
-        _gradF_many(th, net.widths_array(), net.offsets(), net.act, lk, X, Y2, out, losses)
+        _gradF_many(th, net.widths_array(), net.offsets(), net.act, lk, X, Y2, wd, out, losses)
     return (float(losses[0]), out[0]) if single else (losses, out)
 
 
-def grad_F(net, X, Y, theta, loss="mse", *, return_loss=False):
+def grad_F(net, X, Y, theta, loss="mse", *, return_loss=False, weight_decay=0.0):
     """Gradient of the unclipped full-data loss F(theta) = mean_j l(theta; z_j).
 
     theta (P,) or (M, P) (parallel over M). With ``return_loss=True`` returns ``(F, grad)``.
+    With ``weight_decay = mu`` (finite, >= 0): the loss F_mu = F + (mu/2)||theta||^2 and its gradient
+    grad F + mu theta (the field H_mu of :func:`H` without clipping).
     """
-    F_, g = _loss_grad(net, X, Y, theta, loss)
+    F_, g = _loss_grad(net, X, Y, theta, loss, weight_decay)
     return (F_, g) if return_loss else g
 
 
-def F(net, X, Y, theta, loss="mse"):
-    """Full-data loss F(theta) (array for many theta)."""
-    return _loss_grad(net, X, Y, theta, loss)[0]
+def F(net, X, Y, theta, loss="mse", *, weight_decay=0.0):
+    """Full-data loss F(theta) (array for many theta); F_mu = F + (mu/2)||theta||^2 with
+    ``weight_decay = mu``."""
+    return _loss_grad(net, X, Y, theta, loss, weight_decay)[0]
 
 
 def clip_bias(net, X, Y, rule, theta, loss="mse", **kw):
-    """H(theta) - grad F(theta): what clipping adds to the drift (zero iff no sample is clipped)."""
+    """H(theta) - grad F(theta): what clipping adds to the drift (zero iff no sample is clipped).
+
+    ``kw`` as for :func:`H`; a ``weight_decay`` is validated and changes nothing: the mu theta terms of
+    H_mu and grad F_mu cancel.
+    """
+    check_weight_decay(kw.pop("weight_decay", 0.0))
     return H(net, X, Y, rule, theta, loss, **kw) - grad_F(net, X, Y, theta, loss)
 
 
@@ -339,9 +389,9 @@ def newton_root(field, theta, *, tol, max_iter=50, fd_step=1e-6):
     return th, np.array(hist), message
 
 
-def find_equilibrium(net, X, Y, rule, theta_start, *, loss="mse", l2=0.0, tol=None, max_iter=50, fd_step=1e-6,
-                     eig_rtol=1e-8):
-    """Find a zero of the mean field H (batch size 1) near ``theta_start`` and certify it.
+def find_equilibrium(net, X, Y, rule, theta_start, *, loss="mse", weight_decay=0.0, tol=None, max_iter=50,
+                     fd_step=1e-6, eig_rtol=1e-8):
+    """Find a zero of the mean field H (batch size 1; H_mu with weight decay) near ``theta_start`` and certify it.
 
     Newton's method (:func:`newton_root`) on the exact H, with the Jacobian DH by central finite
     differences of H (step ``fd_step * max(1, |theta_i|)`` per coordinate). H is smooth except
@@ -356,9 +406,10 @@ def find_equilibrium(net, X, Y, rule, theta_start, *, loss="mse", l2=0.0, tol=No
     ----------
     net, X, Y, rule, loss : as for :func:`H`
     theta_start : array (P,)
-    l2 : float >= 0, default 0
-        Weight decay mu: the field is H(theta) + mu theta, the mean field of clipped SGD on the
-        loss l + (mu/2)||theta||^2 with the decay applied after clipping (theta -= a (u + mu theta)).
+    weight_decay : float >= 0, default 0
+        mu: the field is H_mu(theta) = H(theta) + mu theta (:func:`H`), the mean field of clipped SGD
+        on the loss l + (mu/2)||theta||^2 with the decay applied after clipping (theta -= a (u + mu theta),
+        ``optimizers.sgd(weight_decay=mu)``).
         With mu > 0 every zero lies in the ball ||theta|| <= sup||H|| / mu, and DH gains mu I:
         a flat direction of an unregularised network becomes an isolated, stable one.
     tol : float > 0, optional
@@ -387,7 +438,7 @@ def find_equilibrium(net, X, Y, rule, theta_start, *, loss="mse", l2=0.0, tol=No
     max_iter = check_int("max_iter", max_iter)
     fd_step = check_real("fd_step", fd_step, "a number in (0, 1e-2]", lambda x: 0 < x <= 1e-2)
     eig_rtol = check_real("eig_rtol", eig_rtol, "a number in [0, 1)", lambda x: 0 <= x < 1)
-    l2 = check_real("l2", l2, "a finite number >= 0", lambda x: 0 <= x < math.inf)
+    wd = check_weight_decay(weight_decay)
     lmax = _lmax(rule, None)
     widths, offs = net.widths_array(), net.offsets()
 
@@ -395,10 +446,10 @@ def find_equilibrium(net, X, Y, rule, theta_start, *, loss="mse", l2=0.0, tol=No
         th = np.ascontiguousarray(th, dtype=np.float64)
         out = np.zeros_like(th)
         if th.shape[0] < SERIAL_BELOW:
-            _H_rows(th, 0, th.shape[0], widths, offs, net.act, lk, X, Y2, rule, lmax, out)
+            _H_rows(th, 0, th.shape[0], widths, offs, net.act, lk, X, Y2, rule, lmax, wd, out)
         else:
-            _H_many(th, widths, offs, net.act, lk, X, Y2, rule, lmax, out)
-        return out + l2 * th if l2 else out
+            _H_many(th, widths, offs, net.act, lk, X, Y2, rule, lmax, wd, out)
+        return out
 
     if tol is None:
         s = float(np.mean(per_sample_grad_norms(net, X, Y2, th0, loss)))

@@ -14,7 +14,9 @@ take minutes); the first replicas are replayed through dynclip.simulate with the
 indices and must agree to 1e-12.
 (ii) equal weights (y = 0 or 10, each half): H = 0 on all of [1, 9] (dynclip.meanfield.H on a grid).
 (iii) MLP-A (tanh 2-8-1, 33 params) on D64-skew, loss (f - y)^2 plus weight decay (mu/2)||theta||^2,
-mu = 1e-3, applied in H (H_mu = H + mu theta), grad F and the SGD alike (decay after clipping).
+mu = 1e-3, applied in H (H_mu = H + mu theta), grad F and the SGD alike (decay after clipping: the
+library's weight_decay, dynclip.meanfield.H / grad_F / F / find_equilibrium and
+dynclip.optimizers.sgd(weight_decay=mu)).
 Without it there is no equilibrium: the unregularised loss keeps falling as tanh units sharpen,
 ||theta|| drifts to ~1e3 with Hessian eigenvalues ~1e-12, and Newton cannot certify any root (the
 same on larger data sets, smaller nets and teacher-network targets, piloted). With it every point
@@ -30,8 +32,8 @@ The bias at lambda is ||grad F_mu|| at the limit of clipped SGD:
   full-batch flow from the B = 1 root;
 * B = 4, 16: H_B is not exactly computable, so SGD with weight decay from theta*, T = 2e5, R = 8,
   Polyak average over the last 10 %; the replica standard error is the noise floor. dynclip.simulate
-  has no weight decay, so the study runs this SGD as a NumPy loop over all replicas and lambdas,
-  checked against the engine on replayed sample indices with mu = 0. The horizon is tau_T ~ 9 in ODE
+  with optimizers.sgd(weight_decay=mu), one call per lambda, replaying sample indices drawn by one
+  NumPy generator for all lambdas and replicas (:func:`_sgd_indices`). The horizon is tau_T ~ 9 in ODE
   time, while the slowest mode of the clipped flow decays like exp(-4e-4 tau): the SGD biases are
   finite-horizon values, compared with the B = 1 flow at the same tau_T.
 F6a: bias ||grad F_mu(theta_c)|| and F_mu(theta_c) - F_mu(theta*) against lambda / lambda_ref, one
@@ -86,7 +88,6 @@ class Config:
     batch_sizes: tuple = (4, 16)          # SGD runs
     T_sgd: int = 200_000
     R_sgd: int = 8
-    T_replay: int = 2000                  # SGD loop vs dynclip.simulate (mu = 0, same indices)
     polyak_frac: float = 0.1
     # pass criteria (THEORY S6; S5b)
     mean_tol: float = 1e-3
@@ -98,7 +99,7 @@ class Config:
 
 
 QUICK = Config(T_1d=10_000, R_1d=200, R_replay=4, grid_1d=281, star_seeds=(0, 1, 2, 3),
-               lam_mults=(np.inf, 1.0, 0.25), T_sgd=5000, R_sgd=8, T_replay=200)
+               lam_mults=(np.inf, 1.0, 0.25), T_sgd=5000, R_sgd=8)
 
 
 # ------------------------------------------------------------------------------------------
@@ -121,20 +122,20 @@ def serial():
 
 class Problem:
     """The regularised MLP problem: loss F_mu = F + (mu/2)||theta||^2, clipped field H_mu = H + mu theta
-    (weight decay applied after clipping, the same in H, grad F and the SGD of this study)."""
+    (weight decay applied after clipping, the same in H, grad F and the SGD of this study: dynclip's
+    ``weight_decay``)."""
 
     def __init__(self, net, X, Y, mu):
         self.net, self.X, self.Y, self.mu = net, X, Y, mu
 
     def F(self, th):
-        th = np.asarray(th)
-        return np.asarray(mf.F(self.net, self.X, self.Y, th, LOSS)) + 0.5 * self.mu * np.sum(th * th, axis=-1)
+        return mf.F(self.net, self.X, self.Y, th, LOSS, weight_decay=self.mu)
 
     def grad(self, th):
-        return mf.grad_F(self.net, self.X, self.Y, th, LOSS) + self.mu * np.asarray(th)
+        return mf.grad_F(self.net, self.X, self.Y, th, LOSS, weight_decay=self.mu)
 
     def H(self, lam, th):
-        return mf.H(self.net, self.X, self.Y, C.classic(lam), th, LOSS) + self.mu * np.asarray(th)
+        return mf.H(self.net, self.X, self.Y, C.classic(lam), th, LOSS, weight_decay=self.mu)
 
     def flow(self, lam, th0, tau):
         """theta' = -H_mu(theta) (grad F_mu for lam = inf) from th0, reported at the times tau (LSODA:
@@ -149,7 +150,7 @@ class Problem:
     def equilibrium(self, lam, th0):
         """A certified zero of H_mu near th0 (dynclip.meanfield.find_equilibrium)."""
         with serial():
-            return mf.find_equilibrium(self.net, self.X, self.Y, C.classic(lam), th0, loss=LOSS, l2=self.mu)
+            return mf.find_equilibrium(self.net, self.X, self.Y, C.classic(lam), th0, loss=LOSS, weight_decay=self.mu)
 
 
 @lru_cache(maxsize=4)
@@ -234,46 +235,39 @@ def _full_batch_root(su, lam, theta0, tau_max):
     return eq, gF
 
 
-def _sgd_wd(pr, lams, theta0, B, T, R, sched, seed, polyak_frac, idx=None):
-    """Minibatch-clipped SGD with weight decay, theta -= a(k) (clip_lam(mean_b g) + mu theta), for
-    R replicas at every lambda at once (one NumPy array of len(lams) * R chains, lambda-major).
-
-    dynclip.simulate has no weight decay, so this loop is the study's SGD; with mu = 0 it is the
-    engine's classic minibatch clipping, and the study checks that on replayed sample indices.
-    Returns the final theta (C, P) and the Polyak average over the last ``polyak_frac`` of the steps.
-    """
-    net, X, Y, mu = pr.net, pr.X, pr.Y[:, 0], pr.mu
-    (sw1, sb1), (sw2, sb2) = net.layer_slices()
-    h, d = net.widths[1], net.widths[0]
-    lam_c = np.repeat(np.asarray(lams, dtype=float), R)
-    Cn = lam_c.size
-    th = np.tile(theta0, (Cn, 1))
-    a = sched.values(0, T)
-    k_avg = int(np.floor((1.0 - polyak_frac) * T))
-    avg = np.zeros_like(th)
+def _sgd_indices(N, T, n_chains, B, seed, chunk=1000):
+    """Sample indices (n_chains, T, B) (in the smallest integer type that holds them):
+    ``default_rng(seed).integers(0, N, (chunk, n_chains, B))`` drawn chunk after chunk (the study's
+    stream for all lambdas and replicas, lambda-major)."""
     rng = np.random.default_rng(seed)
-    chunk = 1000
+    idx = np.empty((n_chains, T, B), dtype=np.min_scalar_type(N - 1))
     for k0 in range(0, T, chunk):
         n = min(chunk, T - k0)
-        rows = idx[k0:k0 + n] if idx is not None else rng.integers(0, X.shape[0], size=(n, Cn, B))
-        for j in range(n):
-            r = rows[j]
-            Xb, yb = X[r], Y[r]                                           # (C, B, d), (C, B)
-            W1 = th[:, sw1].reshape(Cn, h, d)
-            A = np.tanh(np.einsum("cbi,chi->cbh", Xb, W1) + th[:, None, sb1])
-            e = 2.0 * (np.einsum("cbh,ch->cb", A, th[:, sw2]) + th[:, sb2] - yb) / B     # d loss / d f, batch mean
-            dZ = e[:, :, None] * th[:, None, sw2] * (1.0 - A * A)
-            g = np.empty_like(th)
-            g[:, sw1] = np.einsum("cbh,cbi->chi", dZ, Xb).reshape(Cn, -1)
-            g[:, sb1] = dZ.sum(axis=1)
-            g[:, sw2] = np.einsum("cb,cbh->ch", e, A)
-            g[:, sb2] = e.sum(axis=1)[:, None]
-            gn = np.sqrt(np.einsum("cp,cp->c", g, g))
-            f = np.where(gn > lam_c, lam_c / np.where(gn > 0, gn, 1.0), 1.0)
-            th -= a[k0 + j] * (f[:, None] * g + mu * th)
-            if k0 + j + 1 > k_avg:
-                avg += th
-    return th, avg / (T - k_avg)
+        idx[:, k0:k0 + n] = rng.integers(0, N, size=(n, n_chains, B)).transpose(1, 0, 2)
+    return idx
+
+
+def _sgd_wd(pr, lams, theta0, B, T, R, sched, seed, polyak_frac):
+    """Minibatch-clipped SGD with weight decay, theta -= a(k) (clip_lam(mean_b g) + mu theta)
+    (dynclip.simulate with optimizers.sgd(weight_decay=mu)), R replicas from theta0 at every lambda,
+    on the sample indices of :func:`_sgd_indices`. Returns the Polyak averages (len(lams) * R, P)
+    (lambda-major) over the last ``polyak_frac`` of the steps: the steps before them run in one call,
+    the rest in a second one that records theta at every step.
+    """
+    k_avg = int(np.floor((1.0 - polyak_frac) * T))
+    idx = _sgd_indices(pr.X.shape[0], T, len(lams) * R, B, seed)
+    kw = dict(seed=0, batch_size=B, n_replicas=R, loss=LOSS, optimizer=dc.optimizers.sgd(weight_decay=pr.mu),
+              progress=False)
+    avg = []
+    for i, lam in enumerate(lams):
+        ix = idx[i * R:(i + 1) * R]
+        run = dc.simulate(pr.net, pr.X, pr.Y, C.classic(lam), sched, n_steps=k_avg, theta0=theta0,
+                          indices=ix[:, :k_avg].astype(np.int64), **kw)
+        tail = dc.simulate(pr.net, pr.X, pr.Y, C.classic(lam), sched._replace(t0=sched.t0 + k_avg),
+                           n_steps=T - k_avg, theta0=run.theta_final, indices=ix[:, k_avg:].astype(np.int64),
+                           record_every=1, record_theta=True, **kw)
+        avg.append(tail.theta[:, 1:].mean(axis=1))
+    return np.concatenate(avg)
 
 
 # ------------------------------------------------------------------------------------------
@@ -366,16 +360,8 @@ def _run_mlp(cfg):
     out["tau_T"] = tau_T = S.sums(sched, cfg.T_sgd)[0]
     out["ode1_horizon_grad_norm"] = np.array([np.linalg.norm(pr.grad(pr.flow(lam, ths, [0.0, tau_T])[-1]))
                                               for lam in lam_abs])
-    # the SGD loop against the engine: mu = 0, replayed sample indices
-    R0, T0, B0 = 4, cfg.T_replay, cfg.batch_sizes[0]
-    idx = np.random.default_rng(cfg.seed + 7).integers(0, pr.X.shape[0], size=(T0, R0, B0))
-    p0 = Problem(pr.net, pr.X, pr.Y, 0.0)
-    mine = _sgd_wd(p0, [su["lam_ref"]], ths, B0, T0, R0, sched, 0, 0.1, idx=idx)[0]
-    eng = dc.simulate(pr.net, pr.X, pr.Y, C.classic(su["lam_ref"]), sched, n_steps=T0, seed=0, batch_size=B0,
-                      n_replicas=R0, theta0=ths, loss=LOSS, indices=np.ascontiguousarray(idx.transpose(1, 0, 2)))
-    out["sgd_replay_maxdiff"] = float(np.max(np.abs(mine - eng.theta_final)))
     for B in cfg.batch_sizes:
-        _, pa = _sgd_wd(pr, lam_abs, ths, B, cfg.T_sgd, cfg.R_sgd, sched, cfg.seed + B, cfg.polyak_frac)
+        pa = _sgd_wd(pr, lam_abs, ths, B, cfg.T_sgd, cfg.R_sgd, sched, cfg.seed + B, cfg.polyak_frac)
         pa = pa.reshape(nl, cfg.R_sgd, -1)
         G = pr.grad(pa.reshape(nl * cfg.R_sgd, -1)).reshape(nl, cfg.R_sgd, -1)
         Fr = pr.F(pa.reshape(nl * cfg.R_sgd, -1)).reshape(nl, cfg.R_sgd)
@@ -552,11 +538,6 @@ def check(res, cfg):
                      paper=P1, verdict="corrected", basis="exact",
                      note="(22) => grad F = 0 holds when c is the same for every sample (B = N). The full-batch flow "
                           "from the B = 1 root may reach another critical point of F_mu than theta* (F_excess)."))
-    out.append(claim("S6.iii.sgd_engine", "MLP: the study's minibatch SGD loop (which adds the weight decay) equals "
-                     "dynclip.simulate on replayed sample indices when mu = 0",
-                     dict(max_abs_diff=res["sgd_replay_maxdiff"], steps=cfg.T_replay, batch_size=cfg.batch_sizes[0]),
-                     "<= 1e-10", criteria=[crit("max |theta(engine) - theta(loop)|", res["sgd_replay_maxdiff"], "<=",
-                                                1e-10)], verdict="report"))
     return out
 
 

@@ -13,7 +13,7 @@ clipped with dynclip.clipping.clip (NumPy, not an MLP). curl H = dH2/dx - dH1/dy
 differences; circulation on the radius-0.5 circle at (1, 1) by a 2000-point trapezoid rule (exact
 up to the kinks where a sample's ||g|| crosses lambda), with Stokes (the curl integrated over the
 disc) as a cross-check.
-(ii) MLP-A on D64-skew with S6's weight decay mu = 1e-3 (H_mu = H + mu theta, F_mu = F + (mu/2)||theta||^2;
+(ii) MLP-A on D64-skew with S6's weight decay mu = 1e-3 (dynclip's weight_decay: H_mu = H + mu theta, F_mu = F + (mu/2)||theta||^2;
 without it the MLP has no equilibrium, see S6) and S6's certified theta*, lambda_ref (shared code:
 studies.s06_bias): for lambda in {inf, 4, 2, 1, 1/2, 1/4} x lambda_ref, circles of radius rho in
 {0.05, 0.1, 0.2} in random 2-planes (3 per rho, the same for every lambda) centred at the certified

@@ -123,7 +123,7 @@ def _loss_grad_many(net, X, Y, thetas, loss):
     X2, Y2, lk = check_data(net, X, Y, loss)
     out = np.zeros_like(thetas)
     losses = np.zeros(thetas.shape[0])
-    mf._gradF_many(np.ascontiguousarray(thetas), net.widths_array(), net.offsets(), net.act, lk, X2, Y2, out, losses)
+    mf._gradF_many(np.ascontiguousarray(thetas), net.widths_array(), net.offsets(), net.act, lk, X2, Y2, 0.0, out, losses)
     return losses, out
 
 

@@ -149,16 +149,20 @@ def clip(rule, g, theta, widths):
 class Optimizer:
     """Momentum and Adam as torch.optim.SGD(momentum=beta, nesterov=...) and torch.optim.Adam
     write them, on whole vectors: ``step(theta, u, a)`` returns the next theta for the clipped update
-    u and learning rate a. kind: "sgd", "momentum" (beta, nesterov) or "adam" (beta1, beta2, eps)."""
+    u and learning rate a. kind: "sgd", "momentum" (beta, nesterov) or "adam" (beta1, beta2, eps);
+    weight_decay: torch's (u + weight_decay * theta feeds the step)."""
 
-    def __init__(self, kind, beta=0.0, nesterov=False, beta1=0.9, beta2=0.999, eps=1e-8):
+    def __init__(self, kind, beta=0.0, nesterov=False, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0):
         self.kind, self.beta, self.nesterov = kind, beta, nesterov
         self.beta1, self.beta2, self.eps = beta1, beta2, eps
+        self.weight_decay = weight_decay
         self.buf = self.m = self.v = None
         self.t = 0
 
     def step(self, th, u, a):
         self.t += 1
+        if self.weight_decay:
+            u = u + self.weight_decay * th
         if self.kind == "sgd":
             return th - a * u
         if self.kind == "momentum":

@@ -1,5 +1,5 @@
-"""Momentum and Adam: replay = NumPy twin, = torch itself, checkpoints, threads, sweep, bad input;
-the default (plain SGD) unchanged."""
+"""Momentum, Adam and weight decay: replay = NumPy twin, = torch itself, checkpoints, threads, sweep,
+bad input; the default (plain SGD) unchanged."""
 import numpy as np
 import numba
 import pytest
@@ -10,13 +10,16 @@ from dynclip import engine
 from conftest import rule_dict
 import reference as ref
 
+WD = 0.3      # weight decay of the *_wd optimisers: large enough to move a short run visibly
 OPTS = {"momentum": O.momentum(0.9), "nesterov": O.momentum(0.9, nesterov=True),
-        "adam": O.adam(0.9, 0.999, 1e-8), "adam_fast": O.adam(0.5, 0.9, 1e-3)}
+        "adam": O.adam(0.9, 0.999, 1e-8), "adam_fast": O.adam(0.5, 0.9, 1e-3),
+        "sgd_wd": O.sgd(weight_decay=WD), "momentum_wd": O.momentum(0.9, weight_decay=WD),
+        "nesterov_wd": O.momentum(0.9, nesterov=True, weight_decay=WD), "adam_wd": O.adam(0.9, 0.999, 1e-8, WD)}
 
 
 def _twin(opt):
     return ref.Optimizer(O.OptKind(opt.kind).name, beta=opt.beta, nesterov=opt.nesterov,
-                         beta1=opt.beta1, beta2=opt.beta2, eps=opt.eps)
+                         beta1=opt.beta1, beta2=opt.beta2, eps=opt.eps, weight_decay=opt.weight_decay)
 
 
 def _problem(seed=0, N=30, widths=(3, 5, 4, 2)):
@@ -50,7 +53,7 @@ def test_replay_equals_numpy_twin(opt, rule, B):
         assert 0 < res.clip_fraction.mean() < 1
 
 
-@pytest.mark.parametrize("opt", ["momentum", "adam"])
+@pytest.mark.parametrize("opt", ["momentum", "adam", "sgd_wd"])
 def test_replay_per_sample_alrc_and_projection(opt):
     """Clipping comes first for every path of the engine: per-sample clipping, ALRC, projection after the step."""
     _replay(OPTS[opt], C.layerwise(0.3, 0.1), 3, clip_per="sample")
@@ -78,21 +81,42 @@ def test_default_is_sgd_bit_for_bit():
     net, X, Y = _problem(1)
     kw = dict(n_steps=300, seed=7, batch_size=2, n_replicas=3, record_every=50, project_radius=2.0)
     runs = [dc.simulate(net, X, Y, C.adaptive(0.3, 0.1), S.inverse(1.0, 5.0), **kw, **extra)
-            for extra in ({}, {"optimizer": None}, {"optimizer": O.sgd()})]
+            for extra in ({}, {"optimizer": None}, {"optimizer": O.sgd()}, {"optimizer": O.sgd(weight_decay=0.0)})]
     for r in runs[1:]:
         for f in ("theta_final", "loss", "displacement", "update_sum", "clip_factor"):
             np.testing.assert_array_equal(getattr(runs[0], f), getattr(r, f), err_msg=f)
         assert r.config["optimizer_name"] == "sgd()"
 
 
+@pytest.mark.parametrize("opt", ["momentum_wd", "adam_wd", "sgd_wd"])
+def test_weight_decay_acts(opt):
+    """The runs with and without the decay differ (the term is not dropped on some path)."""
+    net, X, Y = _problem(1)
+    kw = dict(n_steps=200, seed=7, batch_size=2, n_replicas=2, record_every=50)
+    with_wd, without = (dc.simulate(net, X, Y, C.classic(0.5), S.inverse(0.3, 5.0), **kw, optimizer=o)
+                        for o in (OPTS[opt], OPTS[opt]._replace(weight_decay=0.0)))
+    assert np.linalg.norm(with_wd.theta_final - without.theta_final) > 1e-2
+
+
+def test_momentum_zero_with_weight_decay_is_sgd_with_it_bit_for_bit():
+    """beta = 0: buf = u + mu theta at every step, the step of sgd(weight_decay=mu) exactly."""
+    net, X, Y = _problem(1)
+    kw = dict(n_steps=300, seed=7, batch_size=2, n_replicas=3, record_every=50)
+    a = dc.simulate(net, X, Y, C.classic(0.5), S.inverse(1.0, 5.0), **kw, optimizer=O.sgd(weight_decay=WD))
+    b = dc.simulate(net, X, Y, C.classic(0.5), S.inverse(1.0, 5.0), **kw, optimizer=O.momentum(0.0, weight_decay=WD))
+    np.testing.assert_array_equal(a.theta_final, b.theta_final)
+
+
 # ----------------------------------------------------------------------------------------
 # torch itself
 # ----------------------------------------------------------------------------------------
-@pytest.mark.parametrize("opt", ["momentum", "nesterov", "adam", "adam_fast"])
+@pytest.mark.parametrize("opt", ["momentum", "nesterov", "adam", "adam_fast", "sgd_wd", "momentum_wd", "nesterov_wd",
+                                 "adam_wd"])
 @pytest.mark.parametrize("loss", ["half_mse", "mse"])
 @pytest.mark.parametrize("B", [1, 4])
 def test_equals_torch(opt, loss, B):
-    """clip_grad_norm_ then torch.optim.SGD / Adam with lr = a(k), float64, same samples and start."""
+    """clip_grad_norm_ then torch.optim.SGD / Adam (weight_decay: torch's, after clipping) with lr = a(k),
+    float64, same samples and start."""
     torch = pytest.importorskip("torch")
     widths, lam, T = [2, 5, 1], 0.6, 60
     rng = np.random.default_rng(5)
@@ -116,9 +140,9 @@ def test_equals_torch(opt, loss, B):
         off += no
         params += [W, b]
     if o.kind == O.OptKind.adam:
-        topt = torch.optim.Adam(params, lr=1.0, betas=(o.beta1, o.beta2), eps=o.eps)
+        topt = torch.optim.Adam(params, lr=1.0, betas=(o.beta1, o.beta2), eps=o.eps, weight_decay=o.weight_decay)
     else:
-        topt = torch.optim.SGD(params, lr=1.0, momentum=o.beta, nesterov=o.nesterov)
+        topt = torch.optim.SGD(params, lr=1.0, momentum=o.beta, nesterov=o.nesterov, weight_decay=o.weight_decay)
     Xt, Yt = torch.tensor(X), torch.tensor(Y).reshape(-1, 1)
     a = sched.values(0, T)
     for k in range(T):
@@ -166,7 +190,7 @@ def test_resume_mid_run_bit_identical(opt, tmp_path, monkeypatch):
     for f in ("theta_final", "loss", "grad_norm", "displacement", "update_sum", "max_displacement"):
         np.testing.assert_array_equal(getattr(whole, f), getattr(resumed, f), err_msg=f)
     other = OPTS["momentum"] if opt == "adam" else OPTS["adam"]
-    for bad in (other, None):
+    for bad in (other, None, OPTS[opt]._replace(weight_decay=1e-3)):
         with pytest.raises(ValueError, match="other arguments"):
             dc.simulate(*pos, **dict(kw, optimizer=bad), resume=mid)
 
@@ -208,6 +232,10 @@ def test_records_and_round_trip():
     assert O.momentum(0.9, True).describe() == "momentum(beta=0.9, nesterov=True)"
     assert O.adam().describe() == "adam(beta1=0.9, beta2=0.999, eps=1e-08)"
     assert O.sgd().describe() == "sgd()" and O.check_optimizer(None) == O.sgd()
+    assert O.sgd(weight_decay=1e-3).describe() == "sgd(weight_decay=0.001)"
+    assert O.momentum(0.9, weight_decay=0.01).describe() == "momentum(beta=0.9, nesterov=False, weight_decay=0.01)"
+    assert O.adam(weight_decay=0.5).describe() == "adam(beta1=0.9, beta2=0.999, eps=1e-08, weight_decay=0.5)"
+    assert O.sgd().as_dict()["weight_decay"] == 0.0 and O.adam(weight_decay=2).as_dict()["weight_decay"] == 2.0
     # fields a kind does not use are reset
     assert O.check_optimizer(O.Optimizer(int(O.OptKind.sgd), beta=0.5)) == O.sgd()
 
@@ -224,6 +252,12 @@ def test_records_and_round_trip():
     (lambda: O.adam(eps=0.0), "eps must be a finite number > 0"),
     (lambda: O.adam(eps=-1e-8), "eps must be a finite number > 0"),
     (lambda: O.adam(eps=np.inf), "eps must be a finite number > 0"),
+    (lambda: O.sgd(weight_decay=-1e-3), "weight_decay must be a finite number >= 0"),
+    (lambda: O.sgd(weight_decay=np.inf), "weight_decay must be a finite number >= 0"),
+    (lambda: O.momentum(0.9, weight_decay=float("nan")), "weight_decay must be a finite number >= 0"),
+    (lambda: O.adam(weight_decay="0.1"), "weight_decay must be a finite number >= 0"),
+    (lambda: O.check_optimizer(O.Optimizer(int(O.OptKind.sgd), weight_decay=-1.0)),
+     "optimizer is not a valid Optimizer .*weight_decay"),
     (lambda: O.check_optimizer("adam"), "optimizer must be None or an Optimizer"),
     (lambda: O.check_optimizer(O.Optimizer(7)), "optimizer is not a valid Optimizer"),
     (lambda: O.check_optimizer(O.Optimizer(int(O.OptKind.adam), beta1=2.0, beta2=0.9, eps=1e-8)),
