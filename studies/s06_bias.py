@@ -32,8 +32,8 @@ The bias at lambda is ||grad F_mu|| at the limit of clipped SGD:
   full-batch flow from the B = 1 root;
 * B = 4, 16: H_B is not exactly computable, so SGD with weight decay from theta*, T = 2e5, R = 8,
   Polyak average over the last 10 %; the replica standard error is the noise floor. dynclip.simulate
-  with optimizers.sgd(weight_decay=mu), one call per lambda, replaying sample indices drawn by one
-  NumPy generator for all lambdas and replicas (:func:`_sgd_indices`). The horizon is tau_T ~ 9 in ODE
+  with optimizers.sgd(weight_decay=mu), one call per lambda with the same sample streams (common
+  random numbers across lambda). The horizon is tau_T ~ 9 in ODE
   time, while the slowest mode of the clipped flow decays like exp(-4e-4 tau): the SGD biases are
   finite-horizon values, compared with the B = 1 flow at the same tau_T.
 F6a: bias ||grad F_mu(theta_c)|| and F_mu(theta_c) - F_mu(theta*) against lambda / lambda_ref, one
@@ -235,37 +235,22 @@ def _full_batch_root(su, lam, theta0, tau_max):
     return eq, gF
 
 
-def _sgd_indices(N, T, n_chains, B, seed, chunk=1000):
-    """Sample indices (n_chains, T, B) (in the smallest integer type that holds them):
-    ``default_rng(seed).integers(0, N, (chunk, n_chains, B))`` drawn chunk after chunk (the study's
-    stream for all lambdas and replicas, lambda-major)."""
-    rng = np.random.default_rng(seed)
-    idx = np.empty((n_chains, T, B), dtype=np.min_scalar_type(N - 1))
-    for k0 in range(0, T, chunk):
-        n = min(chunk, T - k0)
-        idx[:, k0:k0 + n] = rng.integers(0, N, size=(n, n_chains, B)).transpose(1, 0, 2)
-    return idx
-
-
 def _sgd_wd(pr, lams, theta0, B, T, R, sched, seed, polyak_frac):
     """Minibatch-clipped SGD with weight decay, theta -= a(k) (clip_lam(mean_b g) + mu theta)
-    (dynclip.simulate with optimizers.sgd(weight_decay=mu)), R replicas from theta0 at every lambda,
-    on the sample indices of :func:`_sgd_indices`. Returns the Polyak averages (len(lams) * R, P)
+    (dynclip.simulate with optimizers.sgd(weight_decay=mu)), R replicas from theta0 at every lambda
+    (the same sample streams at every lambda). Returns the Polyak averages (len(lams) * R, P)
     (lambda-major) over the last ``polyak_frac`` of the steps: the steps before them run in one call,
-    the rest in a second one that records theta at every step.
+    the rest in a second one (fresh streams, seed + 1) that records theta at every step.
     """
     k_avg = int(np.floor((1.0 - polyak_frac) * T))
-    idx = _sgd_indices(pr.X.shape[0], T, len(lams) * R, B, seed)
-    kw = dict(seed=0, batch_size=B, n_replicas=R, loss=LOSS, optimizer=dc.optimizers.sgd(weight_decay=pr.mu),
+    kw = dict(batch_size=B, n_replicas=R, loss=LOSS, optimizer=dc.optimizers.sgd(weight_decay=pr.mu),
               progress=False)
     avg = []
-    for i, lam in enumerate(lams):
-        ix = idx[i * R:(i + 1) * R]
-        run = dc.simulate(pr.net, pr.X, pr.Y, C.classic(lam), sched, n_steps=k_avg, theta0=theta0,
-                          indices=ix[:, :k_avg].astype(np.int64), **kw)
+    for lam in lams:
+        run = dc.simulate(pr.net, pr.X, pr.Y, C.classic(lam), sched, n_steps=k_avg, theta0=theta0, seed=seed, **kw)
         tail = dc.simulate(pr.net, pr.X, pr.Y, C.classic(lam), sched._replace(t0=sched.t0 + k_avg),
-                           n_steps=T - k_avg, theta0=run.theta_final, indices=ix[:, k_avg:].astype(np.int64),
-                           record_every=1, record_theta=True, **kw)
+                           n_steps=T - k_avg, theta0=run.theta_final, seed=seed + 1, record_every=1,
+                           record_theta=True, **kw)
         avg.append(tail.theta[:, 1:].mean(axis=1))
     return np.concatenate(avg)
 
