@@ -46,7 +46,7 @@ _announced = False
 
 def announce_compile(what="dynclip"):
     """Tell the user, once per process, when the engine's kernels are not in the disk cache yet: the
-    first run then spends one to two minutes compiling (once per machine and dynclip version;
+    first run then spends one to three minutes compiling (once per machine and dynclip version;
     ``dynclip warmup`` does it up front)."""
     global _announced
     if _announced:
@@ -55,7 +55,7 @@ def announce_compile(what="dynclip"):
     if glob.glob(os.path.join(glob.escape(numba.config.CACHE_DIR or ""), "**", "*run_chunk*.nbi"), recursive=True):
         return
     import sys
-    print(f"{what}: compiling the kernels (once per machine and dynclip version, about 1-2 minutes; "
+    print(f"{what}: compiling the kernels (once per machine and dynclip version, about 1-3 minutes; "
           "'dynclip warmup' does it up front) ...", file=sys.stderr, flush=True)
 
 

@@ -21,6 +21,7 @@ from .results import SAResult, atomic_savez, read_npz
 from .rng import replica_seeds
 from .schedules import check_schedule
 from . import _kernels as K
+from ._jit import announce_compile
 
 CLIP_PER = ("batch", "sample")
 NONFINITE = ("stop", "raise")
@@ -257,6 +258,7 @@ def simulate(net, X, Y, rule, schedule, *, n_steps, seed, batch_size=1, n_replic
     bar = _progress(progress, n_steps, k, per_step)
     widths, offs = net.widths_array(), net.offsets()
     partial = False
+    announce_compile("dynclip.simulate")
     t_start = _time.perf_counter()
     try:
         while k < n_steps:
