@@ -26,6 +26,7 @@ def test_documented_command_is_accepted(argv, monkeypatch):
     seen = []
     monkeypatch.setattr(cli, "_studies_main", lambda a: seen.append(("studies", a)) or 0)
     monkeypatch.setattr(cli, "_bench", lambda a: seen.append(("bench", a)) or 0)
+    monkeypatch.setattr(cli, "_warmup", lambda: seen.append(("warmup",)) or 0)
     argv = [x for x in argv if not (x.startswith("[") and x.endswith("]"))]      # optional arguments shown as [DIR]
     assert cli.main(argv) == 0
     if argv[0] == "bench":

@@ -90,6 +90,7 @@ def test_ctrl_c_returns_partial(tmp_path):
         import dynclip.engine as E, sys, signal
         signal.signal(signal.SIGINT, signal.default_int_handler)
         E._CHUNK_WORK = 2e5
+        dc.simulate(net, X, Y, C.classic(0.5), S.inverse(1.0, 10.0), **dict(kw, n_steps=10))   # compile first
         print("ready", flush=True)
         res = dc.simulate(net, X, Y, C.classic(0.5), S.inverse(1.0, 10.0), **kw, checkpoint={str(ck)!r},
                           checkpoint_every=100000)
@@ -103,6 +104,7 @@ def test_ctrl_c_returns_partial(tmp_path):
         deadline = time.time() + 120      # interrupt once the run is under way (first checkpoint written)
         while not ck.exists() and time.time() < deadline and p.poll() is None:
             time.sleep(0.02)
+        assert ck.exists(), "no checkpoint within 120 s of the start of the run"
         p.send_signal(signal.SIGINT)
         try:
             stdout, stderr = p.communicate(timeout=240)
