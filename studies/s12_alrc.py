@@ -723,7 +723,7 @@ def plot(res, cfg, outdir):
         f.write(markdown_table(res, cfg))
     for opt in opts:
         plotting.savefig(_fig_tables(res, cfg, opt, plt), outdir,
-                         "F12a_alrc_table_sgd" if opt == "sgd" else f"F12d_alrc_table_{opt}")
+                         "F12a_alrc_table" if opt == "sgd" else f"F12d_alrc_table_{opt}")
 
     # F12b: learning curves, B = 1 and 16 (or the first two B), n = 3 vs inf, per optimiser and loss
     Bc = [B for B in (1, 16) if B in Bs] or Bs[:2]
