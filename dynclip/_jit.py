@@ -41,6 +41,24 @@ except OSError:  # read-only home: fall back to Numba's own choice
     CACHE_DIR = numba.config.CACHE_DIR
 
 
+_announced = False
+
+
+def announce_compile(what="dynclip"):
+    """Tell the user, once per process, when the engine's kernels are not in the disk cache yet: the
+    first run then spends one to two minutes compiling (once per machine and dynclip version;
+    ``dynclip warmup`` does it up front)."""
+    global _announced
+    if _announced:
+        return
+    _announced = True
+    if glob.glob(os.path.join(glob.escape(numba.config.CACHE_DIR or ""), "**", "*run_chunk*.nbi"), recursive=True):
+        return
+    import sys
+    print(f"{what}: compiling the kernels (once per machine and dynclip version, about 1-2 minutes; "
+          "'dynclip warmup' does it up front) ...", file=sys.stderr, flush=True)
+
+
 def njit(fn):
     """Compile ``fn`` with dynclip's options."""
     return numba.njit(**_OPTS)(fn)

@@ -1,7 +1,9 @@
 """The compiled stochastic-approximation kernel behind :func:`dynclip.simulate`.
 
 One step k of replica r (Ramaswamy eq. 10 with projection, eq. 9):
-``theta <- Pi(theta - a(k) u_k)`` with ``u_k`` the clipped minibatch update. The
+``theta <- Pi(theta - a(k) u_k)`` with ``u_k`` the clipped minibatch update (with momentum,
+Adam or weight decay, :mod:`dynclip.optimizers`, the optimiser's step from ``u_k`` replaces
+``a(k) u_k``). The
 kernel runs a chunk of steps ``k0 .. k1-1`` for every replica in ``prange``; all state
 lives in arrays owned by the wrapper, so a run split into chunks is bit-identical to one
 run in a single chunk, and each replica only touches its own rows (bit-identical for any
@@ -13,7 +15,8 @@ import numpy as np
 from numba import prange
 
 from ._jit import njit, pjit, hot
-from .clipping import apply, apply_gn, alrc_lmax, is_scalar_rule, scale_factor, TINY
+from .clipping import apply, apply_gn, alrc_lmax, alrc_weight, clip_factor, is_scalar_rule, scale_factor, TINY
+from .optimizers import optimizer_step
 from .model import (dist, step_dist, norm, make_workspace, block_loss_grad, forward, losses_and_dout, backward,
                     sample_norms, full_loss, EVAL_BLOCK)
 from .rng import randint
@@ -42,13 +45,10 @@ def sample_update(theta, widths, offs, act, lossk, X, Y, rule, lmax, row, ws1, r
     if rule.kind == 7:
         forward(theta, widths, offs, act, X, rows1, 1, ws1)
         losses_and_dout(widths, lossk, Y, rows1, 1, ws1)
-        L = ws1.lossv[0]
-        w = 1.0
-        if L > lmax:
-            w = lmax / L
+        w, clipped = alrc_weight(ws1.lossv[0], lmax)
         ws1.wts[0] = w
         backward(theta, widths, offs, act, 1, ws1, out, True)
-        if w < 1.0:
+        if clipped:
             return 1.0 / w, True, _norm(out) / w
         return 1.0, False, _norm(out)
     block_loss_grad(theta, widths, offs, act, lossk, X, Y, rows1, 1, ws1, out, 1.0, True)
@@ -60,16 +60,16 @@ def sample_update(theta, widths, offs, act, lossk, X, Y, rule, lmax, row, ws1, r
 @hot
 def _sample_weights(theta, widths, offs, act, rule, lmax, nb, ws, scale):
     """Per-sample weights w_b * scale into ws.wts for the last forward pass (scalar rules and
-    ALRC: the clipped per-sample gradient is w_b g_b); returns the number of clipped samples."""
+    ALRC: the clipped per-sample gradient is w_b g_b); returns the number of clipped samples.
+    A sample with a non-finite gradient norm gets weight NaN, so the weighted sum (H, or the
+    per-sample-clipped update) is NaN, as clipping that gradient vector would give."""
     ncl = 0
     if rule.kind == 7:
         for b in range(nb):
-            L = ws.lossv[b]
-            if L > lmax:
-                ws.wts[b] = lmax / L * scale
+            w, clipped = alrc_weight(ws.lossv[b], lmax)
+            ws.wts[b] = w * scale
+            if clipped:
                 ncl += 1
-            else:
-                ws.wts[b] = scale
         return ncl
     if rule.kind == 0:
         for b in range(nb):
@@ -78,7 +78,10 @@ def _sample_weights(theta, widths, offs, act, rule, lmax, nb, ws, scale):
     thn = norm(theta, 0, theta.shape[0]) if rule.kind == 2 else 0.0
     sample_norms(theta, widths, offs, act, nb, ws, ws.wts)
     for b in range(nb):
-        w, c, clipped = scale_factor(rule, ws.wts[b], thn)
+        gn = ws.wts[b]
+        w, c, clipped = scale_factor(rule, gn, thn)
+        if not (gn < math.inf):
+            w = math.nan        # a non-finite per-sample gradient: w * g is not finite either
         ws.wts[b] = w * scale
         if clipped:
             ncl += 1
@@ -137,9 +140,12 @@ def minibatch_update(theta, widths, offs, act, lossk, X, Y, rule, lmax, per_samp
                      ws, ws1, rows1, g, u, tmp, acc, r):
     """The clipped minibatch update and the raw minibatch gradient g.
 
-    Returns (c, loss_mean, loss_capped_mean, ||g||, ||update||, w); counts clip decisions
-    into acc[r, A_NCLIP] and acc[r, A_NDEC]. With w > 0 the update is w g (a scalar rule:
-    no update vector is written, the step applies w); with w = 0 it is written into u.
+    Returns (c, m1, m2, ||g||, ||update||, w); counts clip decisions into acc[r, A_NCLIP] and
+    acc[r, A_NDEC]. With w > 0 the update is w g (a scalar rule: no update vector is written,
+    the step applies w); with w = 0 it is written into u. For ALRC, m1 and m2 are this step's
+    inputs to the running moments mu1, mu2 (:func:`dynclip.clipping.alrc`): the minibatch-mean
+    loss and its square (variant paper), or the means of the capped losses and of their squares
+    (variant code); 0 for the other rules.
     """
     P = theta.shape[0]
     if rule.kind == 7:
@@ -147,20 +153,23 @@ def minibatch_update(theta, widths, offs, act, lossk, X, Y, rule, lmax, per_samp
         losses_and_dout(widths, lossk, Y, rows, B, ws)
         lm = 0.0
         lc = 0.0
+        lc2 = 0.0
         ncl = 0
         for b in range(B):
             L = ws.lossv[b]
             lm += L
-            if L > lmax:
+            w, clipped = alrc_weight(L, lmax)
+            ws.wts[b] = w / B
+            if clipped:
                 ncl += 1
-                ws.wts[b] = lmax / L / B
-                lc += lmax
-            else:
-                ws.wts[b] = 1.0 / B
-                lc += L
+            lcap = lmax if L > lmax else L      # the capped loss (a NaN stays NaN)
+            lc += lcap
+            lc2 += lcap * lcap
         gn, un = _weighted_update(theta, widths, offs, act, B, ws, g, u, ncl, acc, r)
-        c = gn / un if ncl > 0 and un > 0.0 else 1.0
-        return c, lm / B, lc / B, gn, un, 0.0
+        c = clip_factor(gn, un) if ncl > 0 else 1.0
+        if rule.variant == 1:
+            return c, lc / B, lc2 / B, gn, un, 0.0
+        return c, lm / B, (lm / B) * (lm / B), gn, un, 0.0
     if per_sample and is_scalar_rule(rule):
         forward(theta, widths, offs, act, X, rows, B, ws)
         losses_and_dout(widths, lossk, Y, rows, B, ws)
@@ -168,7 +177,7 @@ def minibatch_update(theta, widths, offs, act, lossk, X, Y, rule, lmax, per_samp
         gn, un = _weighted_update(theta, widths, offs, act, B, ws, g, u, ncl, acc, r)
         if ncl == 0:
             return 1.0, 0.0, 0.0, gn, un, 0.0
-        return (gn / un if un > 0.0 else math.inf), 0.0, 0.0, gn, un, 0.0
+        return clip_factor(gn, un), 0.0, 0.0, gn, un, 0.0
     if per_sample:
         g[:] = 0.0
         u[:] = 0.0
@@ -187,7 +196,7 @@ def minibatch_update(theta, widths, offs, act, lossk, X, Y, rule, lmax, per_samp
         gn = _norm(g)
         if un == gn:
             return 1.0, 0.0, 0.0, gn, un, 0.0
-        return (gn / un if un > 0.0 else math.inf), 0.0, 0.0, gn, un, 0.0
+        return clip_factor(gn, un), 0.0, 0.0, gn, un, 0.0
     block_loss_grad(theta, widths, offs, act, lossk, X, Y, rows, B, ws, g, 1.0 / B, True)
     gn = _norm(g)
     acc[r, A_NDEC] += 1
@@ -232,7 +241,7 @@ def _record(j, r, th, th0, widths, offs, act, lossk, X, Y, wsE, rowsE, acc, rec,
 @njit
 def _replica(r, k0, k1, n_total, a_tab, rec_steps, j0, widths, offs, act, lossk, X, Y, rule, B,
              per_sample, idx, proj, blowup, track, ref, theta, theta0, rng, mu, xi, acc, status,
-             rec, rec_theta):
+             rec, rec_theta, opt, om, ov, ot):
     N = X.shape[0]
     P = theta.shape[1]
     K = rec_steps.shape[0]
@@ -254,7 +263,7 @@ def _replica(r, k0, k1, n_total, a_tab, rec_steps, j0, widths, offs, act, lossk,
     th0[:] = theta0[r]
     j = _steps(r, k0, k1, n_total, a_tab, rec_steps, j0, widths, offs, act, lossk, X, Y, rule, B,
                per_sample, idx, proj, blowup, track, ref, th, th0, rng, mu, xi, acc, status,
-               rec, rec_theta, ws, ws1, wsE, rowsE, rows, rows1, g, u, tmp, H, tmp2)
+               rec, rec_theta, ws, ws1, wsE, rowsE, rows, rows1, g, u, tmp, H, tmp2, opt, om[r], ov[r], ot)
     theta[r, :] = th
     if k1 == n_total and j < K and rec_steps[j] == k1 and status[r, 0] == 1:
         _record(j, r, th, th0, widths, offs, act, lossk, X, Y, wsE, rowsE, acc, rec, rec_theta,
@@ -271,10 +280,27 @@ def _aligned(n):
 
 
 @hot
+def _project(th, proj):
+    """th <- Pi(th): onto the ball ||th|| <= proj (eq. 9; nothing for proj = inf)."""
+    if proj < math.inf:
+        tn = _norm(th)
+        if tn > proj:
+            f = proj / tn
+            for i in range(th.shape[0]):
+                th[i] *= f
+
+
+@hot
 def _steps(r, k0, k1, n_total, a_tab, rec_steps, j0, widths, offs, act, lossk, X, Y, rule, B,
            per_sample, idx, proj, blowup, track, ref, th, th0, rng, mu, xi, acc, status,
-           rec, rec_theta, ws, ws1, wsE, rowsE, rows, rows1, g, u, tmp, H, tmp2):
-    """Steps k0 .. k1-1 of replica r on its (aligned) state th; returns the next record index."""
+           rec, rec_theta, ws, ws1, wsE, rowsE, rows, rows1, g, u, tmp, H, tmp2, opt, om, ov, ot):
+    """Steps k0 .. k1-1 of replica r on its (aligned) state th; returns the next record index.
+
+    ``opt`` is the optimiser (:mod:`dynclip.optimizers`); ``om``, ``ov`` are replica r's rows of its
+    state and ``ot[r]`` its step count. Plain SGD (kind 0) without weight decay is the fused step
+    below. The noise xi uses the clipped update u: the weight-decay term of the step, mu theta,
+    is also the one of the mean field H + mu theta, so u - H is the noise with or without it.
+    """
     N = X.shape[0]
     P = th.shape[0]
     K = rec_steps.shape[0]
@@ -298,22 +324,22 @@ def _steps(r, k0, k1, n_total, a_tab, rec_steps, j0, widths, offs, act, lossk, X
             lmax = alrc_lmax(rule, mu[r, 0], mu[r, 1])
         if track:
             mean_field(th, widths, offs, act, lossk, X, Y, rule, lmax, wsE, rowsE, ws1, rows1, tmp2, H)
-        c, lmean, lcap, gn, un, w = minibatch_update(th, widths, offs, act, lossk, X, Y, rule, lmax, per_sample,
-                                                     rows, B, ws, ws1, rows1, g, u, tmp, acc, r)
+        c, q1, q2, gn, un, w = minibatch_update(th, widths, offs, act, lossk, X, Y, rule, lmax, per_sample,
+                                                rows, B, ws, ws1, rows1, g, u, tmp, acc, r)
         v = u               # the update is w v: the clipped u, or g scaled by a scalar rule's w
         if w > 0.0:
             v = g
         else:
             w = 1.0
         a = a_tab[k - k0]
-        if proj < math.inf:
+        if opt.kind != 0 or opt.weight_decay != 0.0:
+            optimizer_step(opt, th, v, w, a, om, ov, ot, r)
+            _project(th, proj)
+            d = dist(th, th0)
+        elif proj < math.inf:
             for i in range(P):
                 th[i] -= a * (w * v[i])
-            tn = _norm(th)
-            if tn > proj:
-                f = proj / tn
-                for i in range(P):
-                    th[i] *= f
+            _project(th, proj)
             d = dist(th, th0)
         else:
             d = step_dist(th, v, a, w, th0)
@@ -328,24 +354,26 @@ def _steps(r, k0, k1, n_total, a_tab, rec_steps, j0, widths, offs, act, lossk, X
             if nn > acc[r, A_MAXNOISE] or nn != nn:
                 acc[r, A_MAXNOISE] = nn
         if rule.kind == 7:
-            lm = lcap if rule.variant == 1 else lmean
-            mu[r, 0] = rule.beta1 * mu[r, 0] + (1.0 - rule.beta1) * lm
-            mu[r, 1] = rule.beta2 * mu[r, 1] + (1.0 - rule.beta2) * lm * lm
+            mu[r, 0] = rule.beta1 * mu[r, 0] + (1.0 - rule.beta1) * q1
+            mu[r, 1] = rule.beta2 * mu[r, 1] + (1.0 - rule.beta2) * q2
         acc[r, A_S] += a * un
         acc[r, A_WG] += gn
         acc[r, A_WC] += c
         acc[r, A_WN] += 1.0
         if d > acc[r, A_MAXDISP]:
             acc[r, A_MAXDISP] = d
-        if not (d <= blowup and d < math.inf):  # beyond the radius, or non-finite (NaN fails both)
+        # beyond the radius, or non-finite (NaN fails both); a non-finite gradient norm stops the
+        # replica too, even if its clipped update happened to be finite
+        if not (d <= blowup and d < math.inf and gn < math.inf):
             status[r, 0] = 0
             status[r, 1] = k + 1
             z = 0.0
             for i in range(P):
                 z += th[i] * 0.0                    # NaN iff some entry is inf or NaN
             if z != z:
-                status[r, 2] = 1
                 acc[r, A_MAXDISP] = math.inf
+            if z != z or not (gn < math.inf):
+                status[r, 2] = 1
             return j
     return j
 
@@ -353,13 +381,13 @@ def _steps(r, k0, k1, n_total, a_tab, rec_steps, j0, widths, offs, act, lossk, X
 @pjit
 def run_chunk(k0, k1, n_total, a_tab, rec_steps, j0, widths, offs, act, lossk, X, Y, rule, B,
               per_sample, idx, proj, blowup, track, ref, theta, theta0, rng, mu, xi, acc, status,
-              rec, rec_theta):
+              rec, rec_theta, opt, om, ov, ot):
     """Run steps k0 .. k1-1 for every replica (prange). See dynclip.engine.simulate."""
     R = theta.shape[0]
     for r in prange(R):
         _replica(r, k0, k1, n_total, a_tab, rec_steps, j0, widths, offs, act, lossk, X, Y, rule, B,
                  per_sample, idx, proj, blowup, track, ref, theta, theta0, rng, mu, xi, acc, status,
-                 rec, rec_theta)
+                 rec, rec_theta, opt, om, ov, ot)
     # the step reached is part of the state, written by the kernel itself: a Ctrl-C that lands
     # right after this call returns still sees a consistent (state, step) pair
     for r in range(R):

@@ -513,6 +513,9 @@ def sure_displacement(lam, a):
 
         \\|\\theta_s - \\theta_0\\| \\le \\lambda \\sum_{t<s} a(t).
 
+    This is a statement about clipped SGD (the default optimiser of
+    :func:`dynclip.simulate`): momentum and Adam steps are not :math:`a(t) g_t/c_t`.
+
     Parameters
     ----------
     lam : float

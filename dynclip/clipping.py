@@ -9,6 +9,18 @@ The update is ``u = g / c`` in the paper's notation (Ramaswamy 2023, eq. 10), co
 division costs as much as ~8 multiplications), within 1 ulp of ``g / c`` per entry.
 :func:`apply` returns the effective factor ``c = ||g|| / ||u||`` (1 for an unchanged
 gradient) and whether the rule changed the gradient ("clipped").
+
+Non-finite gradients propagate, as in torch and optax: a NaN entry makes ||g|| NaN, an
+infinite entry (and no NaN) makes it inf, and every rule that clips (all but ``none`` and
+``alrc``, which leave g as it is) then returns a non-finite update, ``clipped`` True and c NaN
+or inf -- never "unchanged, c = 1". Norm rules clip the whole vector (classic, adaptive,
+normalized), each layer (layerwise; with ``numerator="global"`` the numerator ||g|| makes it
+every layer) or each unit (unitwise) whose norm is non-finite:
+a NaN norm makes every entry of that block NaN; an inf norm makes the finite entries 0 and the
+infinite ones NaN (``g * 0``, what g / inf, torch's ``g * clamp(lam / (inf + 1e-6), max=1)``
+and optax's ``g * lam / inf`` all give). ``value`` clamps +-inf to +-v and keeps a NaN where
+it is. Large finite entries (2e200) are not non-finite: norms are computed without overflow
+and clipped exactly.
 """
 from enum import IntEnum
 from typing import NamedTuple
@@ -17,7 +29,7 @@ import math
 import numpy as np
 
 from ._jit import hot
-from .model import norm, maxabs, scaled_sumsq, check_net, check_real, check_choice, check_int, as_float_array
+from .model import norm, maxabs, absmax_step, scaled_sumsq, check_net, check_real, check_choice, check_int, as_float_array
 
 
 class ClipKind(IntEnum):
@@ -104,7 +116,13 @@ def classic(lam, convention="paper"):
     ``convention`` picks the tie-break users know: ``"paper"`` (unchanged iff ||g|| <= lam),
     ``"torch"`` (``torch.nn.utils.clip_grad_norm_``: factor ``min(lam / (||g|| + 1e-6), 1)``,
     so it scales slightly even at ||g|| = lam), ``"optax"`` (``clip_by_global_norm``:
-    unchanged iff ||g|| < lam, otherwise ``g * lam / ||g||``). ``lam=inf`` never clips.
+    unchanged iff ||g|| < lam, otherwise ``g * lam / ||g||``). ``lam=inf`` never clips a
+    finite gradient.
+
+    A non-finite gradient gives the same result in all three conventions, the one of torch's
+    and optax's formulas: ||g|| = NaN (some g_i NaN) makes every u_i NaN, with c = NaN;
+    ||g|| = inf (some g_i = +-inf, no NaN) makes c = inf, u_i = 0 for finite g_i and NaN for
+    infinite g_i (with ``lam=inf``, inf / inf makes every u_i NaN). Both count as clipped.
     """
     lam = _positive("lam", lam, allow_inf=True)
     convention = check_choice("convention", convention, tuple(Convention.__members__))
@@ -155,13 +173,22 @@ def alrc(n_sigma=3.0, beta1=0.999, beta2=0.999, mu1=25.0, mu2=900.0, variant="pa
     """Adaptive learning rate clipping (Ede & Beanland), a per-example *loss* clipping.
 
     Each example's loss L is capped at ``L_max = mu1 + n_sigma * sqrt(max(mu2 - mu1^2, 0))``:
-    its gradient is scaled by ``min(1, L_max / L)``. The running moments are per-replica
-    state, updated after each step with the minibatch-mean loss:
-    ``mu1 <- beta1 mu1 + (1 - beta1) L``, ``mu2 <- beta2 mu2 + (1 - beta2) L^2``.
+    its gradient is scaled by ``min(1, L_max / L)`` (a NaN loss counts as clipped, weight NaN).
+    The running moments are per-replica state, updated after each step of a minibatch of B
+    examples with losses L_1..L_B:
+    ``mu1 <- beta1 mu1 + (1 - beta1) m1``, ``mu2 <- beta2 mu2 + (1 - beta2) m2``, where
 
-    ``variant="paper"`` is Algorithm 1 of the paper (moments from the unclipped loss).
-    ``variant="code"`` follows the authors' public code: moments from the *clipped* loss
-    ``min(L, L_max)`` per example, and 1e-8 inside the square root. The defaults
+    * ``variant="paper"``: Algorithm 1 of the paper (moments from the unclipped loss), which is
+      written for one loss per step, applied to the minibatch-mean loss: ``m1 = mean_b L_b``,
+      ``m2 = m1^2``. For B > 1, sigma then estimates the spread of a minibatch *mean*
+      (about the per-example spread / sqrt(B)), so individual examples are clipped more often
+      as B grows.
+    * ``variant="code"``: the authors' public code (``alrc.py``): each example's loss is capped,
+      ``C_b = min(L_b, L_max)``, and ``m1 = mean_b C_b``, ``m2 = mean_b C_b^2`` (the mean of
+      the squares, not the square of the mean: sigma estimates the per-example spread of the
+      capped loss at every B); 1e-8 inside the square root.
+
+    The two variants' moment updates differ in the cap, and for B > 1 also in m2. The defaults
     ``mu1=25, mu2=900`` are the code's starting values; the paper asks for starting values
     above the true ones, with mu1^2 < mu2. The moments are running means of losses, which are
     >= 0 for every loss of dynclip, so ``mu1`` and ``mu2`` must be finite and >= 0 (then
@@ -256,10 +283,7 @@ def _to_norm(g, out, lo, hi, nlo, nhi, target):
 @hot
 def _unit_mt(v, r0, ni, bi):
     """(m, t) of a unit (row v[r0:r0+ni] and bias v[bi]): m = max |v_i| (NaN if any), t = sum (v_i / m)^2."""
-    m = maxabs(v, r0, r0 + ni)
-    x = abs(v[bi])
-    if not (x <= m):
-        m = x
+    m = absmax_step(maxabs(v, r0, r0 + ni), v[bi])
     if m == 0.0 or not (m < math.inf):
         return m, 0.0
     t = scaled_sumsq(v, r0, r0 + ni, m)
@@ -272,7 +296,7 @@ def _unit_norm_rescaled(v, r0, ni, bi):
     """||unit|| rescaled by its largest entry: where the fast sum of squares overflowed or underflowed (like norm())."""
     m, t = _unit_mt(v, r0, ni, bi)
     if m == 0.0 or not (m < math.inf):
-        return m if m == m else math.nan
+        return m                        # 0, inf or NaN
     return m * math.sqrt(t)
 
 
@@ -288,7 +312,9 @@ def scale_factor(rule, gn, thn):
     """For a scalar rule: ``(w, c, clipped)`` with u = w g, w = 1/c, given ||g|| and ||theta||.
 
     The single definition of the classic (eq. 11, three conventions), adaptive (eq. 17) and
-    normalized factors; :func:`apply` and the batched per-sample paths both use it.
+    normalized factors; :func:`apply` and the batched per-sample paths both use it. A NaN
+    ``gn`` (or threshold) gives ``(NaN, NaN, True)``: each test is written so that NaN fails
+    the "unchanged" branch.
     """
     k = rule.kind
     if k == 0:
@@ -302,17 +328,19 @@ def scale_factor(rule, gn, thn):
     if k == 2:
         lam = rule.lam * max(thn, rule.eps)
     if rule.convention == 1:
-        f = min(lam / (gn + 1e-6), 1.0)
-        return f, 1.0 / f, f < 1.0
+        f = lam / (gn + 1e-6)
+        if f >= 1.0:
+            return 1.0, 1.0, False
+        return f, 1.0 / f, True
     if rule.convention == 2:
         if gn < lam:
             return 1.0, 1.0, False
         f = lam / gn
         return f, 1.0 / f, True
-    c = max(gn / lam, 1.0)
-    if c > 1.0:
-        return 1.0 / c, c, True
-    return 1.0, 1.0, False
+    c = gn / lam
+    if c <= 1.0:
+        return 1.0, 1.0, False
+    return 1.0 / c, c, True
 
 
 @hot
@@ -329,12 +357,21 @@ def _clipped_norm(rule, gn, thn):
 
 
 @hot
+def clip_factor(gn, un):
+    """c = ||g|| / ||u|| of a clipped update: inf when u = 0, NaN when either norm is NaN."""
+    if un == 0.0:
+        return math.inf
+    return gn / un
+
+
+@hot
 def apply(rule, g, theta, widths, offs, out):
     """Write the clipped update ``u`` of gradient ``g`` at ``theta`` into ``out``.
 
     ``out`` may be ``g`` itself. Returns ``(c, clipped)`` with ``c = ||g|| / ||u||``
     (1.0 when unchanged) and ``clipped`` True when the rule changed the gradient.
     ALRC clips losses, not gradients: here it is the identity (see the engine).
+    A non-finite gradient is clipped to a non-finite update (see the module docstring).
     """
     return apply_gn(rule, g, _norm(g, 0, g.shape[0]), theta, widths, offs, out)
 
@@ -368,8 +405,8 @@ def apply_gn(rule, g, gn, theta, widths, offs, out):
             hi = offs[l + 1]
             num = gn if rule.numerator == 1 else _norm(g, lo, hi)
             lam = rule.lam * max(_norm(theta, lo, hi), rule.eps)
-            c = max(num / lam, 1.0)
-            if c > 1.0:
+            c = num / lam
+            if not (c <= 1.0):          # (a NaN norm clips: every entry of the layer NaN)
                 clipped = True
                 nlo, nhi = (0, P) if rule.numerator == 1 else (lo, hi)
                 f = 1.0 / c
@@ -395,8 +432,10 @@ def apply_gn(rule, g, gn, theta, widths, offs, out):
                 tn = math.sqrt(st) if st < math.inf and st > 1e-280 else _unit_norm_rescaled(theta, r0, ni, bo + o)
                 gn_u = math.sqrt(sg) if sg < math.inf and sg > 1e-280 else _unit_norm_rescaled(g, r0, ni, bo + o)
                 lam = rule.lam * max(tn, rule.eps)
-                c = max(gn_u / lam, 1.0)
-                if c > 1.0:
+                c = gn_u / lam
+                if c <= 1.0:
+                    c = 1.0
+                else:                   # (also NaN: every entry of the unit NaN)
                     clipped = True
                 f = 1.0 / c
                 if f < TINY:       # ||g_unit|| / lam beyond 4e307: scale to norm lam
@@ -419,11 +458,21 @@ def apply_gn(rule, g, gn, theta, widths, offs, out):
             elif x < -v:
                 x = -v
                 clipped = True
+            elif x != x:                # kept, but a NaN gradient is not "unchanged"
+                clipped = True
             out[i] = x
     if not clipped:
         return 1.0, False
-    un = _norm(out, 0, P)
-    return (gn / un if un > 0.0 else math.inf), True
+    return clip_factor(gn, _norm(out, 0, P)), True
+
+
+@hot
+def alrc_weight(L, lmax):
+    """ALRC's weight min(1, L_max / L) of one example's gradient and whether it clips
+    (a NaN loss clips, weight NaN: the authors' ``loss / stop_gradient(loss / L_max)``)."""
+    if L > lmax or L != L:
+        return lmax / L, True
+    return 1.0, False
 
 
 @hot

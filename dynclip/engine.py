@@ -14,6 +14,7 @@ import numpy as np
 
 from . import __version__
 from .clipping import ClipKind, check_rule
+from .optimizers import check_optimizer, state_shapes
 from .model import (check_net, check_data, check_theta, init_params, loss_code, check_int as _int, check_real,
                     check_choice, check_bool, check_seed, as_float_array, describe)
 from .results import SAResult, atomic_savez, read_npz
@@ -74,8 +75,13 @@ def simulate(net, X, Y, rule, schedule, *, n_steps, seed, batch_size=1, n_replic
              theta0=None, loss="mse", indices=None, clip_per="batch", project_radius=np.inf,
              record_every=None, record_theta=False, track_noise=False, blowup_radius=np.inf,
              nonfinite="stop", progress=None, checkpoint=None, checkpoint_every=None,
-             resume=None, reference=None, _replica_start=0):
+             resume=None, reference=None, optimizer=None, _replica_start=0):
     """Run clipped SGD ``theta_{k+1} = Pi(theta_k - a(k) u_k)`` for ``n_replicas`` independent replicas.
+
+    With ``optimizer`` momentum or Adam, the clipped update ``u_k`` feeds that optimiser
+    instead (torch semantics, learning rate a(k); the projection acts after its step); with
+    weight decay mu, ``u_k + mu theta_k`` does (the decay is not clipped). The mean field H and
+    the ODE (:mod:`dynclip.meanfield`, :mod:`dynclip.ode`, with ``weight_decay=mu``) describe SGD only.
 
     Parameters
     ----------
@@ -114,8 +120,9 @@ def simulate(net, X, Y, rule, schedule, *, n_steps, seed, batch_size=1, n_replic
         (H recomputed at every step: costs N per-sample gradients per step). Needs an
         exactly computable H: batch_size 1, or clip_per="sample", or rule none or alrc.
     blowup_radius : float
-        A replica with ||theta - theta_0|| > blowup_radius, or a non-finite value, is marked
-        diverged and stopped; its later records are NaN.
+        A replica with ||theta - theta_0|| > blowup_radius, or a non-finite value (an entry of
+        theta, or the norm of a minibatch gradient: a NaN or an overflow, even when the clipped
+        update is finite), is marked diverged and stopped; its later records are NaN.
     nonfinite : {"stop", "raise"}
         "raise" raises FloatingPointError after the run if any replica became non-finite.
     progress : bool or None
@@ -128,6 +135,14 @@ def simulate(net, X, Y, rule, schedule, *, n_steps, seed, batch_size=1, n_replic
     reference : FlowResult, optional
         ODE solution evaluated at the record times (see :func:`record_times`); the kernel
         records ||theta_k - theta_ODE(t_k)|| in ``ref_deviation``.
+    optimizer : Optimizer, optional
+        From :mod:`dynclip.optimizers`: ``sgd()`` (None, the default), ``momentum(...)`` or
+        ``adam(...)``, each with an optional ``weight_decay``; per-replica optimiser state is
+        part of checkpoints. The diagnostics (``grad_norm``, ``clip_factor``, ``update_sum`` =
+        sum a(k) ||u_k||) describe the clipped update u_k, the noise is u_k - H(theta_k) (with
+        weight decay mu the step's mu theta_k and H's cancel); ``displacement`` and the blow-up
+        check use the actual theta. The sure bound ||theta_k - theta_0|| <= update_sum holds for
+        SGD without weight decay only.
     _replica_start : int >= 0
         Private (for :func:`dynclip.sweep`): the replicas are numbers ``_replica_start ..
         _replica_start + n_replicas - 1`` of a larger run, so replica i draws from
@@ -141,6 +156,7 @@ def simulate(net, X, Y, rule, schedule, *, n_steps, seed, batch_size=1, n_replic
     check_net(net)
     X, Y2, lk = check_data(net, X, Y, loss)
     rule = check_rule(rule)
+    optimizer = check_optimizer(optimizer)
     schedule = check_schedule(schedule)
     n_steps = _int("n_steps", n_steps)
     B = _int("batch_size", batch_size)
@@ -203,7 +219,7 @@ def simulate(net, X, Y, rule, schedule, *, n_steps, seed, batch_size=1, n_replic
         schedule_name=schedule.describe(), n_steps=n_steps, seed=int(seed), batch_size=B, n_replicas=R,
         replica_start=rstart, clip_per=clip_per, project_radius=proj, record_every=every,
         record_theta=bool(record_theta), track_noise=bool(track_noise), blowup_radius=blow,
-        nonfinite=nonfinite, N=N, P=P,
+        nonfinite=nonfinite, N=N, P=P, optimizer=optimizer.as_dict(), optimizer_name=optimizer.describe(),
         data_sha1=_fingerprint(X, Y2), theta0_sha1=_fingerprint(th0),
         indices_sha1=_fingerprint(idx) if indices is not None else None,
         reference=reference is not None)
@@ -214,6 +230,8 @@ def simulate(net, X, Y, rule, schedule, *, n_steps, seed, batch_size=1, n_replic
               acc=np.zeros((R, K.N_ACC)), status=np.zeros((R, 4), dtype=np.int64),
               rec=np.full((R, K.N_REC, Krec), np.nan),
               rec_theta=np.full((R, Krec, P) if record_theta else (R, 0, 0), np.nan))
+    shape_m, shape_v = state_shapes(optimizer, R, P)
+    st.update(opt_m=np.zeros(shape_m), opt_v=np.zeros(shape_v), opt_t=np.zeros(R, dtype=np.int64))
     st["status"][:, 0] = 1
     st["status"][:, 1] = -1
     k = 0
@@ -249,7 +267,8 @@ def simulate(net, X, Y, rule, schedule, *, n_steps, seed, batch_size=1, n_replic
             K.run_chunk(k, k1, n_steps, schedule.values(k, k1), steps, j0, widths, offs, net.act, lk,
                         X, Y2, rule, B, per_sample, idx, proj, blow, bool(track_noise), ref,
                         st["theta"], st["theta0"], st["rng"], st["mu"], st["xi"], st["acc"],
-                        st["status"], st["rec"], st["rec_theta"])
+                        st["status"], st["rec"], st["rec_theta"], optimizer, st["opt_m"], st["opt_v"],
+                        st["opt_t"])
             k = k1
             if bar is not None:
                 bar.update(k1 - bar.n)

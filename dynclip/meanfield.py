@@ -14,7 +14,21 @@ the slow dynamics is governed by H at a frozen cap. :func:`H` therefore takes th
 ``lmax`` (default: from the rule's starting moments) instead of integrating an ODE on the
 extended state (theta, mu1, mu2); with the cap frozen, H is the gradient of the log-capped
 loss E psi(L) (a true gradient field, unlike per-sample norm clipping).
+
+H is the mean field of clipped *SGD* (``simulate``'s default optimiser); momentum and Adam
+(:mod:`dynclip.optimizers`) are not described by it. Weight decay mu after clipping
+(``optimizers.sgd(weight_decay=mu)``: ``theta -= a (u + mu theta)``) has the mean field
+``H_mu(theta) = H(theta) + mu theta``: :func:`H`, :func:`grad_F`, :func:`F`, :func:`find_equilibrium`
+and :mod:`dynclip.ode` take ``weight_decay=mu`` (grad F_mu = grad F + mu theta, F_mu = F + (mu/2)||theta||^2;
+the term enters through :func:`decay_term` only).
+
+:func:`find_equilibrium` finds a zero of H by Newton's method and certifies it: converged to
+machine precision and every eigenvalue of the Jacobian DH there has a positive real part (an
+isolated, exponentially stable equilibrium of the flow theta' = -H(theta)).
 """
+from dataclasses import dataclass
+import math
+
 import numpy as np
 from numba import prange
 
@@ -25,6 +39,28 @@ from .model import (check_net, check_data, check_theta, make_workspace, full_los
                     losses_and_dout, sample_norms, EVAL_BLOCK, as_float_array, check_int, check_real,
                     check_choice, check_seed)
 from .engine import CLIP_PER
+from .optimizers import check_weight_decay
+
+
+@njit
+def decay_term(theta, wd, out):
+    """The weight-decay part of the mean field and of the loss: ``out += wd theta`` (the gradient of
+    (wd/2)||theta||^2); returns (wd/2)||theta||^2. Nothing for wd = 0."""
+    if wd == 0.0:
+        return 0.0
+    s = 0.0
+    for i in range(theta.shape[0]):
+        out[i] += wd * theta[i]
+        s += theta[i] * theta[i]
+    return 0.5 * wd * s
+
+
+@njit
+def drift(theta, widths, offs, act, lossk, X, Y, rule, lmax, wd, wsE, rowsE, ws1, rows1, tmp, out):
+    """H_mu(theta) = H(theta) + wd theta into ``out``: the exact mean field of clipped SGD with weight
+    decay wd applied after clipping (the field of :func:`H`, :func:`find_equilibrium` and the ODE)."""
+    mean_field(theta, widths, offs, act, lossk, X, Y, rule, lmax, wsE, rowsE, ws1, rows1, tmp, out)
+    decay_term(theta, wd, out)
 
 
 def _thetas(net, theta):
@@ -46,7 +82,7 @@ def _lmax(rule, lmax):
 
 
 @njit
-def _H_rows(thetas, lo, hi, widths, offs, act, lossk, X, Y, rule, lmax, out):
+def _H_rows(thetas, lo, hi, widths, offs, act, lossk, X, Y, rule, lmax, wd, out):
     P = thetas.shape[1]
     nE = min(EVAL_BLOCK, X.shape[0])
     ws1 = make_workspace(widths, 1)
@@ -55,32 +91,34 @@ def _H_rows(thetas, lo, hi, widths, offs, act, lossk, X, Y, rule, lmax, out):
     rowsE = np.zeros(nE, dtype=np.int64)
     tmp = np.zeros(P)
     for m in range(lo, hi):
-        mean_field(thetas[m], widths, offs, act, lossk, X, Y, rule, lmax, wsE, rowsE, ws1, rows1, tmp, out[m])
+        drift(thetas[m], widths, offs, act, lossk, X, Y, rule, lmax, wd, wsE, rowsE, ws1, rows1, tmp, out[m])
 
 
 @pjit
-def _H_many(thetas, widths, offs, act, lossk, X, Y, rule, lmax, out):
+def _H_many(thetas, widths, offs, act, lossk, X, Y, rule, lmax, wd, out):
     M = thetas.shape[0]
     nblk = min(M, 64)
     for k in prange(nblk):
-        _H_rows(thetas, k * M // nblk, (k + 1) * M // nblk, widths, offs, act, lossk, X, Y, rule, lmax, out)
+        _H_rows(thetas, k * M // nblk, (k + 1) * M // nblk, widths, offs, act, lossk, X, Y, rule, lmax, wd, out)
 
 
 @njit
-def _gradF_rows(thetas, lo, hi, widths, offs, act, lossk, X, Y, out, losses):
+def _gradF_rows(thetas, lo, hi, widths, offs, act, lossk, X, Y, wd, out, losses):
     nE = min(EVAL_BLOCK, X.shape[0])
     ws = make_workspace(widths, nE)
     rows = np.zeros(nE, dtype=np.int64)
     for m in range(lo, hi):
         losses[m] = full_loss_grad(thetas[m], widths, offs, act, lossk, X, Y, ws, rows, out[m])
+        if wd != 0.0:
+            losses[m] += decay_term(thetas[m], wd, out[m])
 
 
 @pjit
-def _gradF_many(thetas, widths, offs, act, lossk, X, Y, out, losses):
+def _gradF_many(thetas, widths, offs, act, lossk, X, Y, wd, out, losses):
     M = thetas.shape[0]
     nblk = min(M, 64)
     for k in prange(nblk):
-        _gradF_rows(thetas, k * M // nblk, (k + 1) * M // nblk, widths, offs, act, lossk, X, Y, out, losses)
+        _gradF_rows(thetas, k * M // nblk, (k + 1) * M // nblk, widths, offs, act, lossk, X, Y, wd, out, losses)
 
 
 #: below this many points the serial kernels run: a parallel launch costs more than the work
@@ -136,8 +174,13 @@ def _sample_norms(thetas, widths, offs, act, lossk, X, Y, out):
 
 
 def H(net, X, Y, rule, theta, loss="mse", *, batch_size=1, clip_per="batch", lmax=None,
-      n_batches=4096, seed=0):
+      n_batches=4096, seed=0, weight_decay=0.0):
     """Mean field H(theta) = E[u(theta; minibatch)], the drift of clipped SGD.
+
+    With ``weight_decay = mu``: H_mu(theta) = H(theta) + mu theta, the mean field of clipped SGD
+    with weight decay applied after clipping (``optimizers.sgd(weight_decay=mu)``, torch's
+    ``clip_grad_norm_`` then ``SGD(weight_decay=mu)``), i.e. of the loss F + (mu/2)||theta||^2
+    with the decay term left unclipped.
 
     Parameters
     ----------
@@ -150,6 +193,8 @@ def H(net, X, Y, rule, theta, loss="mse", *, batch_size=1, clip_per="batch", lma
         ``seed`` (an integer >= 0).
     lmax : float >= 0, optional
         ALRC only (ignored by other rules): the frozen loss cap (default from the rule's mu1, mu2).
+    weight_decay : float >= 0, default 0
+        mu (finite).
 
     Returns
     -------
@@ -164,22 +209,25 @@ def H(net, X, Y, rule, theta, loss="mse", *, batch_size=1, clip_per="batch", lma
     n_batches = check_int("n_batches", n_batches)
     seed = check_seed(seed)
     lmax = _lmax(rule, lmax)
+    wd = check_weight_decay(weight_decay)
     out = np.zeros_like(th)
     if batch_size == 1 or clip_per == "sample" or rule.kind in (ClipKind.none, ClipKind.alrc):
         serial = th.shape[0] < SERIAL_BELOW
         kern = _H_rows if serial else _H_many
         args = (th, 0, th.shape[0]) if serial else (th,)
-        kern(*args, net.widths_array(), net.offsets(), net.act, lk, X, Y2, rule, lmax, out)
+        kern(*args, net.widths_array(), net.offsets(), net.act, lk, X, Y2, rule, lmax, wd, out)
     else:
         out = H_batch_estimate(net, X, Y, rule, th, loss, batch_size=batch_size, n_batches=n_batches,
-                               seed=seed)[0]
+                               seed=seed, weight_decay=wd)[0]
     return out[0] if single else out
 
 
-def H_batch_estimate(net, X, Y, rule, theta, loss="mse", *, batch_size, n_batches=4096, seed=0):
+def H_batch_estimate(net, X, Y, rule, theta, loss="mse", *, batch_size, n_batches=4096, seed=0,
+                     weight_decay=0.0):
     """Monte-Carlo H for minibatch clipping: mean of u over frozen minibatches, and its standard error.
 
-    Returns ``(H, se)`` with ``se`` the root-mean-square standard error per coordinate.
+    Returns ``(H, se)`` with ``se`` the root-mean-square standard error per coordinate (of the
+    clipped part: the weight-decay term ``weight_decay * theta`` is exact).
     """
     check_net(net)
     X, Y2, lk = check_data(net, X, Y, loss)
@@ -188,44 +236,56 @@ def H_batch_estimate(net, X, Y, rule, theta, loss="mse", *, batch_size, n_batche
     batch_size = check_int("batch_size", batch_size)
     n_batches = check_int("n_batches", n_batches)
     rng = np.random.default_rng(check_seed(seed))
+    wd = check_weight_decay(weight_decay)
     batches = rng.integers(0, X.shape[0], size=(n_batches, batch_size)).astype(np.int64)
     out = np.zeros_like(th)
     sq = np.zeros(th.shape[0])
     _H_batch_many(th, net.widths_array(), net.offsets(), net.act, lk, X, Y2, rule, batches, out, sq)
     var = np.maximum(sq - np.sum(out ** 2, axis=1), 0.0) / net.n_params
+    for m in range(th.shape[0]):       # exact: adds nothing to the standard error
+        decay_term(th[m], wd, out[m])
     se = np.sqrt(var / n_batches)
     return (out[0], se[0]) if single else (out, se)
 
 
-def _loss_grad(net, X, Y, theta, loss):
+def _loss_grad(net, X, Y, theta, loss, weight_decay):
     check_net(net)
     X, Y2, lk = check_data(net, X, Y, loss)
     th, single = _thetas(net, theta)
+    wd = check_weight_decay(weight_decay)
     out = np.zeros_like(th)
     losses = np.zeros(th.shape[0])
     if th.shape[0] < SERIAL_BELOW:
-        _gradF_rows(th, 0, th.shape[0], net.widths_array(), net.offsets(), net.act, lk, X, Y2, out, losses)
+        _gradF_rows(th, 0, th.shape[0], net.widths_array(), net.offsets(), net.act, lk, X, Y2, wd, out, losses)
     else:
-        _gradF_many(th, net.widths_array(), net.offsets(), net.act, lk, X, Y2, out, losses)
+        _gradF_many(th, net.widths_array(), net.offsets(), net.act, lk, X, Y2, wd, out, losses)
     return (float(losses[0]), out[0]) if single else (losses, out)
 
 
-def grad_F(net, X, Y, theta, loss="mse", *, return_loss=False):
+def grad_F(net, X, Y, theta, loss="mse", *, return_loss=False, weight_decay=0.0):
     """Gradient of the unclipped full-data loss F(theta) = mean_j l(theta; z_j).
 
     theta (P,) or (M, P) (parallel over M). With ``return_loss=True`` returns ``(F, grad)``.
+    With ``weight_decay = mu`` (finite, >= 0): the loss F_mu = F + (mu/2)||theta||^2 and its gradient
+    grad F + mu theta (the field H_mu of :func:`H` without clipping).
     """
-    F_, g = _loss_grad(net, X, Y, theta, loss)
+    F_, g = _loss_grad(net, X, Y, theta, loss, weight_decay)
     return (F_, g) if return_loss else g
 
 
-def F(net, X, Y, theta, loss="mse"):
-    """Full-data loss F(theta) (array for many theta)."""
-    return _loss_grad(net, X, Y, theta, loss)[0]
+def F(net, X, Y, theta, loss="mse", *, weight_decay=0.0):
+    """Full-data loss F(theta) (array for many theta); F_mu = F + (mu/2)||theta||^2 with
+    ``weight_decay = mu``."""
+    return _loss_grad(net, X, Y, theta, loss, weight_decay)[0]
 
 
 def clip_bias(net, X, Y, rule, theta, loss="mse", **kw):
-    """H(theta) - grad F(theta): what clipping adds to the drift (zero iff no sample is clipped)."""
+    """H(theta) - grad F(theta): what clipping adds to the drift (zero iff no sample is clipped).
+
+    ``kw`` as for :func:`H`; a ``weight_decay`` is validated and changes nothing: the mu theta terms of
+    H_mu and grad F_mu cancel.
+    """
+    check_weight_decay(kw.pop("weight_decay", 0.0))
     return H(net, X, Y, rule, theta, loss, **kw) - grad_F(net, X, Y, theta, loss)
 
 
@@ -240,3 +300,169 @@ def per_sample_grad_norms(net, X, Y, theta, loss="mse"):
     out = np.zeros((th.shape[0], X.shape[0]))
     _sample_norms(th, net.widths_array(), net.offsets(), net.act, lk, X, Y2, out)
     return out[0] if single else out
+
+
+@dataclass(frozen=True, eq=False)
+class Equilibrium:
+    """Result of :func:`find_equilibrium`.
+
+    Attributes
+    ----------
+    theta : (P,) the last Newton iterate
+    H_norm : ||H(theta)||;  tol : the convergence threshold on it that was used
+    iterations : Newton steps taken;  H_history : (iterations + 1,) ||H|| at the start and after each step
+    converged : H_norm <= tol
+    eigenvalues : (P,) eigenvalues of DH(theta) (complex; sorted by real part)
+    min_real : their smallest real part;  eig_floor : the margin it must exceed (eig_rtol * max |eigenvalue|)
+    certified : converged and min_real > eig_floor (an isolated, exponentially stable equilibrium
+        of theta' = -H(theta))
+    message : why Newton stopped
+    """
+    theta: np.ndarray
+    H_norm: float
+    tol: float
+    iterations: int
+    H_history: np.ndarray
+    converged: bool
+    eigenvalues: np.ndarray
+    min_real: float
+    eig_floor: float
+    certified: bool
+    message: str
+
+    def summary(self):
+        """The numbers a study records: a JSON-able dict."""
+        return dict(theta_norm=float(np.linalg.norm(self.theta)), H_norm=self.H_norm, tol=self.tol,
+                    iterations=self.iterations, H_history=[float(x) for x in self.H_history],
+                    min_real_eig=self.min_real, max_abs_eig=float(np.max(np.abs(self.eigenvalues))),
+                    eig_floor=self.eig_floor, certified=self.certified)
+
+
+def _fd_jacobian(field, theta, rel):
+    """Central finite-difference Jacobian of ``field`` ((M, P) -> (M, P)) at ``theta``: one batched
+    call at the 2P points theta +- h_i e_i, h_i = rel * max(1, |theta_i|)."""
+    P = theta.size
+    h = rel * np.maximum(1.0, np.abs(theta))
+    pts = np.repeat(theta[None], 2 * P, axis=0)
+    pts[np.arange(P), np.arange(P)] += h
+    pts[P + np.arange(P), np.arange(P)] -= h
+    v = field(pts)
+    return ((v[:P] - v[P:]) / (2 * h[:, None])).T
+
+
+def newton_root(field, theta, *, tol, max_iter=50, fd_step=1e-6):
+    """Zero of a vector field by Newton's method with a central finite-difference Jacobian.
+
+    ``field`` maps an (M, P) array of points to (M, P). Each step solves J d = -v in the
+    least-squares sense (minimum norm if J is singular) and backtracks (halving, down to 2**-10)
+    until ||field|| decreases. Stops when ||field|| <= tol, after ``max_iter`` steps, or when no
+    step decreases it. Returns ``(theta, history of ||field||, message)``.
+    """
+    th = np.array(theta, dtype=np.float64)
+    v = field(th[None])[0]
+    hist = [float(np.linalg.norm(v))]
+    message = f"max_iter = {max_iter} steps taken"
+    for _ in range(max_iter):
+        if not np.isfinite(hist[-1]):
+            message = "field not finite"
+            break
+        if hist[-1] <= tol:
+            message = "converged"
+            break
+        d = np.linalg.lstsq(_fd_jacobian(field, th, fd_step), -v, rcond=None)[0]
+        s = 1.0
+        while s >= 2.0 ** -10:
+            cand = th + s * d
+            vc = field(cand[None])[0]
+            nc = float(np.linalg.norm(vc))
+            if nc < hist[-1]:
+                th, v = cand, vc
+                hist.append(nc)
+                break
+            s *= 0.5
+        else:
+            message = "stalled: no Newton step (down to 1/1024 of it) lowers the norm"
+            break
+    else:
+        if hist[-1] <= tol:
+            message = "converged"
+    return th, np.array(hist), message
+
+
+def find_equilibrium(net, X, Y, rule, theta_start, *, loss="mse", weight_decay=0.0, tol=None, max_iter=50,
+                     fd_step=1e-6, eig_rtol=1e-8):
+    """Find a zero of the mean field H (batch size 1; H_mu with weight decay) near ``theta_start`` and certify it.
+
+    Newton's method (:func:`newton_root`) on the exact H, with the Jacobian DH by central finite
+    differences of H (step ``fd_step * max(1, |theta_i|)`` per coordinate). H is smooth except
+    where a sample's clipping switches on or off (for classic clipping ||g_j|| = lambda), a set
+    of measure zero; a root that lies on or within a finite-difference step of that boundary
+    has a Jacobian that depends on the side, which can only show up as a failed certificate.
+    Newton converges only locally: start close to an equilibrium, typically at the end point of
+    the flow theta' = -H(theta) (:func:`dynclip.ode.integrate`). With ``rule = clipping.none()``,
+    H = grad F and DH is the Hessian of F: the result certifies a strict local minimiser of F.
+
+    Parameters
+    ----------
+    net, X, Y, rule, loss : as for :func:`H`
+    theta_start : array (P,)
+    weight_decay : float >= 0, default 0
+        mu: the field is H_mu(theta) = H(theta) + mu theta (:func:`H`), the mean field of clipped SGD
+        on the loss l + (mu/2)||theta||^2 with the decay applied after clipping (theta -= a (u + mu theta),
+        ``optimizers.sgd(weight_decay=mu)``).
+        With mu > 0 every zero lies in the ball ||theta|| <= sup||H|| / mu, and DH gains mu I:
+        a flat direction of an unregularised network becomes an isolated, stable one.
+    tol : float > 0, optional
+        Convergence threshold on ||H||. Default max(1e-12, 64 eps s) with s the mean per-sample
+        gradient norm at ``theta_start`` (the roundoff level of a mean of N vectors of that size).
+    max_iter : int >= 1, default 50
+    fd_step : float in (0, 1e-2], default 1e-6
+        Relative finite-difference step; the Jacobian error is about fd_step**2 (truncation)
+        plus eps / fd_step (roundoff) relative to ||DH||.
+    eig_rtol : float in [0, 1), default 1e-8
+        The equilibrium is certified when Newton converged and the smallest real part of the
+        eigenvalues of DH exceeds ``eig_rtol * max |eigenvalue|``: well above the Jacobian's
+        finite-difference error, so that a flat direction (an eigenvalue zero up to that error)
+        is not mistaken for a stable one.
+
+    Returns
+    -------
+    :class:`Equilibrium`
+    """
+    check_net(net)
+    X, Y2, lk = check_data(net, X, Y, loss)
+    rule = check_rule(rule)
+    th0 = check_theta(net, theta_start, "theta_start")
+    if tol is not None:
+        tol = check_real("tol", tol, "a finite number > 0 (or None)", lambda x: 0 < x < math.inf)
+    max_iter = check_int("max_iter", max_iter)
+    fd_step = check_real("fd_step", fd_step, "a number in (0, 1e-2]", lambda x: 0 < x <= 1e-2)
+    eig_rtol = check_real("eig_rtol", eig_rtol, "a number in [0, 1)", lambda x: 0 <= x < 1)
+    wd = check_weight_decay(weight_decay)
+    lmax = _lmax(rule, None)
+    widths, offs = net.widths_array(), net.offsets()
+
+    def field(th):
+        th = np.ascontiguousarray(th, dtype=np.float64)
+        out = np.zeros_like(th)
+        if th.shape[0] < SERIAL_BELOW:
+            _H_rows(th, 0, th.shape[0], widths, offs, net.act, lk, X, Y2, rule, lmax, wd, out)
+        else:
+            _H_many(th, widths, offs, net.act, lk, X, Y2, rule, lmax, wd, out)
+        return out
+
+    if tol is None:
+        s = float(np.mean(per_sample_grad_norms(net, X, Y2, th0, loss)))
+        tol = max(1e-12, 64 * np.finfo(np.float64).eps * s) if np.isfinite(s) else 1e-12
+    th, hist, message = newton_root(field, th0, tol=tol, max_iter=max_iter, fd_step=fd_step)
+    converged = bool(hist[-1] <= tol)
+    if np.all(np.isfinite(th)) and np.isfinite(hist[-1]):
+        ev = np.linalg.eigvals(_fd_jacobian(field, th, fd_step))
+        ev = ev[np.argsort(ev.real, kind="stable")]
+    else:
+        ev = np.full(th.size, np.nan + 0j)
+    min_real = float(ev.real.min()) if np.all(np.isfinite(ev)) else math.nan
+    floor = float(eig_rtol * np.max(np.abs(ev))) if np.all(np.isfinite(ev)) else math.nan
+    return Equilibrium(theta=th, H_norm=float(hist[-1]), tol=float(tol), iterations=hist.size - 1, H_history=hist,
+                       converged=converged, eigenvalues=ev, min_real=min_real, eig_floor=floor,
+                       certified=bool(converged and min_real > floor), message=message)

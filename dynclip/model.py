@@ -173,25 +173,36 @@ def norm(v, lo, hi):
     """||v[lo:hi]||, safe from overflow and underflow of the sum of squares.
 
     Gradients of diverging runs can exceed 1e154, where v_i^2 overflows although v is
-    finite: the fast sum is rescaled by max |v_i| only in that rare case.
+    finite: the fast sum is rescaled by max |v_i| only in that rare case. Non-finite entries
+    propagate as in torch and JAX: a NaN anywhere gives NaN, an infinite entry (and no NaN)
+    gives inf; a sum of squares holding a NaN is NaN, so the check costs nothing on the fast path.
     """
     s = sumsq(v, lo, hi)
     if s < math.inf and s > 1e-280:
         return math.sqrt(s)
     m = maxabs(v, lo, hi)
     if m == 0.0 or not m < math.inf:
-        return m if m == m else math.nan
+        return m                        # 0, inf or NaN
     return m * math.sqrt(scaled_sumsq(v, lo, hi, m))
 
 
 @hot
+def absmax_step(m, x):
+    """max(m, |x|) for a running maximum m that keeps a NaN once seen: inf without NaN gives
+    inf, any NaN gives NaN. (``max()`` skips a NaN in some argument orders, and replacing m
+    whenever ``not (|x| <= m)`` would restart the maximum at the entry after a NaN.)"""
+    a = abs(x)
+    if a > m or a != a:
+        return a
+    return m
+
+
+@hot
 def maxabs(v, lo, hi):
-    """max |v_i| over [lo, hi); NaN if some v_i is NaN (max() would skip it)."""
+    """max |v_i| over [lo, hi) (0 for an empty range); NaN if some v_i is NaN."""
     m = 0.0
     for i in range(lo, hi):
-        x = abs(v[i])
-        if not (x <= m):
-            m = x
+        m = absmax_step(m, v[i])
     return m
 
 
@@ -653,17 +664,15 @@ def full_loss_grad(theta, widths, offs, act, lossk, X, Y, ws, rows, grad):
 
 @hot
 def dist(v, w):
-    """||v - w|| (safe from overflow and underflow of the squares, like :func:`norm`)."""
+    """||v - w|| (safe from overflow and underflow of the squares, and NaN/inf as :func:`norm`)."""
     s = sqdist(v, w)
     if s < math.inf and s > 1e-280:     # else: overflow, or underflow into subnormals
         return math.sqrt(s)
     m = 0.0
     for i in range(v.shape[0]):
-        x = abs(v[i] - w[i])
-        if not (x <= m):      # also takes a NaN (max() would skip it)
-            m = x
+        m = absmax_step(m, v[i] - w[i])
     if m == 0.0 or not m < math.inf:
-        return m if m == m else math.nan
+        return m                        # 0, inf or NaN
     t = 0.0
     for i in range(v.shape[0]):
         q = (v[i] - w[i]) / m

@@ -4,6 +4,10 @@
 ``solve_ivp`` steps it) for one initial point, within a budget of H evaluations; :func:`rk4`
 is a compiled fixed-step RK4 for many initial points at once (quiver plots, windows restarted
 from SA iterates). Both use the engine's mean field H.
+
+The ODE is the limit of clipped *SGD* (``simulate``'s default optimiser) only; momentum and
+Adam (:mod:`dynclip.optimizers`) follow other limits. With ``weight_decay=mu`` the field is
+H_mu = H + mu theta (:func:`dynclip.meanfield.H`), the limit of ``optimizers.sgd(weight_decay=mu)``.
 """
 import math
 import warnings
@@ -12,11 +16,11 @@ import numpy as np
 from numba import prange
 
 from ._jit import njit, pjit
-from ._kernels import mean_field
 from .clipping import check_rule, ClipKind, alrc_lmax
-from .meanfield import H as _H, F as _F, _H_rows, _lmax
+from .meanfield import H as _H, F as _F, _H_rows, _lmax, drift
 from .model import (check_net, check_data, check_theta, make_workspace, EVAL_BLOCK, as_float_array, check_int,
                     check_real, check_choice)
+from .optimizers import check_weight_decay
 from .results import FlowResult
 
 #: the methods of ``scipy.integrate.solve_ivp`` (classes of that name in scipy.integrate; SciPy is
@@ -40,8 +44,9 @@ def _method(method):
 
 
 def integrate(net, X, Y, rule, theta0, t_eval, *, loss="mse", method="DOP853", rtol=1e-9, atol=1e-12,
-              max_rhs=MAX_RHS):
-    """Solve theta' = -H(theta) from ``theta0`` and report it at the times ``t_eval``.
+              max_rhs=MAX_RHS, weight_decay=0.0):
+    """Solve theta' = -H(theta) (-H_mu(theta) = -(H(theta) + mu theta) with ``weight_decay = mu``) from
+    ``theta0`` and report it at the times ``t_eval``.
 
     Parameters
     ----------
@@ -58,10 +63,13 @@ def integrate(net, X, Y, rule, theta0, t_eval, *, loss="mse", method="DOP853", r
         time, a stiff flow with an explicit method, or a non-smooth flow (relu nets, clipping
         rules such as normalized(0) at a minimum) on which the adaptive step chatters. The
         solver stops after the step that uses up the budget; raise it for long horizons.
+    weight_decay : float >= 0, default 0
+        mu (finite): the flow of clipped SGD with weight decay after clipping.
 
     Returns
     -------
-    FlowResult with ``t``, ``theta`` (K, P), ``loss`` (K,), ``H_norm`` (K,), ``n_rhs`` (H evaluations).
+    FlowResult with ``t``, ``theta`` (K, P), ``loss`` (K,), ``H_norm`` (K,), ``n_rhs`` (H evaluations);
+    with weight decay ``loss`` is F_mu = F + (mu/2)||theta||^2 and ``H_norm`` is ||H_mu||.
     When the solver stops before ``t_eval[-1]`` (the budget is used up, the solver fails,
     e.g. its step falls below the spacing of floats, or the solution leaves the float range,
     e.g. with a loose tolerance), the result has ``partial=True``, ``message`` says why and
@@ -79,27 +87,39 @@ def integrate(net, X, Y, rule, theta0, t_eval, *, loss="mse", method="DOP853", r
     solver_cls = _method(method)
     rtol, atol = _tol("rtol", rtol), _tol("atol", atol)
     max_rhs = check_int("max_rhs", max_rhs)
+    wd = check_weight_decay(weight_decay)
     widths, offs, lmax = net.widths_array(), net.offsets(), _lmax(rule, None)
     n = [0]
 
     def rhs(_, y):
-        # = -H(net, X, Y2, rule, y, loss), without validating the inputs again at every call
+        # = -H(net, X, Y2, rule, y, loss, weight_decay=wd), without validating the inputs again at every call
         n[0] += 1
+        if n[0] > max_rhs:          # also inside one solver step, which may retry without end (NaN step size)
+            raise _BudgetUsed()
         th = np.ascontiguousarray(y, dtype=np.float64).reshape(1, -1)
         if not np.all(np.isfinite(th)):
             return np.full(th.shape[1], np.nan)     # a failed stage: the solver rejects the step
         out = np.zeros_like(th)
-        _H_rows(th, 0, 1, widths, offs, net.act, lk, X, Y2, rule, lmax, out)
+        _H_rows(th, 0, 1, widths, offs, net.act, lk, X, Y2, rule, lmax, wd, out)
         return -out[0]
 
     message = ""
-    if t[-1] > 0:
+    if t[-1] > 0 and not np.all(np.isfinite(rhs(0.0, th0))):
+        message = "H(theta0) is not finite (a non-finite gradient: NaN or overflow)"
+        theta = np.full((t.size, th0.size), np.nan)
+        theta[t == 0] = th0
+        warnings.warn(f"integrate stopped at t = 0: {message}; the rows of later times are NaN "
+                      "(FlowResult.partial)", RuntimeWarning, stacklevel=2)
+    elif t[-1] > 0:
         theta = np.full((t.size, th0.size), np.nan)
         solver = solver_cls(rhs, 0.0, th0, float(t[-1]), vectorized=False, rtol=rtol, atol=atol)
         i = 0
         while True:         # solve_ivp's loop, with a budget
             try:
                 msg = solver.step()
+            except _BudgetUsed:
+                message = f"max_rhs = {max_rhs} evaluations of H used up at t = {solver.t:.6g}"
+                break
             except (ValueError, ArithmeticError, np.linalg.LinAlgError) as e:    # e.g. LU of a non-finite Jacobian
                 msg = f"{type(e).__name__}: {e}"
                 solver.status = "failed"
@@ -133,12 +153,16 @@ def integrate(net, X, Y, rule, theta0, t_eval, *, loss="mse", method="DOP853", r
     ok = np.all(np.isfinite(theta), axis=1)
     Hn, Fv = np.full(t.size, np.nan), np.full(t.size, np.nan)
     if ok.any():
-        Hn[ok] = np.linalg.norm(_H(net, X, Y2, rule, theta[ok], loss), axis=1)
-        Fv[ok] = np.asarray(_F(net, X, Y2, theta[ok], loss)).reshape(-1)
+        Hn[ok] = np.linalg.norm(_H(net, X, Y2, rule, theta[ok], loss, weight_decay=wd), axis=1)
+        Fv[ok] = np.asarray(_F(net, X, Y2, theta[ok], loss, weight_decay=wd)).reshape(-1)
     return FlowResult(t=t, theta=theta, loss=Fv, H_norm=Hn, n_rhs=n[0], partial=bool(message), message=message,
                       config=dict(method=method if isinstance(method, str) else solver_cls.__name__, rtol=rtol,
                                   atol=atol, max_rhs=max_rhs, rule=rule.as_dict(), widths=list(net.widths),
-                                  loss=str(loss)))
+                                  loss=str(loss), weight_decay=wd))
+
+
+class _BudgetUsed(Exception):
+    """Raised by integrate's right-hand side once max_rhs evaluations are used up."""
 
 
 @njit
@@ -148,7 +172,7 @@ def _axpy(out, x, a, y):
 
 
 @pjit
-def _rk4_kernel(thetas0, times, dt_max, widths, offs, act, lossk, X, Y, rule, lmax, out):
+def _rk4_kernel(thetas0, times, dt_max, widths, offs, act, lossk, X, Y, rule, lmax, wd, out):
     M, P = thetas0.shape
     K = times.shape[1]
     nE = min(EVAL_BLOCK, X.shape[0])
@@ -173,13 +197,13 @@ def _rk4_kernel(thetas0, times, dt_max, widths, offs, act, lossk, X, Y, rule, lm
             if n > 0:
                 h = (tj - t) / n
                 for s in range(n):
-                    mean_field(y, widths, offs, act, lossk, X, Y, rule, lmax, wsE, rowsE, ws1, rows1, tmp, k1)
+                    drift(y, widths, offs, act, lossk, X, Y, rule, lmax, wd, wsE, rowsE, ws1, rows1, tmp, k1)
                     _axpy(yt, y, -0.5 * h, k1)
-                    mean_field(yt, widths, offs, act, lossk, X, Y, rule, lmax, wsE, rowsE, ws1, rows1, tmp, k2)
+                    drift(yt, widths, offs, act, lossk, X, Y, rule, lmax, wd, wsE, rowsE, ws1, rows1, tmp, k2)
                     _axpy(yt, y, -0.5 * h, k2)
-                    mean_field(yt, widths, offs, act, lossk, X, Y, rule, lmax, wsE, rowsE, ws1, rows1, tmp, k3)
+                    drift(yt, widths, offs, act, lossk, X, Y, rule, lmax, wd, wsE, rowsE, ws1, rows1, tmp, k3)
                     _axpy(yt, y, -h, k3)
-                    mean_field(yt, widths, offs, act, lossk, X, Y, rule, lmax, wsE, rowsE, ws1, rows1, tmp, k4)
+                    drift(yt, widths, offs, act, lossk, X, Y, rule, lmax, wd, wsE, rowsE, ws1, rows1, tmp, k4)
                     for i in range(P):
                         y[i] -= h / 6.0 * (k1[i] + 2.0 * k2[i] + 2.0 * k3[i] + k4[i])
                 t = tj
@@ -187,8 +211,8 @@ def _rk4_kernel(thetas0, times, dt_max, widths, offs, act, lossk, X, Y, rule, lm
                 out[m, j, i] = y[i]
 
 
-def rk4(net, X, Y, rule, theta0, times, *, dt, loss="mse", max_steps=MAX_RK4_STEPS):
-    """Fixed-step RK4 for theta' = -H(theta), many initial points in parallel.
+def rk4(net, X, Y, rule, theta0, times, *, dt, loss="mse", max_steps=MAX_RK4_STEPS, weight_decay=0.0):
+    """Fixed-step RK4 for theta' = -H(theta) (-H_mu with ``weight_decay``), many initial points in parallel.
 
     Parameters
     ----------
@@ -201,6 +225,8 @@ def rk4(net, X, Y, rule, theta0, times, *, dt, loss="mse", max_steps=MAX_RK4_STE
     max_steps : int >= 1, default 10_000_000
         Budget of RK4 steps (4 evaluations of H each) for one initial point; ``times`` that
         need more steps of size ``dt`` raise ValueError before any work is done.
+    weight_decay : float >= 0, default 0
+        mu (finite): the field H_mu = H + mu theta.
 
     Returns
     -------
@@ -224,6 +250,7 @@ def rk4(net, X, Y, rule, theta0, times, *, dt, loss="mse", max_steps=MAX_RK4_STE
         raise ValueError(f"times must have shape (K,) or ({M}, K); got {np.shape(times)}")
     dt = check_real("dt", dt, "a finite number > 0", lambda x: 0 < x < math.inf)
     max_steps = check_int("max_steps", max_steps)
+    wd = check_weight_decay(weight_decay)
     nan = np.isnan(tt)
     with np.errstate(invalid="ignore", over="ignore"):
         d = np.diff(tt, axis=1)
@@ -237,11 +264,11 @@ def rk4(net, X, Y, rule, theta0, times, *, dt, loss="mse", max_steps=MAX_RK4_STE
     lmax = float(alrc_lmax(rule, rule.mu1, rule.mu2)) if rule.kind == ClipKind.alrc else np.inf
     out = np.full((M, tt.shape[1], P), np.nan)
     _rk4_kernel(th, np.ascontiguousarray(tt), dt, net.widths_array(), net.offsets(), net.act, lk, X, Y2,
-                rule, lmax, out)
+                rule, lmax, wd, out)
     return out[0] if single else out
 
 
-def window_deviations(net, X, Y, rule, sa_theta, sa_time, starts, width, *, dt=0.01, loss="mse"):
+def window_deviations(net, X, Y, rule, sa_theta, sa_time, starts, width, *, dt=0.01, loss="mse", weight_decay=0.0):
     """SA-vs-ODE deviation on windows (the metric D_n of study S5).
 
     For each start time tau_n, the ODE is restarted at the first SA record with time >= tau_n
@@ -251,6 +278,7 @@ def window_deviations(net, X, Y, rule, sa_theta, sa_time, starts, width, *, dt=0
     ----------
     sa_theta : (K, P) SA iterates at records;  sa_time : (K,) their ODE times
     starts : (n,) window start times;  width : window length in ODE time
+    weight_decay : mu of the SA (the ODE's field is H + mu theta)
 
     Returns
     -------
@@ -281,7 +309,7 @@ def window_deviations(net, X, Y, rule, sa_theta, sa_time, starts, width, *, dt=0
     for m, (i0, i1) in enumerate(seg):
         times[m, : i1 - i0] = sa_time[i0:i1]
         th0[m] = sa_theta[i0]
-    flow = rk4(net, X, Y, rule, th0, times, dt=dt, loss=loss)
+    flow = rk4(net, X, Y, rule, th0, times, dt=dt, loss=loss, weight_decay=weight_decay)
     m = 0
     for n, i0 in enumerate(i0s):
         if i0 < 0:

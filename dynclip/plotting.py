@@ -13,9 +13,16 @@ def plt():
     return pyplot
 
 
+#: text stamped across every saved figure (the study harness sets it for quick runs); None = no stamp
+STAMP = None
+
+
 def savefig(fig, outdir, name):
-    """Save ``fig`` as ``outdir/name.png`` and ``.pdf``; returns the PNG path."""
+    """Save ``fig`` as ``outdir/name.png`` and ``.pdf`` (with :data:`STAMP`, if set, in red at the
+    top); returns the PNG path."""
     os.makedirs(outdir, exist_ok=True)
+    if STAMP:
+        fig.text(0.5, 1.0, STAMP, ha="center", va="bottom", color="red", fontsize=9, fontweight="bold")
     png = os.path.join(outdir, name + ".png")
     fig.savefig(png, bbox_inches="tight")
     fig.savefig(os.path.join(outdir, name + ".pdf"), bbox_inches="tight")

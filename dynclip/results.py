@@ -72,14 +72,16 @@ class SAResult:
     clip_fraction : (R,) clip events / clip decisions (per step; per example for
         ``clip_per="sample"`` and for ALRC)
     displacement : (R, K) ||theta - theta_0||;  max_displacement : (R,) its maximum over all steps
-    update_sum : (R, K) S_s = sum_{t<s} a(t) ||u_t||, the paper's M_s - M_0
+    update_sum : (R, K) S_s = sum_{t<s} a(t) ||u_t||, the paper's M_s - M_0 (a sure bound on
+        the displacement for SGD only: momentum and Adam steps are not a(t) u_t)
     noise_norm : (R, K) ||xi|| when ``track_noise``; max_noise : (R,) max over all steps;
         noise : (R, P) the final xi;  noise_sq_sum : (R,) sum_t a(t)^2 ||M(t+1)||^2 (the
         orthogonality identity says E||xi_T||^2 = E noise_sq_sum)
     ref_deviation : (R, K) ||theta - theta_ODE(t)|| when a reference flow is given
     theta : (R, K, P) when ``record_theta``
     alrc_moments : (R, 2) final ALRC running moments (mu1, mu2)
-    diverged : (R,) bool;  blowup_step : (R,) int, -1 if none;  nonfinite : (R,) bool
+    diverged : (R,) bool;  blowup_step : (R,) int, -1 if none;  nonfinite : (R,) bool: theta or
+        the norm of a minibatch gradient became inf or NaN (max_displacement is inf when theta did)
     partial : True when the run was interrupted; ``step[-1]`` is then the last record taken
     config : dict describing the run (rule, schedule, sizes, seed, versions)
     """

@@ -11,7 +11,9 @@ Here the gradients are exact full-data gradients (the authors accumulate them ov
 training set, which only rescales the plot), and ``A = {1/4, 1/2, 3/4, 1}`` by default.
 
 :func:`fit_l0_l1` fits the smallest line ``L0 + L1 g`` (``L0, L1 >= 0``) lying above a given
-fraction of the points ``(g_k, L_hat_k)``.
+fraction of the points ``(g_k, L_hat_k)``. Two tests of "L_hat grows with g" along one path:
+:func:`fit_affine_ci` (least-squares ``L0 + L1 g`` with a block-bootstrap interval for L1) and
+:func:`binned_spearman` (rank correlation of the medians in log-spaced bins of g).
 """
 from typing import NamedTuple
 import math
@@ -178,6 +180,28 @@ def local_smoothness(net, X, Y, path, alphas=DEFAULT_ALPHAS, loss="mse", *, next
     return _estimate(lambda th: grad_F(net, X, Y, th, loss), base, d, alphas, int(chunk))
 
 
+def _check_pairs(grad_norm, L):
+    """The finite pairs (g_k, L_k) of two 1-D arrays of the same shape, checked to be >= 0."""
+    try:
+        g = np.asarray(grad_norm, dtype=np.float64)
+        Lv = np.asarray(L, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError("grad_norm and L must be numeric arrays") from None
+    if g.ndim != 1:
+        raise ValueError(f"grad_norm must be a 1-D array; got shape {g.shape}")
+    if Lv.shape != g.shape:
+        raise ValueError(f"L must have the same shape as grad_norm {g.shape}; got {Lv.shape}")
+    ok = np.isfinite(g) & np.isfinite(Lv)
+    g, Lv = g[ok], Lv[ok]
+    if g.size == 0:
+        raise ValueError("grad_norm and L have no finite pair to fit")
+    if np.any(g < 0):
+        raise ValueError("grad_norm must be >= 0 (it is a norm)")
+    if np.any(Lv < 0):
+        raise ValueError("L must be >= 0 (it is a ratio of norms)")
+    return g, Lv
+
+
 def _envelope_objective(g, L, m, L1s):
     """L0(L1) = max(0, m-th smallest of L - L1 g) and the objective L0 + L1 mean(g), for many L1."""
     r = L[None, :] - L1s[:, None] * g[None, :]
@@ -213,28 +237,12 @@ def fit_l0_l1(grad_norm, L, coverage=0.99, *, n_grid=513, n_refine=4):
     Envelope ``(L0, L1, coverage, n_points)``: the achieved coverage and the number of points used.
     """
     try:
-        g = np.asarray(grad_norm, dtype=np.float64)
-        Lv = np.asarray(L, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise ValueError("grad_norm and L must be numeric arrays") from None
-    if g.ndim != 1:
-        raise ValueError(f"grad_norm must be a 1-D array; got shape {g.shape}")
-    if Lv.shape != g.shape:
-        raise ValueError(f"L must have the same shape as grad_norm {g.shape}; got {Lv.shape}")
-    try:
         cov = float(coverage)
     except (TypeError, ValueError):
         raise ValueError(f"coverage must be a number in (0, 1]; got {coverage!r}") from None
     if not (0.0 < cov <= 1.0):
         raise ValueError(f"coverage must be in (0, 1]; got {coverage!r}")
-    ok = np.isfinite(g) & np.isfinite(Lv)
-    g, Lv = g[ok], Lv[ok]
-    if g.size == 0:
-        raise ValueError("grad_norm and L have no finite pair to fit")
-    if np.any(g < 0):
-        raise ValueError("grad_norm must be >= 0 (it is a norm)")
-    if np.any(Lv < 0):
-        raise ValueError("L must be >= 0 (it is a ratio of norms)")
+    g, Lv = _check_pairs(grad_norm, L)
     n = g.size
     m = min(n, max(1, int(math.ceil(cov * n - 1e-9))))
     L0_0, J0 = _envelope_objective(g, Lv, m, np.zeros(1))
@@ -258,3 +266,117 @@ def fit_l0_l1(grad_norm, L, coverage=0.99, *, n_grid=513, n_refine=4):
     L0 = float(max(np.partition(Lv - best_L1 * g, m - 1)[m - 1], 0.0))
     covered = float(np.mean(Lv <= L0 + best_L1 * g + 1e-12 * (L0 + best_L1 * g)))
     return Envelope(L0, best_L1, covered, n)
+
+
+class AffineFit(NamedTuple):
+    """Result of :func:`fit_affine_ci`: the least-squares line ``L = L0 + L1 g`` and a
+    bootstrap confidence interval ``[L1_lo, L1_hi]`` for its slope."""
+    L0: float
+    L1: float
+    L1_lo: float
+    L1_hi: float
+    level: float
+    block: int
+    n_points: int
+
+
+def fit_affine_ci(grad_norm, L, level=0.95, *, n_boot=2000, block=None, seed=0):
+    """Least-squares fit ``L_k ~ L0 + L1 g_k`` with a moving-block bootstrap CI for L1.
+
+    The points of one training path are serially correlated (neighbouring iterates are close),
+    so the pairs are resampled in blocks of ``block`` consecutive points (in the given order,
+    the path order; default ``ceil(sqrt(n))``): ``ceil(n / block)`` block starts are drawn
+    uniformly with replacement and the blocks concatenated (cut to n points). The interval
+    is the percentile interval of the refitted slopes at the two-sided ``level``. A slope that
+    rests on a few points only (one short stretch of the path) is then not significant: the
+    resamples that miss that stretch give slopes near or below zero.
+
+    Parameters
+    ----------
+    grad_norm, L : arrays (n,), in path order
+        Gradient norms g_k >= 0 and smoothness estimates L_k >= 0; non-finite pairs are dropped.
+    level : float in (0, 1)
+    n_boot : int >= 100
+    block : int >= 1, optional
+    seed : int (the bootstrap's generator, numpy's default_rng)
+
+    Returns
+    -------
+    AffineFit ``(L0, L1, L1_lo, L1_hi, level, block, n_points)``; L1_lo = L1_hi = NaN when
+    fewer than 3 points or all g equal.
+    """
+    g, Lv = _check_pairs(grad_norm, L)
+    try:
+        lev = float(level)
+    except (TypeError, ValueError):
+        raise ValueError(f"level must be a number in (0, 1); got {level!r}") from None
+    if not (0.0 < lev < 1.0):
+        raise ValueError(f"level must be in (0, 1); got {level!r}")
+    if int(n_boot) != n_boot or n_boot < 100:
+        raise ValueError(f"n_boot must be an integer >= 100; got {n_boot!r}")
+    n = g.size
+    b = int(math.ceil(math.sqrt(n))) if block is None else block
+    if int(b) != b or b < 1:
+        raise ValueError(f"block must be an integer >= 1; got {block!r}")
+    b = min(int(b), n)
+    if n < 3 or np.ptp(g) == 0:
+        L1 = 0.0 if n < 2 or np.ptp(g) == 0 else float(np.polyfit(g, Lv, 1)[0])
+        return AffineFit(float(Lv.mean() - L1 * g.mean()), L1, float("nan"), float("nan"), lev, b, n)
+
+    def slope(gs, Ls):                       # rows are samples
+        gc = gs - gs.mean(axis=-1, keepdims=True)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return (gc * Ls).sum(axis=-1) / (gc * gc).sum(axis=-1)
+    L1 = float(slope(g, Lv))
+    L0 = float(Lv.mean() - L1 * g.mean())
+    rng = np.random.default_rng(seed)
+    nb = -(-n // b)
+    starts = rng.integers(0, n - b + 1, size=(int(n_boot), nb))
+    idx = (starts[:, :, None] + np.arange(b)[None, None, :]).reshape(int(n_boot), -1)[:, :n]
+    s = slope(g[idx], Lv[idx])
+    s = s[np.isfinite(s)]                    # a resample with all g equal has no slope
+    lo, hi = np.quantile(s, [(1 - lev) / 2, (1 + lev) / 2])
+    return AffineFit(L0, L1, float(lo), float(hi), lev, b, n)
+
+
+class BinnedSpearman(NamedTuple):
+    """Result of :func:`binned_spearman`: Spearman's rho between the bin medians, and the medians."""
+    rho: float
+    g_median: np.ndarray
+    L_median: np.ndarray
+    count: np.ndarray
+
+
+def binned_spearman(grad_norm, L, n_bins=8, min_count=5):
+    """Spearman's rho between the medians of L and of g in log-spaced bins of g.
+
+    The range ``[min g, max g]`` (g > 0) is cut into ``n_bins`` equal bins of log g; bins with
+    fewer than ``min_count`` points are dropped. Binning weights every stretch of gradient
+    norms equally, however long the path lingers there: a long phase in which L changes at an
+    almost constant g fills one bin and moves one median, instead of dominating the ranks of
+    all points. rho is NaN with fewer than 3 bins left.
+
+    Returns
+    -------
+    BinnedSpearman ``(rho, g_median, L_median, count)`` over the kept bins, in order of g.
+    """
+    g, Lv = _check_pairs(grad_norm, L)
+    if int(n_bins) != n_bins or n_bins < 3:
+        raise ValueError(f"n_bins must be an integer >= 3; got {n_bins!r}")
+    if int(min_count) != min_count or min_count < 1:
+        raise ValueError(f"min_count must be an integer >= 1; got {min_count!r}")
+    pos = g > 0
+    g, Lv = g[pos], Lv[pos]
+    empty = np.empty(0)
+    if g.size == 0 or g.min() == g.max():
+        return BinnedSpearman(float("nan"), empty, empty, np.empty(0, int))
+    edges = np.linspace(np.log(g.min()), np.log(g.max()), int(n_bins) + 1)
+    k = np.clip(np.searchsorted(edges, np.log(g), side="right") - 1, 0, int(n_bins) - 1)
+    cnt = np.bincount(k, minlength=int(n_bins))
+    keep = np.nonzero(cnt >= min_count)[0]
+    gm = np.array([np.median(g[k == i]) for i in keep])
+    Lm = np.array([np.median(Lv[k == i]) for i in keep])
+    if keep.size < 3:
+        return BinnedSpearman(float("nan"), gm, Lm, cnt[keep])
+    from scipy.stats import spearmanr
+    return BinnedSpearman(float(spearmanr(gm, Lm)[0]), gm, Lm, cnt[keep])

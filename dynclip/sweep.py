@@ -271,7 +271,7 @@ def sweep(configs, *, n_replicas, block_size=None, client=None, progress=None):
         Each dict holds the arguments of :func:`dynclip.simulate` by name: ``net``, ``X``,
         ``Y``, ``rule``, ``schedule``, ``n_steps``, ``seed`` and optionally any other keyword
         (``batch_size``, ``loss``, ``theta0``, ``indices``, ``record_every``, ``track_noise``,
-        ``reference``, ...). ``theta0`` of shape (n_replicas, P) and ``indices`` of shape
+        ``reference``, ``optimizer``, ...). ``theta0`` of shape (n_replicas, P) and ``indices`` of shape
         (n_replicas, n_steps, batch_size) are cut into blocks with the replicas. Not allowed:
         ``n_replicas`` (an argument of sweep), ``progress``, ``checkpoint``,
         ``checkpoint_every``, ``resume``. ``nonfinite="raise"`` is applied to the whole run

@@ -1,21 +1,33 @@
-"""python -m studies list | run S5 [--quick] [--out DIR] | run all [--quick] | report"""
+"""python -m studies list | run S5 [--quick] [--out DIR] | run all [--quick] [--out DIR] | report [DIR]
+
+A study prints each check's outcome and its figures. Exit code 0 when every study ran, whatever
+the verdicts (a paper's claim that fails is a result, shown as its outcome); 1 when a study could
+not run (the tool failed); 2 for bad usage.
+"""
 import argparse
+import os
 import sys
+import traceback
 
 from . import _harness as h
 
 
 def main(argv=None):
     p = argparse.ArgumentParser(prog="python -m studies", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog="examples: python -m studies run S2 --quick; python -m studies run all; "
                                        "python -m studies report")
     sub = p.add_subparsers(dest="cmd", required=True)
     sub.add_parser("list", help="list the studies")
     r = sub.add_parser("run", help="run one study (S1..S12) or all")
     r.add_argument("study")
-    r.add_argument("--quick", action="store_true", help="small sizes (seconds), for smoke tests")
-    r.add_argument("--out", default=None, help="output folder (default figures/<study>; 'all' uses subfolders)")
-    sub.add_parser("report", help="write figures/REPORT.md from figures/*/numbers.json")
+    r.add_argument("--quick", action="store_true",
+                   help="small sizes (seconds to a minute), written to figures/quick/ unless --out is given")
+    r.add_argument("--out", default=None,
+                   help="output folder (default figures/<study>, or figures/quick/<study> with --quick; "
+                        "'all' uses subfolders and writes DIR/REPORT.md)")
+    rep = sub.add_parser("report", help="write REPORT.md from the studies' numbers.json files in a folder")
+    rep.add_argument("folder", nargs="?", default=None, help="default figures/")
     a = p.parse_args(argv)
     if a.cmd == "list":
         import importlib
@@ -23,23 +35,34 @@ def main(argv=None):
             print(f"S{int(s[1:3]):<3} {s:<20} {importlib.import_module('studies.' + s).TITLE}")
         return 0
     if a.cmd == "report":
-        print(h.write_report())
+        folder = a.folder or h.FIGURES
+        if not os.path.isdir(folder):
+            print(f"error: folder {folder!r} does not exist", file=sys.stderr)
+            return 2
+        print(h.write_report(folder))
         return 0
     try:
         names = h.available() if a.study == "all" else [h.resolve(a.study)]
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    import os
-    failed = 0
+    base = a.out or (h.QUICK_FIGURES if a.quick else h.FIGURES)
+    broken = []
     for s in names:
-        out = None if a.out is None else (os.path.join(a.out, s) if a.study == "all" else a.out)
-        n = h.run_study(s, quick=a.quick, outdir=out)
-        print(h.summary_line(n))
-        failed += sum(1 for c in n["claims"] if c["passed"] is False)
-    if a.study == "all" and a.out is None:
-        print(h.write_report())
-    return 0
+        out = os.path.join(base, s) if (a.study == "all" or a.out is None) else a.out
+        try:
+            n = h.run_study(s, quick=a.quick, outdir=out)
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except Exception:
+            traceback.print_exc()
+            print(f"{s}: the study could not run (see the error above)", file=sys.stderr)
+            broken.append(s)
+            continue
+        print("\n".join(h.summary_lines(n, out)))
+    if a.study == "all":
+        print(h.write_report(base))
+    return 1 if broken else 0
 
 
 if __name__ == "__main__":

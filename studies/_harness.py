@@ -24,6 +24,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIGURES = os.environ.get("DYNCLIP_FIGURES") or (
     os.path.join(ROOT, "figures") if os.path.exists(os.path.join(ROOT, "pyproject.toml"))
     else os.path.join(os.getcwd(), "figures"))
+#: quick runs (small sizes) go here by default, never over the committed full results
+QUICK_FIGURES = os.path.join(FIGURES, "quick")
 VERDICTS = ("confirmed", "refuted", "corrected", "report")
 #: what a refutation rests on: a Monte-Carlo estimate with a confidence interval, or an exact
 #: (deterministic, analytic or roundoff-limited) computation
@@ -226,17 +228,32 @@ def provenance(wall):
                 date=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
 
 
+def _quick_stamp(mod):
+    """'QUICK run (R = 200, n_steps = 500, ...)': the sizes that differ from the full run."""
+    full, quick = dataclasses.asdict(mod.Config()), dataclasses.asdict(mod.QUICK)
+    diff = [f"{k} = {quick[k]}" for k in quick if quick[k] != full.get(k) and not isinstance(quick[k], (tuple, list))]
+    return "QUICK run, not the committed results" + (f" ({', '.join(diff[:3])})" if diff else "")
+
+
 def run_study(name, quick=False, outdir=None):
-    """Run one study; returns the numbers.json content."""
+    """Run one study into ``outdir`` (default figures/<study>, or figures/quick/<study> for a quick
+    run); returns the numbers.json content."""
+    from dynclip import plotting
+    from dynclip._jit import announce_compile
+    announce_compile("dynclip studies")
     modname = resolve(name)
     mod = importlib.import_module(f"studies.{modname}")
     cfg = mod.QUICK if quick else mod.Config()
-    outdir = outdir or os.path.join(FIGURES, modname)
+    outdir = outdir or os.path.join(QUICK_FIGURES if quick else FIGURES, modname)
     os.makedirs(outdir, exist_ok=True)
     t0 = time.perf_counter()
     res = mod.run(cfg)
     claims = mod.check(res, cfg)
-    mod.plot(res, cfg, outdir)
+    plotting.STAMP = _quick_stamp(mod) if quick else None
+    try:
+        mod.plot(res, cfg, outdir)
+    finally:
+        plotting.STAMP = None
     wall = time.perf_counter() - t0
     numbers = dict(study=modname, title=mod.TITLE, paper_claims=list(mod.PAPER_CLAIMS), quick=bool(quick),
                    config=_jsonable(dataclasses.asdict(cfg)), claims=claims,
@@ -250,44 +267,54 @@ def run_study(name, quick=False, outdir=None):
     return numbers
 
 
-def summary_line(numbers):
+def summary_lines(numbers, outdir):
+    """What the command line prints after a study: each check's outcome, then the figures."""
     c = numbers["claims"]
     npass = sum(1 for x in c if x["passed"] is True)
     nfail = sum(1 for x in c if x["passed"] is False)
-    return (f"{numbers['study']}: {npass} passed, {nfail} failed, {len(c) - npass - nfail} report-only "
-            f"({numbers['provenance']['wall_time_s']} s)")
+    out = [f"{numbers['study']}: {npass} checks passed, {nfail} failed, {len(c) - npass - nfail} report-only "
+           f"({numbers['provenance']['wall_time_s']} s)"]
+    out += [f"  {x['key']:<34} {x['outcome']}" for x in c if x["passed"] is not None]
+    out += ["  figures: " + ", ".join(os.path.join(outdir, f) for f in numbers["figures"])]
+    return out
 
 
-#: the paper claims the report summarises first: (claim, what the paper says, the checks that bear
-#: on it, as fnmatch patterns of check keys). Every check with a pass flag must match a row
-#: (tests/test_committed_results.py); a row's verdict is computed from all its checks by VERDICT_RULE.
+#: the paper claims the report summarises: (claim, what the paper says, the checks that bear on it
+#: as fnmatch patterns of check keys, the figure that shows it best). Every check with a pass flag
+#: must match a row (tests/test_committed_results.py); a row's verdict is computed from all its
+#: checks by VERDICT_RULE.
 SUMMARY = [
     ("Lemma 1, eqs. (12)-(13)", "no finite-time blow-up with very high probability",
      ["S1.sure_bound", "S1.eq13", "S1.iii_attained", "S3.sure_bound", "S3.unclipped_exceeds", "S8.classic_bounded",
-      "S9.classic_stable"]),
+      "S9.classic_stable"], "s01_sure_bound/F1a_sure_bound.png"),
     ("Lemma 1: M_s is a supermartingale", "the sum of clipped step lengths is a supermartingale",
-     ["S1.submartingale", "S1.compensator"]),
+     ["S1.submartingale", "S1.compensator"], "s01_sure_bound/F1c_submartingale.png"),
     ("eqs. (14)-(16)", "Hoeffding-Azuma: P(|M_s - M_0| > rho) <= 2 exp(-2 rho^2 / (lam^2 sum a^2))",
-     ["S1.i_*", "S1.iii_eq15", "S2.*", "S3.clipped_xi_valid_bounds", "S3.paper_constant_on_xi"]),
+     ["S1.i_*", "S1.iii_eq15", "S2.*", "S3.clipped_xi_valid_bounds", "S3.paper_constant_on_xi"],
+     "s03_blowup/F3_blowup_probability.png"),
     ("Claim 2, eq. (19)", "||g/c|| <= K (1 + ||theta||); clipped adaptive steps have norm lam ||theta||",
-     ["S8.claim2", "S8.radial_identity", "S9.radial_identity", "S8.engine_norm"]),
-    ("Lemma 3", "the noise sum xi converges (w.h.p.)", ["S4.*"]),
-    ("Theorem 1 (mechanism)", "clipped SGD tracks the ODE theta' = -H(theta)", ["S5.*"]),
+     ["S8.claim2", "S8.radial_identity", "S9.radial_identity", "S8.engine_norm"], "s09_adaptive_mlp/F9b_radial_identity.png"),
+    ("Lemma 3", "the noise sum xi converges (w.h.p.)", ["S4.*"], "s04_martingale/F4b_oscillation.png"),
+    ("Theorem 1 (mechanism)", "clipped SGD tracks the ODE theta' = -H(theta)", ["S5.*"],
+     "s05_ode_tracking/F5a_window_deviation.png"),
     ("Theorem 1: limit is an equilibrium / local minimum", "theta(inf) is a zero of H and in most cases a "
-     "local minimum of the loss", ["S7.*", "S1.iv_escape", "S6.ii.*"]),
-    ("Theorem 1, closing remark", "E[g/c] = 0 implies E[g] = 0 since c > 0", ["S6.i.*", "S6.iii.*"]),
+     "local minimum of the loss", ["S7.*", "S1.iv_escape", "S6.ii.*"], "s07_not_gradient/F7b_F_along_flow.png"),
+    ("Theorem 1, closing remark", "E[g/c] = 0 implies E[g] = 0 since c > 0", ["S6.i.*", "S6.iii.*"],
+     "s06_bias/F6a_bias_vs_lambda.png"),
     ("(A3), constant steps (outside (A2))", "adaptive clipping is numerically stable with very high probability; "
      "tested with constant steps, which (A2) excludes", ["S8.adaptive_*", "S8.unclipped_iff", "S9.stable_small_step",
                                                          "S9.diverges_large_step", "S9.crossing", "S9.unclipped_*",
-                                                         "S9.layerwise"]),
+                                                         "S9.layerwise"], "s09_adaptive_mlp/F9a_divergence.png"),
     ("(A3) under (A2) schedules", "the same, with steps a(k) = a0/(k+1) that satisfy (A2)",
-     ["S8.a2_*", "S8.overflow_onset", "S9.a2_*"]),
+     ["S8.a2_*", "S8.overflow_onset", "S9.a2_*"], "s08_adaptive_1d/F8b_a2_peak.png"),
     ("Abstract/intro: vanishing gradients", "clipping helps vanishing gradients; small weights get larger steps",
-     []),
+     [], None),
     ("Zhang et al.: clipping accelerates", "clipped GD needs iterations independent of M; fixed-step GD ~ M",
-     ["S10.*", "S11.B_*"]),
-    ("Zhang et al. Fig. 1", "local smoothness grows with the gradient norm", ["S11.A_*"]),
-    ("Ede & Beanland, Table 1", "ALRC helps quartic small-batch training, neutral for squared errors", ["S12.*"]),
+     ["S10.*", "S11.B_*"], "s10_zhang_1d/F10a_iterations_vs_M.png"),
+    ("Zhang et al. Fig. 1", "local smoothness grows with the gradient norm", ["S11.A_*"],
+     "s11_zhang_mlp/F11a_smoothness_vs_gradnorm.png"),
+    ("Ede & Beanland, Table 1", "ALRC helps quartic small-batch training, neutral for squared errors", ["S12.*"],
+     "s12_alrc/F12a_alrc_table.png"),
 ]
 _NO_STUDY = {"Abstract/intro: vanishing gradients": (
     "refuted (algebra)", "c >= 1 for every rule of the paper, so no gradient is ever enlarged; "
@@ -295,10 +322,10 @@ _NO_STUDY = {"Abstract/intro: vanishing gradients": (
 
 
 def summary_rows(numbers_list):
-    """[(name, says, verdict, [(study, check)])] for the SUMMARY rows, verdicts by VERDICT_RULE."""
+    """[(name, says, verdict, [(study, check)], figure)] for the SUMMARY rows, verdicts by VERDICT_RULE."""
     import fnmatch
     out = []
-    for name, says, pats in SUMMARY:
+    for name, says, pats, fig in SUMMARY:
         found = [(n["study"], c) for n in numbers_list for c in n["claims"]
                  if any(fnmatch.fnmatchcase(c["key"], p) for p in pats)]
         if name in _NO_STUDY:
@@ -307,7 +334,7 @@ def summary_rows(numbers_list):
             verdict = "not run"
         else:
             verdict = aggregate(outcome(c["verdict"], c["passed"]) for _, c in found)
-        out.append((name, says, verdict, found))
+        out.append((name, says, verdict, found, fig))
     return out
 
 
@@ -316,24 +343,81 @@ def _cell(v):
     return str(v).replace("|", "\\|").replace("\n", " ")
 
 
-def _summary(rows):
-    out = ["## Verdicts by paper claim", "", VERDICT_RULE, "",
-           "| paper claim | the paper says | verdict | checks passed | checks (outcome) |",
-           "|---|---|---|---|---|"]
-    for name, says, verdict, found in summary_rows(rows):
-        if name in _NO_STUDY:
-            out.append(f"| {_cell(name)} | {_cell(says)} | {verdict} | – | {_cell(_NO_STUDY[name][1])} |")
-            continue
+def _anchor(name):
+    import re
+    return re.sub(r"[^a-z0-9_ -]", "", name.lower()).replace(" ", "-")      # as GitHub makes heading ids
+
+
+def _decisive(found):
+    """The check that decides a row's verdict: an established refutation, else a failed check, else
+    the first check with a pass flag."""
+    checked = [(s, c) for s, c in found if c["passed"] is not None]
+    for want in ("refuted", "tool check failed", "not supported", "inconclusive"):
+        for s, c in checked:
+            if outcome(c["verdict"], c["passed"]) == want:
+                return s, c
+    return checked[0] if checked else (found[0] if found else (None, None))
+
+
+def _short(v, n=160):
+    m = _fmt(v)
+    return m if len(m) <= n else m[:n] + "…"
+
+
+def _summary(rows, figdir):
+    out = ["## Verdicts by paper claim", "",
+           "| paper claim | the paper says | verdict | checks passed |", "|---|---|---|---|"]
+    table = summary_rows(rows)
+    for name, says, verdict, found, _ in table:
         checked = [c for _, c in found if c["passed"] is not None]
-        npass = sum(c["passed"] for c in checked)
-        checks = ", ".join(f"[{c['key']}]({s}/) {'✓' if c['passed'] else '✗'} {outcome(c['verdict'], c['passed'])}"
-                           for s, c in found if c["passed"] is not None)
-        out.append(f"| {_cell(name)} | {_cell(says)} | **{verdict}** | {npass} of {len(checked)} | {_cell(checks)} |")
-    return out + [""]
+        npass = "–" if name in _NO_STUDY else f"{sum(c['passed'] for c in checked)} of {len(checked)}"
+        out.append(f"| [{_cell(name)}](#{_anchor(name)}) | {_cell(says)} | **{verdict}** | {npass} |")
+    out += ["", "How a verdict is reached: " + VERDICT_RULE, "", "## Claim by claim", ""]
+    for name, says, verdict, found, fig in table:
+        out += [f"### {name}", "", f"*The paper says:* {says}. **Verdict: {verdict}.**", ""]
+        if name in _NO_STUDY:
+            out += [_NO_STUDY[name][1] + ".", ""]
+            continue
+        if not found:
+            out += ["Not run: `python -m studies run all`.", ""]
+            continue
+        s, c = _decisive(found)
+        checked = [(st, x) for st, x in found if x["passed"] is not None]
+        out += [f"{sum(x['passed'] for _, x in checked)} of {len(checked)} checks passed. Deciding check "
+                f"([{c['key']}]({s}/REPORT.md), {outcome(c['verdict'], c['passed'])}): {c['statement']}. "
+                f"Measured: {_short(c['measured'])}.", ""]
+        others = [f"[{x['key']}]({st}/REPORT.md) {outcome(x['verdict'], x['passed'])}" for st, x in checked
+                  if x is not c]
+        if others:
+            out += ["Other checks: " + ", ".join(others) + ".", ""]
+        if fig and os.path.exists(os.path.join(figdir, fig)):
+            out += [f"![{name}]({fig})", ""]
+    return out
+
+
+def _study_page(n):
+    """figures/<study>/REPORT.md: every check of one study with its numbers."""
+    mode = " (QUICK mode: small sizes, not the committed full run)" if n["quick"] else ""
+    lines = [f"# {n['study']}: {n['title']}{mode}", "", "[Back to the report](../REPORT.md)", "",
+             "Figures: " + ", ".join(f"[{fig}]({fig})" for fig in n["figures"]), "",
+             "| paper claim | check | measured | criterion | pass | a pass means | outcome |",
+             "|---|---|---|---|---|---|---|"]
+    for c in n["claims"]:
+        ok = {True: "yes", False: "**no**", None: "–"}[c["passed"]]
+        lines.append(f"| {_cell(c['paper'] or '')} | {_cell(c['statement'])} | {_cell(_fmt(c['measured']))} "
+                     f"| {_cell(_fmt(c['threshold']))} | {ok} | {c['verdict'] or ''} | {c.get('outcome') or outcome(c['verdict'], c['passed'])} |")
+        if c.get("note"):
+            lines.append(f"| | *note:* {_cell(c['note'])} | | | | | |")
+    p = n["provenance"]
+    lines += ["", f"Run: {p['wall_time_s']} s, commit {p['commit']}, {p['threads']} threads, {p['date']}.", ""]
+    for fig in n["figures"]:
+        lines += [f"![{fig}]({fig})", ""]
+    return lines
 
 
 def write_report(figdir=FIGURES):
-    """figures/REPORT.md: one row per checked claim, grouped by the paper claim it tests."""
+    """figdir/REPORT.md (the verdict per paper claim, a short account of each with its figure) and
+    figdir/<study>/REPORT.md (every check of the study with its numbers); returns the first path."""
     rows = []
     for s in STUDIES:
         p = os.path.join(figdir, s, "numbers.json")
@@ -341,29 +425,22 @@ def write_report(figdir=FIGURES):
             with open(p) as f:
                 rows.append(json.load(f))
     lines = ["# dynclip report: the seed papers' claims, tested", "",
-             "Generated by `python -m studies report` from `figures/*/numbers.json`. Each row is one check of "
-             "one study: the paper's claim it bears on, what was measured, the pass criterion, what a pass means "
-             "for the paper's claim (confirmed / refuted / corrected; report = a check of the tool itself or a "
-             "row shown without a verdict) and the check's outcome.", ""]
+             "Generated by `python -m studies report` from the studies' `numbers.json`. For each claim of the "
+             "papers: the verdict, how many of its checks passed, the check that decides it and one figure. "
+             "Each study's page lists every check with its numbers, its pass criterion, what a pass means for "
+             "the paper's claim (confirmed / refuted / corrected; report = a check of the tool itself or a row "
+             "shown without a verdict) and the check's outcome.", ""]
     if not rows:
         lines.append("No study has been run yet: `python -m studies run all`.")
     else:
-        lines += _summary(rows)
+        quick = [n["study"] for n in rows if n["quick"]]
+        if quick:
+            lines += [f"**QUICK mode** (small sizes, not the committed full results): {', '.join(quick)}.", ""]
+        lines += _summary(rows, figdir)
+        lines += ["## Studies", ""] + [f"- [{n['study']}]({n['study']}/REPORT.md): {n['title']}" for n in rows] + [""]
     for n in rows:
-        mode = " (QUICK mode: small sizes, not the committed full run)" if n["quick"] else ""
-        lines += [f"## {n['study']}: {_cell(n['title'])}{mode}", "",
-                  "Figures: " + ", ".join(f"[{fig}]({n['study']}/{fig})" for fig in n["figures"]), "",
-                  "| paper claim | check | measured | criterion | pass | a pass means | outcome |",
-                  "|---|---|---|---|---|---|---|"]
-        for c in n["claims"]:
-            ok = {True: "yes", False: "**no**", None: "–"}[c["passed"]]
-            oc = c.get("outcome") or outcome(c["verdict"], c["passed"])
-            lines.append(f"| {_cell(c['paper'] or '')} | {_cell(c['statement'])} | {_cell(_fmt(c['measured']))} "
-                         f"| {_cell(_fmt(c['threshold']))} | {ok} | {c['verdict'] or ''} | {oc} |")
-            if c.get("note"):
-                lines.append(f"| | *note:* {_cell(c['note'])} | | | | | |")
-        lines += ["", f"Run: {n['provenance']['wall_time_s']} s, commit {n['provenance']['commit']}, "
-                      f"{n['provenance']['threads']} threads.", ""]
+        with open(os.path.join(figdir, n["study"], "REPORT.md"), "w") as f:
+            f.write("\n".join(_study_page(n)) + "\n")
     with open(os.path.join(figdir, "REPORT.md"), "w") as f:
         f.write("\n".join(lines) + "\n")
     return os.path.join(figdir, "REPORT.md")

@@ -19,7 +19,7 @@ import numpy as np
 
 import dynclip as dc
 from dynclip import clipping as C, plotting, schedules as S
-from studies._harness import claim
+from studies._harness import claim, crit
 from studies.s03_blowup import problem as mlp_problem, theta_c
 
 TITLE = "Lemma 3: the noise sum converges, and the role of sum a^2 < infinity"
@@ -177,26 +177,37 @@ def _r2_lnT(s, m, smin, smax, n=30):
     return float(r2), float(c[0]), idx
 
 
+def _slope_se(logT, med, q, R):
+    """Approximate SE of the least-squares slope of log10(median) on logT, from each median's SE
+    IQR / sqrt(R) (the large-sample SE 1 / (2 f sqrt(R)) of a median with the density f taken as 0.5 / IQR)."""
+    se_log = (q[:, 1] - q[:, 0]) / np.sqrt(np.asarray(R, float)) / (np.asarray(med) * np.log(10.0))
+    w = (logT - logT.mean()) / np.sum((logT - logT.mean()) ** 2)
+    return float(np.sqrt(np.sum(w ** 2 * se_log ** 2)))
+
+
 def check(res, cfg):
     ks, Ts = list(cfg.kappas), list(cfg.T_1d)
     out = []
     lam2 = cfg.lam ** 2
+    ncell = len(ks) * len(Ts)
     # identity (1-D and MLP), paired SE
     z1 = res["id1d_z"]
     zm = res["idmlp_z"]
-    ok = bool(np.all(np.abs(z1) <= cfg.n_se) and np.all(np.abs(zm) <= cfg.n_se))
     out.append(claim("S4.orthogonality",
                      "martingale orthogonality E||xi_T||^2 = E sum_t a_t^2 ||M(t+1)||^2 (paired difference within 3 SE)",
                      dict(z_1d={f"kappa={k}": {f"T={T}": float(z1[i, j]) for j, T in enumerate(Ts)} for i, k in enumerate(ks)},
                           z_mlp={f"kappa={k}": float(zm[i]) for i, k in enumerate(ks)}, max_abs_z=float(max(np.max(np.abs(z1)), np.max(np.abs(zm))))),
                      f"|mean(||xi_T||^2 - sum a^2 ||M||^2)| <= {cfg.n_se:g} paired SE, every (kappa, T), 1-D and MLP (T={cfg.T_mlp})",
-                     ok, paper="Lemma 3", verdict="confirmed",
+                     criteria=[crit(f"|z| = |mean difference| / paired SE, 1-D, per (kappa, T) ({ncell} values)",
+                                    np.abs(z1).ravel(), "<=", cfg.n_se),
+                               crit(f"|z|, MLP, per kappa ({len(ks)} values)", np.abs(zm), "<=", cfg.n_se)],
+                     paper="Lemma 3", verdict="confirmed",
                      note="Paired SE of ||xi_T||^2 - sum a^2||M||^2 (§5b). In 1-D inside [1,9] ||M|| = 1 exactly, so both sides "
-                          "equal Sigma_2(T) in expectation."))
+                          "equal Sigma_2(T) in expectation. False-alarm rate: 0.27 % per value (two-sided 3-SE normal "
+                          f"limit), {ncell + len(ks)} values, <= {0.27 * (ncell + len(ks)):.1f} % in all."))
     # <= lam^2 Sigma_2 (+3 SE)
     ex1 = (res["id1d_E_xi2"] - lam2 * res["id1d_sigma2"]) / res["id1d_se_xi2"]
     exm = (res["idmlp_E_xi2"] - lam2 * res["idmlp_sigma2"]) / res["idmlp_se_xi2"]
-    ok = bool(np.all(ex1 <= cfg.n_se) and np.all(exm <= cfg.n_se))
     out.append(claim("S4.L2_bound",
                      "E||xi_T||^2 <= lam^2 Sigma_2(T): xi is bounded in L^2 whenever sum a^2 < infinity",
                      dict(ratio_1d={f"kappa={k}": {f"T={T}": float(res['id1d_E_xi2'][i, j] / (lam2 * res['id1d_sigma2'][i, j]))
@@ -204,25 +215,35 @@ def check(res, cfg):
                           ratio_mlp={f"kappa={k}": float(res["idmlp_E_xi2"][i] / (lam2 * res["idmlp_sigma2"][i])) for i, k in enumerate(ks)},
                           max_excess_in_SE=float(max(np.max(ex1), np.max(exm)))),
                      f"mean ||xi_T||^2 <= lam^2 Sigma_2(T) + {cfg.n_se:g} SE everywhere",
-                     ok, paper="Lemma 3", verdict="corrected",
+                     criteria=[crit(f"(mean ||xi_T||^2 - lam^2 Sigma_2(T)) / SE, 1-D, per (kappa, T) ({ncell} values)",
+                                    ex1.ravel(), "<=", cfg.n_se),
+                               crit(f"(mean ||xi_T||^2 - lam^2 Sigma_2(T)) / SE, MLP, per kappa ({len(ks)} values)",
+                                    exm, "<=", cfg.n_se)],
+                     paper="Lemma 3", verdict="corrected",
                      note="Lemma 3 says the limit exists 'with high probability'; for classic clipping "
                           "sum a^2 E||M||^2 <= lam^2 gamma < infinity gives convergence almost surely and in L^2 (§2.3). "
-                          "In 1-D the inequality is an equality, hence the +3 SE allowance (§5b)."))
+                          "In 1-D the inequality is an equality, hence the +3 SE allowance (§5b). False-alarm rate: "
+                          "0.13 % per value where equality holds (one-sided 3-SE normal limit; less where the bound is "
+                          f"loose), {ncell + len(ks)} values."))
     # Osc slopes, kappa > 1/2 (1-D)
     logT = np.log10(np.array(Ts, float))
-    slopes = {}
-    ok = True
-    for i, k in enumerate(ks):
-        sl = float(np.polyfit(logT, np.log10(res["osc_median"][i]), 1)[0])
-        slopes[k] = sl
-        if k > 0.5:
-            ok &= abs(sl - (0.5 - k)) <= cfg.slope_tol
+    slopes = {k: float(np.polyfit(logT, np.log10(res["osc_median"][i]), 1)[0]) for i, k in enumerate(ks)}
+    slope_se = {k: _slope_se(logT, res["osc_median"][i], res["osc_q"][i], cfg.R_1d) for i, k in enumerate(ks)}
     out.append(claim("S4.osc_slopes",
                      "for kappa > 1/2 the tail oscillation median Osc_T decays like T^(1/2 - kappa) (1-D)",
-                     {f"kappa={k}": dict(slope=slopes[k], target=0.5 - k) for k in ks if k > 0.5},
+                     {f"kappa={k}": dict(slope=slopes[k], target=0.5 - k, approx_se=slope_se[k]) for k in ks if k > 0.5},
                      f"slope of log median Osc_T vs log T within (1/2 - kappa) +- {cfg.slope_tol:g}, T in {Ts}",
-                     ok, paper="Lemma 3", verdict="confirmed",
-                     note="Osc_T = max over records in [T/2, T] (about 100 records) of |xi_s - xi_{T/2}|."))
+                     criteria=[crit(f"kappa = {k:g}: slope of log10 median Osc_T vs log10 T",
+                                    slopes[k], "in", [0.5 - k - cfg.slope_tol, 0.5 - k + cfg.slope_tol])
+                               for k in ks if k > 0.5],
+                     paper="Lemma 3", verdict="confirmed",
+                     note="Osc_T = max over records in [T/2, T] (about 100 records) of |xi_s - xi_{T/2}|. A fit through "
+                          f"{len(Ts)} medians of R = {list(cfg.R_1d)} replicas; the band +-{cfg.slope_tol:g} is the "
+                          "specification's tolerance, not a confidence interval. approx_se is the slope's sampling SE "
+                          "from the medians' SE (IQR / sqrt(R) each, the large-sample SE of a median with the density "
+                          "taken as 0.5 / IQR): the false-alarm rate is that of a normal error beyond "
+                          f"{cfg.slope_tol:g} / approx_se = {min(cfg.slope_tol / max(slope_se[k], 1e-300) for k in ks if k > 0.5):.1f} "
+                          "SE or more (plus any bias of the finite-T fit)."))
     # kappa = 1/2
     if 0.5 in ks:
         i = ks.index(0.5)
@@ -235,33 +256,50 @@ def check(res, cfg):
                               slope_per_lnT_mlp=sl_m, T_range_1d=[max(10, Ts[0] // 10), Ts[-1]],
                               T_range_mlp=[max(10, cfg.T_mlp // 20), cfg.T_mlp]),
                          f"R^2 >= {cfg.r2_min} for the regression of mean ||xi_T||^2 on ln T (1-D and MLP)",
-                         r2_1d >= cfg.r2_min and r2_m >= cfg.r2_min, paper="(A2): sum a^2 < infinity", verdict="confirmed",
-                         note="In 1-D E||xi_T||^2 = Sigma_2(T) = a0^2 sum 1/(t+10) ~ 0.25 ln T: no limit without (A2)."))
+                         criteria=[crit("R^2 of mean ||xi_T||^2 on ln T, 1-D", r2_1d, ">=", cfg.r2_min),
+                                   crit("R^2 of mean ||xi_T||^2 on ln T, MLP", r2_m, ">=", cfg.r2_min)],
+                         paper="(A2): sum a^2 < infinity", verdict="confirmed",
+                         note="In 1-D E||xi_T||^2 = Sigma_2(T) = a0^2 sum 1/(t+10) ~ 0.25 ln T: no limit without (A2). "
+                              "R^2 of a fit to Monte-Carlo means (R replicas per curve), not a test with a stated "
+                              "false-alarm rate; the slope per ln T is recorded next to its expected value."))
         out.append(claim("S4.kappa_half_osc",
                          "kappa = 1/2: the tail oscillation Osc_T does not decrease with T (1-D)",
-                         dict(slope=osl, osc_median={f"T={T}": float(res['osc_median'][i, j]) for j, T in enumerate(Ts)}),
+                         dict(slope=osl, approx_se=slope_se[0.5],
+                              osc_median={f"T={T}": float(res['osc_median'][i, j]) for j, T in enumerate(Ts)}),
                          f"slope of log median Osc_T vs log T >= {cfg.half_slope_min}",
-                         osl >= cfg.half_slope_min, paper="(A2): sum a^2 < infinity", verdict="confirmed",
-                         note="'Does not decrease' needs a tolerance: slope >= -0.05 (§5b)."))
+                         criteria=[crit("kappa = 1/2: slope of log10 median Osc_T vs log10 T", osl, ">=",
+                                        cfg.half_slope_min)],
+                         paper="(A2): sum a^2 < infinity", verdict="confirmed",
+                         note="'Does not decrease' needs a tolerance: slope >= -0.05 (§5b); the expected slope is 0. "
+                              "approx_se as in S4.osc_slopes: a false alarm (true slope >= 0) needs an error of "
+                              f"{-cfg.half_slope_min / max(slope_se[0.5], 1e-300):.1f} SE or more."))
     # variance of theta_T in 1-D
     vr = res["var_ratio_1d"]
     tol = cfg.n_se * np.sqrt(2.0 / (np.array(cfg.R_1d, float) - 1.0))
-    meas, ok = {}, True
+    meas, crits = {}, []
     for i, k in enumerate(ks):
         if k in cfg.var_kappas:
             for j, T in enumerate(Ts):
                 meas[f"kappa={k},T={T},R={cfg.R_1d[j]}"] = dict(ratio=float(vr[i, j]), tol=float(tol[j]))
-                ok &= abs(vr[i, j] - 1.0) <= tol[j]
+                crits.append(crit(f"|Var theta_T / (lam^2 Sigma_2) - 1|, kappa = {k:g}, T = {T}, R = {cfg.R_1d[j]}",
+                                  float(abs(vr[i, j] - 1.0)), "<=", float(tol[j])))
     for k, v in res["var_sharp"].items():
         t = cfg.n_se * np.sqrt(2.0 / (cfg.R_var - 1.0))
         meas[f"kappa={k},T={cfg.T_var},R={cfg.R_var}"] = dict(ratio=v["ratio"], tol=float(t), n_left=v["n_left"])
-        ok &= abs(v["ratio"] - 1.0) <= t and v["n_left"] == 0
+        crits += [crit(f"|Var theta_T / (lam^2 Sigma_2) - 1|, kappa = {k:g}, T = {cfg.T_var}, R = {cfg.R_var}",
+                       float(abs(v["ratio"] - 1.0)), "<=", float(t)),
+                  crit(f"paths that left [1, 9], kappa = {k:g}, T = {cfg.T_var}, R = {cfg.R_var}", v["n_left"], "==", 0)]
     out.append(claim("S4.var_theta_1d",
                      "1-D, kappa in {0.75, 1}: theta_T - theta_0 = -xi_T exactly, so Var theta_T = lam^2 Sigma_2(T): "
                      "the limit theta_inf is a non-degenerate random variable in [1, 9]",
-                     meas, "|Var theta_T / (lam^2 Sigma_2(T)) - 1| <= 3 sqrt(2/(R-1))",
-                     ok, paper="Lemma 3 / Theorem 1 (random limit in the set H = 0)", verdict="confirmed",
-                     note="Tolerance is the Monte-Carlo SE of a sample variance (§5b: 5 % fails from MC noise at R = 500)."))
+                     meas, "|Var theta_T / (lam^2 Sigma_2(T)) - 1| <= 3 sqrt(2/(R-1)); in the sharp R = "
+                           f"{cfg.R_var} check no path leaves [1, 9]",
+                     criteria=crits, paper="Lemma 3 / Theorem 1 (random limit in the set H = 0)", verdict="confirmed",
+                     note="Tolerance is 3 Monte-Carlo SE of a sample variance, sqrt(2/(R-1)) for normal data (§5b: 5 % "
+                          "fails from MC noise at R = 500). False-alarm rate at most about 0.27 % per value (two-sided "
+                          "3 SE; theta_T - theta_0 is a sum of Rademacher steps, whose kurtosis is below the normal's, "
+                          "so the true SE is at most sqrt(2/(R-1))), "
+                          f"{sum(1 for c in crits if c['label'].startswith('|Var'))} values."))
     # report: exactness and exits
     out.append(claim("S4.exactness_1d",
                      "1-D: |theta_0 - theta_s| equals the engine's exact ||xi_s|| on paths that stay in [1, 9]; paths that left",

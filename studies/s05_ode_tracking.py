@@ -26,7 +26,7 @@ from scipy.stats import spearmanr
 
 import dynclip as dc
 from dynclip import clipping as C, schedules as S, meanfield as mf, ode, plotting
-from studies._harness import claim
+from studies._harness import claim, crit
 
 TITLE = "The SA tracks the ODE θ̇ = −H(θ)"
 PAPER_CLAIMS = ["Theorem 1 (mechanism)", "eq. (20)-(21)"]
@@ -143,22 +143,49 @@ def run(cfg):
     )
 
 
+def _bootstrap(res, n=2000, seed=0):
+    """Replica bootstrap of the three S5 statistics: (n, 3) array of (Spearman, slope, ratio) of the median D_n."""
+    D, tn = res["D"], res["tau_n"]
+    rng = np.random.default_rng(seed)
+    st = []
+    for _ in range(n):
+        m = np.median(D[rng.integers(0, D.shape[0], D.shape[0])], axis=0)
+        st.append((spearmanr(tn, m)[0], np.polyfit(tn, np.log(m), 1)[0], m[-1] / m[0]))
+    return np.array(st)
+
+
 def check(res, cfg):
     lo, hi = sorted(cfg.slope_target * (1 + s * cfg.slope_rel_tol) for s in (-1, 1))
     paper = "Theorem 1 (mechanism: SA tracks θ̇ = −H(θ))"
+    bs = _bootstrap(res, seed=cfg.seed)
+    se = np.std(bs, axis=0, ddof=1)
+    miss = [float(np.mean(bs[:, 0] > cfg.spearman_max)), float(np.mean((bs[:, 1] < lo) | (bs[:, 1] > hi))),
+            float(np.mean(bs[:, 2] > cfg.ratio_max))]
+    fa = (f"A point estimate from {cfg.n_replicas} replicas, not a test with a stated false-alarm rate; in "
+          f"{bs.shape[0]} replica-bootstrap resamples it misses the threshold in a fraction {{m:.3g}} (an estimate "
+          "of the chance that a rerun with new seeds misses it)")
     rows = [
         claim("S5.D_decreasing", "median window deviation D_n decreases along the run (Spearman ρ of D_n vs τ_n)",
-              res["spearman"], f"≤ {cfg.spearman_max}", res["spearman"] <= cfg.spearman_max, paper=paper,
-              verdict="confirmed" if res["spearman"] <= cfg.spearman_max else "report",
+              {"Spearman rho": res["spearman"], "bootstrap miss fraction": miss[0]}, f"≤ {cfg.spearman_max}",
+              criteria=[crit("Spearman ρ of median D_n vs τ_n", res["spearman"], "<=", cfg.spearman_max)],
+              paper=paper, verdict="confirmed",
               note=f"median over {cfg.n_replicas} replicas of D_n at τ_n = {list(cfg.window_starts)}: "
-                   + ", ".join(f"{d:.3g}" for d in res["D_med"])),
+                   + ", ".join(f"{d:.3g}" for d in res["D_med"]) + ". " + fa.format(m=miss[0]) + "."),
         claim("S5.D_slope", "slope of log(median D_n) against τ_n equals the noise-scale rate −1/(2a0)",
-              res["slope"], f"{cfg.slope_target} ± {cfg.slope_rel_tol:.0%} = [{lo:.3f}, {hi:.3f}]",
-              lo <= res["slope"] <= hi, paper=paper, verdict="confirmed" if lo <= res["slope"] <= hi else "report",
-              note="noise scale ∝ √a(t_n) ∝ exp(−τ_n/(2a0)) for a(k) = a0/(k+t0); prototype −0.098"),
-        claim("S5.D_ratio", "tracking error shrinks: D_last / D_first (medians)", res["ratio"],
-              f"≤ {cfg.ratio_max}", res["ratio"] <= cfg.ratio_max, paper=paper,
-              verdict="confirmed" if res["ratio"] <= cfg.ratio_max else "report", note="prototype 0.096"),
+              {"slope": res["slope"], "bootstrap SE": float(se[1]), "bootstrap miss fraction": miss[1]},
+              f"{cfg.slope_target} ± {cfg.slope_rel_tol:.0%} = [{lo:.3f}, {hi:.3f}]",
+              criteria=[crit("slope of log(median D_n) vs τ_n", res["slope"], "in", [lo, hi])],
+              paper=paper, verdict="confirmed",
+              note="noise scale ∝ √a(t_n) ∝ exp(−τ_n/(2a0)) for a(k) = a0/(k+t0); prototype −0.098. "
+                   + fa.format(m=miss[1]) + f"; the nearer band edge is {min(res['slope'] - lo, hi - res['slope']) / se[1]:.1f} "
+                   "bootstrap SE away."),
+        claim("S5.D_ratio", "tracking error shrinks: D_last / D_first (medians)",
+              {"ratio": res["ratio"], "bootstrap SE": float(se[2]), "bootstrap miss fraction": miss[2]},
+              f"≤ {cfg.ratio_max}",
+              criteria=[crit("median D_last / median D_first", res["ratio"], "<=", cfg.ratio_max)],
+              paper=paper, verdict="confirmed",
+              note="prototype 0.096. " + fa.format(m=miss[2])
+                   + f"; the threshold is {(cfg.ratio_max - res['ratio']) / se[2]:.1f} bootstrap SE away."),
         claim("S5.step_size", "SA→ODE deviation ||θ_T − θ_ODE(τ_T)|| from the same θ0, a0 = 5 vs a0 = 2.5 "
                               "(same t0, T chosen for equal τ_T)",
               {f"a0={cfg.a0:g} median (R={cfg.n_replicas})": float(np.median(res["devT_1"])),

@@ -13,30 +13,32 @@ R x T = 2e8 steps are run as a vectorised NumPy loop (the engine's per-step book
 take minutes); the first replicas are replayed through dynclip.simulate with the same sample
 indices and must agree to 1e-12.
 (ii) equal weights (y = 0 or 10, each half): H = 0 on all of [1, 9] (dynclip.meanfield.H on a grid).
-(iii) MLP-A (tanh 2-8-1, 33 params) on D64-skew, loss (f - y)^2. theta* is a well-conditioned
-minimiser of F: BFGS from the standard inits seed 0, 1, 2, ... in turn, polished by Newton, the
-first with a(0) lambda_max(Hess F) < 2 for the SGD step a(t) = 1/(t+10) (the pilot's theta* was
-sharp, a(0) lambda_max ~ 1e5, and every method left it). A long gradient flow does not give one:
-it keeps lowering F by sharpening units around the outliers, ||theta|| grows without bound.
+(iii) MLP-A (tanh 2-8-1, 33 params) on D64-skew, loss (f - y)^2 plus weight decay (mu/2)||theta||^2,
+mu = 1e-3, applied in H (H_mu = H + mu theta), grad F and the SGD alike (decay after clipping: the
+library's weight_decay, dynclip.meanfield.H / grad_F / F / find_equilibrium and
+dynclip.optimizers.sgd(weight_decay=mu)).
+Without it there is no equilibrium: the unregularised loss keeps falling as tanh units sharpen,
+||theta|| drifts to ~1e3 with Hessian eigenvalues ~1e-12, and Newton cannot certify any root (the
+same on larger data sets, smaller nets and teacher-network targets, piloted). With it every point
+used below is certified by dynclip.meanfield.find_equilibrium (Newton to ||H_mu|| <= 1e-12, all
+eigenvalues of DH_mu with positive real part).
+theta*: BFGS on F_mu from the standard inits seed 0, 1, ... in turn, certified, the first with
+a(0) lambda_max(Hess F_mu) < 2 for the SGD step a(t) = 1/(t+20).
 lambda_ref = median per-sample ||g|| at theta*; lambda in {inf, 4, 2, 1, 1/2, 1/4} x lambda_ref.
-The bias of batch size B at lambda is ||grad F(theta_c)|| at the equilibrium theta_c of clipped
-SGD started at theta*:
-* B = 1: exact root of H: the clipped ODE from theta* with LSODA to tau = 1e11 (the flow is very
-  slow along the weights of near-step tanh units, ||H|| ~ 1/tau until tau ~ 1e10), then Newton;
-* B = N: exact root of H_N = grad F / c(theta) (deterministic c): the full-batch clipped flow from
-  the B = 1 limit, then Newton;
-* B = 4, 16: clipped SGD from theta*, a(t) = 1/(t+10), T = 2e5, R = 8, Polyak average over the
-  last 10 % (records every 200 steps); the replica spread of the Polyak estimates is the noise
-  floor. This horizon is only tau_T = sum a ~ 10 in ODE time, while the clipped flow needs
-  tau ~ 1e3-1e5 to settle its bias: the SGD biases are finite-horizon values. The B = 1 clipped
-  ODE at the same tau_T gives the like-for-like B = 1 value. (B = 1 SGD itself is not used:
-  unclipped, single-sample steps a(0) ||g|| up to ~2.5 throw some replicas out of theta*'s basin.)
-theta* comes from a BFGS path that amplifies last-bit differences, so a change in dynclip's
-floating-point kernels can select a different (equally well-conditioned) theta*: the numbers move,
-the findings do not.
-F6a: bias ||grad F(theta_c)|| and F(theta_c) - F(theta*) against lambda / lambda_ref, one line per
-B; inset: the 1-D H and F' with their zeros. F6b: the 1-D examples (the SGD end points, and
-H = 0 on [1, 9] with equal weights).
+The bias at lambda is ||grad F_mu|| at the limit of clipped SGD:
+* B = 1: the certified zero of H_mu reached by the clipped flow from theta* (LSODA to tau = 1e4,
+  then Newton);
+* B = N: the certified zero of grad F / c(theta) + mu theta (deterministic c) reached by the
+  full-batch flow from the B = 1 root;
+* B = 4, 16: H_B is not exactly computable, so SGD with weight decay from theta*, T = 2e5, R = 8,
+  Polyak average over the last 10 %; the replica standard error is the noise floor. dynclip.simulate
+  with optimizers.sgd(weight_decay=mu), one call per lambda with the same sample streams (common
+  random numbers across lambda). The horizon is tau_T ~ 9 in ODE
+  time, while the slowest mode of the clipped flow decays like exp(-4e-4 tau): the SGD biases are
+  finite-horizon values, compared with the B = 1 flow at the same tau_T.
+F6a: bias ||grad F_mu(theta_c)|| and F_mu(theta_c) - F_mu(theta*) against lambda / lambda_ref, one
+line per B; inset: the 1-D H and F' with their zeros. F6b: the 1-D examples (the SGD end points,
+and H = 0 on [1, 9] with equal weights).
 The MLP set-up (theta*, lambda_ref, the B = 1 roots) is shared with S7 through
 :func:`mlp_setup` and :func:`clipped_root`.
 """
@@ -50,8 +52,8 @@ from scipy.integrate import solve_ivp
 from scipy.optimize import minimize
 
 import dynclip as dc
-from dynclip import clipping as C, schedules as S, meanfield as mf, ode, plotting
-from studies._harness import claim
+from dynclip import clipping as C, schedules as S, meanfield as mf, plotting
+from studies._harness import claim, crit
 
 TITLE = "Clipping bias: E[g/c] = 0 does not imply E[g] = 0"
 PAPER_CLAIMS = ["Theorem 1, closing remark (eq. 22 ⇒ ∇F = 0)"]
@@ -71,17 +73,21 @@ class Config:
     R_replay: int = 16                    # replicas replayed through dynclip.simulate
     # (ii) equal weights
     grid_1d: int = 1401                   # points on [-2, 12]
-    # (iii) MLP-A on D64-skew
+    # (iii) MLP-A on D64-skew with weight decay. Without it there is no equilibrium to certify: on
+    # D64-skew (and on every engine-free variant piloted: N up to 1024, 2-8 hidden units, smooth
+    # and teacher-network targets, with and without outliers) BFGS and the gradient flow drift to
+    # ||theta|| ~ 1e3-1e4 with saturated units and Hessian eigenvalues ~1e-12; with mu = 1e-3 the
+    # minimiser and every clipped root are certified (||theta|| ~ 10-15, min Re eig DH ~ 4e-4-2e-3).
     data_seed: int = 0
+    mu: float = 1e-3                      # loss F + (mu/2)||theta||^2; H + mu theta; SGD decay after clipping
     star_seeds: tuple = (0, 1, 2, 3, 4, 5, 6, 7)   # standard inits tried in turn for theta*
-    a0: float = 1.0                       # SGD a(t) = a0 / (t + t0)
-    t0: float = 10.0
+    a0: float = 1.0                       # SGD a(t) = a0 / (t + t0): a(0) lambda_max(Hess F_mu) = 1.5 < 2
+    t0: float = 20.0
     lam_mults: tuple = (np.inf, 4.0, 2.0, 1.0, 0.5, 0.25)
-    tau_ode: float = 1e11                 # clipped ODE from theta* (LSODA), then Newton
+    tau_ode: float = 1e4                  # clipped flow from theta* (LSODA), then Newton (find_equilibrium)
     batch_sizes: tuple = (4, 16)          # SGD runs
     T_sgd: int = 200_000
     R_sgd: int = 8
-    record_every: int = 200
     polyak_frac: float = 0.1
     # pass criteria (THEORY S6; S5b)
     mean_tol: float = 1e-3
@@ -93,7 +99,7 @@ class Config:
 
 
 QUICK = Config(T_1d=10_000, R_1d=200, R_replay=4, grid_1d=281, star_seeds=(0, 1, 2, 3),
-               lam_mults=(np.inf, 1.0, 0.25), T_sgd=5000, R_sgd=8, record_every=10)
+               lam_mults=(np.inf, 1.0, 0.25), T_sgd=5000, R_sgd=8)
 
 
 # ------------------------------------------------------------------------------------------
@@ -114,140 +120,139 @@ def serial():
         numba.set_num_threads(n)
 
 
-def _jacobian(field, theta, rel=1e-6):
-    """Central finite-difference Jacobian of ``field`` ((M, P) -> (M, P)) at theta, one batched call."""
-    P = theta.size
-    h = rel * np.maximum(1.0, np.abs(theta))
-    pts = np.repeat(theta[None], 2 * P, axis=0)
-    pts[np.arange(P), np.arange(P)] += h
-    pts[P + np.arange(P), np.arange(P)] -= h
-    v = field(pts)
-    return ((v[:P] - v[P:]) / (2 * h[:, None])).T
+class Problem:
+    """The regularised MLP problem: loss F_mu = F + (mu/2)||theta||^2, clipped field H_mu = H + mu theta
+    (weight decay applied after clipping, the same in H, grad F and the SGD of this study: dynclip's
+    ``weight_decay``)."""
 
+    def __init__(self, net, X, Y, mu):
+        self.net, self.X, self.Y, self.mu = net, X, Y, mu
 
-def newton(field, theta, *, tol=1e-11, max_iter=30):
-    """Root of ``field`` by Newton with a finite-difference Jacobian, least-squares steps
-    (minimum-norm in the flat directions of a network) and backtracking on ||field||.
+    def F(self, th):
+        return mf.F(self.net, self.X, self.Y, th, LOSS, weight_decay=self.mu)
 
-    Returns ``(theta, ||field(theta)||, iterations)``; stops when no step reduces the norm.
-    """
-    th = np.array(theta, dtype=float)
-    v = field(th[None])[0]
-    nv = float(np.linalg.norm(v))
-    it = 0
-    for it in range(1, max_iter + 1):
-        if nv <= tol:
-            break
-        d = np.linalg.lstsq(_jacobian(field, th), -v, rcond=1e-12)[0]
-        s, improved = 1.0, False
-        while s > 1e-3:
-            cand = th + s * d
-            vc = field(cand[None])[0]
-            nc = float(np.linalg.norm(vc))
-            if nc < nv:
-                th, v, nv, improved = cand, vc, nc, True
-                break
-            s *= 0.5
-        if not improved or s < 0.25:     # not in Newton's quadratic regime: give up rather than wander
-            break
-    return th, nv, it
+    def grad(self, th):
+        return mf.grad_F(self.net, self.X, self.Y, th, LOSS, weight_decay=self.mu)
 
+    def H(self, lam, th):
+        return mf.H(self.net, self.X, self.Y, C.classic(lam), th, LOSS, weight_decay=self.mu)
 
-def _hessian_eigs(net, X, Y, theta):
-    J = _jacobian(lambda t: mf.grad_F(net, X, Y, t, LOSS), theta, rel=1e-5)
-    return np.linalg.eigvalsh(0.5 * (J + J.T))
+    def flow(self, lam, th0, tau):
+        """theta' = -H_mu(theta) (grad F_mu for lam = inf) from th0, reported at the times tau (LSODA:
+        the flow is stiff, Jacobian eigenvalues from ~1e-3 to ~30)."""
+        if tau[-1] == 0:
+            return np.repeat(np.asarray(th0)[None], len(tau), axis=0)
+        with serial():
+            sol = solve_ivp(lambda _, y: -self.H(lam, y), (0.0, float(tau[-1])), th0, method="LSODA",
+                            t_eval=tau, rtol=1e-9, atol=1e-11)
+        return sol.y.T
+
+    def equilibrium(self, lam, th0):
+        """A certified zero of H_mu near th0 (dynclip.meanfield.find_equilibrium)."""
+        with serial():
+            return mf.find_equilibrium(self.net, self.X, self.Y, C.classic(lam), th0, loss=LOSS, weight_decay=self.mu)
 
 
 @lru_cache(maxsize=4)
-def mlp_setup(data_seed=0, star_seeds=(0, 1, 2, 3, 4, 5, 6, 7), a_first=0.1):
-    """MLP-A on D64-skew and a well-conditioned minimiser theta* of F (S6 iii, S7 ii-iii).
+def mlp_setup(data_seed=0, star_seeds=(0, 1, 2, 3, 4, 5, 6, 7), a_first=0.05, mu=1e-3):
+    """MLP-A on D64-skew with weight decay mu, and a certified minimiser theta* of F_mu (S6 iii, S7).
 
-    theta*: BFGS on F from ``init_params(net, seed=s)`` for s in ``star_seeds`` in turn, then
-    Newton on grad F; the first minimiser with ``a_first * lambda_max(Hess F) < 2`` (full-batch
-    GD with the first SGD step is stable there; THEORY S5b) and ||grad F|| <= 1e-9 is taken.
-    Every candidate is recorded in ``tried``. Do not modify the returned arrays (cached).
+    theta*: BFGS on F_mu from ``init_params(net, seed=s)`` for s in ``star_seeds`` in turn, then
+    Newton on grad F_mu; the first minimiser certified by find_equilibrium (clipping off: DH is
+    the Hessian of F_mu, min eigenvalue > 0) with ``a_first * lambda_max < 2`` (full-batch GD
+    with the first SGD step is stable there) is taken. Every candidate is recorded in ``tried``.
+    Do not modify the returned arrays (cached).
     """
     X, Y = dc.data.d64("skew", seed=data_seed)
-    net = dc.mlp([2, 8, 1])
-    f = lambda t: mf.F(net, X, Y, t, LOSS)                    # noqa: E731
-    g = lambda t: mf.grad_F(net, X, Y, t, LOSS)               # noqa: E731
+    pr = Problem(dc.mlp([2, 8, 1]), X, Y, mu)
     tried, pick = [], None
     for s in star_seeds:
         with serial():
-            r = minimize(f, dc.init_params(net, seed=s), jac=g, method="BFGS",
-                         options=dict(gtol=1e-9, maxiter=20000))
-        th, gn, _ = newton(lambda t: mf.grad_F(net, X, Y, t, LOSS), r.x, tol=1e-12, max_iter=20)
-        ev = _hessian_eigs(net, X, Y, th)
-        rec = dict(seed=int(s), F=float(f(th)), grad_norm=float(gn), lam_max=float(ev[-1]),
-                   lam_min=float(ev[0]), a0_lam_max=float(a_first * ev[-1]), theta_norm=float(np.linalg.norm(th)))
+            r = minimize(pr.F, dc.init_params(pr.net, seed=s), jac=pr.grad, method="BFGS",
+                         options=dict(gtol=1e-10, maxiter=20000))
+        eq = pr.equilibrium(np.inf, r.x)
+        rec = dict(seed=int(s), F=float(pr.F(eq.theta)), **eq.summary())
+        rec.pop("H_history")
+        rec["a0_lam_max"] = float(a_first * rec["max_abs_eig"])
         tried.append(rec)
-        if rec["a0_lam_max"] < 2 and gn <= 1e-9:
-            pick = (rec, th)
+        if eq.certified and rec["a0_lam_max"] < 2:
+            pick = (rec, eq.theta)
             break
     if pick is None:
-        raise RuntimeError(f"no well-conditioned theta* among init seeds {star_seeds}: {tried}")
+        raise RuntimeError(f"no certified, well-conditioned theta* among init seeds {star_seeds}: {tried}")
     rec, th = pick
-    norms = mf.per_sample_grad_norms(net, X, Y, th, LOSS)
-    return dict(net=net, X=X, Y=Y, theta_star=th, F_star=rec["F"], grad_star=rec["grad_norm"],
-                lam_max=rec["lam_max"], a0_lam_max=rec["a0_lam_max"], star_seed=rec["seed"], tried=tried,
-                lam_ref=float(np.median(norms)), sample_norms=norms)
+    norms = mf.per_sample_grad_norms(pr.net, X, Y, th, LOSS)
+    return dict(problem=pr, net=pr.net, X=X, Y=Y, theta_star=th, F_star=rec["F"], star=rec, star_seed=rec["seed"],
+                a0_lam_max=rec["a0_lam_max"], tried=tried, lam_ref=float(np.median(norms)), sample_norms=norms)
 
 
 @lru_cache(maxsize=32)
-def clipped_root(data_seed, star_seeds, a_first, lam_mult, tau_max, n_tau=60):
-    """The equilibrium theta_c of the clipped ODE (B = 1) started at theta*, lambda = lam_mult * lambda_ref.
+def clipped_root(data_seed, star_seeds, a_first, mu, lam_mult, tau_max, n_tau=60):
+    """The equilibrium theta_c of the clipped flow (B = 1) started at theta*, lambda = lam_mult * lambda_ref.
 
-    The ODE theta' = -H(theta) is solved with LSODA (rtol 1e-9, atol 1e-11) on a log grid of
-    n_tau times in [1e-3, tau_max]; Newton on H then polishes its end point (kept only where it
-    lowers ||H||). The flow is slow: along the weights of tanh units that are nearly step
-    functions H is almost flat (Jacobian eigenvalues down to ~1e-10), so ||H|| ~ 1/tau for a
-    long time and the limit is reached only around tau ~ 1e10-1e11 (cheap for LSODA: its steps
-    grow with tau). For lambda = inf, theta_c = theta*. Returns a dict (cached: read only).
+    theta' = -H_mu(theta) is solved with LSODA on a log grid of n_tau times in [1e-3, tau_max];
+    find_equilibrium (Newton) then certifies a zero of H_mu from its end point. For lambda = inf,
+    H_mu = grad F_mu and the flow stays at theta*. Returns a dict (cached: read only).
     """
-    su = mlp_setup(data_seed, star_seeds, a_first)
-    net, X, Y, ths = su["net"], su["X"], su["Y"], su["theta_star"]
+    su = mlp_setup(data_seed, star_seeds, a_first, mu)
+    pr, ths = su["problem"], su["theta_star"]
     lam = lam_mult * su["lam_ref"]
-    rule = C.classic(lam)
-    field = lambda t: mf.H(net, X, Y, rule, t, LOSS)                     # noqa: E731
     tau = np.concatenate(([0.0], np.logspace(-3, np.log10(tau_max), n_tau)))
-    if np.isinf(lam):
-        path = np.repeat(ths[None], tau.size, axis=0)
-    else:
-        with serial():
-            path = ode.integrate(net, X, Y, rule, ths, tau, loss=LOSS, method="LSODA", rtol=1e-9, atol=1e-11).theta
-    H_ode = float(np.linalg.norm(field(path[-1])))
-    th, Hn, _ = newton(field, path[-1]) if np.isfinite(lam) else (ths, H_ode, 0)
-    gF = lambda t: mf.grad_F(net, X, Y, t, LOSS)                         # noqa: E731
-    return dict(lam=lam, lam_mult=lam_mult, theta_c=th, H_norm=Hn, H_norm_ode=H_ode, theta_ode=path[-1],
-                grad_norm=float(np.linalg.norm(gF(th))), grad_norm_ode=float(np.linalg.norm(gF(path[-1]))),
-                F_excess=float(mf.F(net, X, Y, th, LOSS) - su["F_star"]),
-                F_excess_ode=float(mf.F(net, X, Y, path[-1], LOSS) - su["F_star"]),
-                clip_fraction=float(np.mean(mf.per_sample_grad_norms(net, X, Y, th, LOSS) > lam)),
-                tau=tau, F_path=np.asarray(mf.F(net, X, Y, path, LOSS)) - su["F_star"],
-                gradF_path=np.linalg.norm(gF(path), axis=1), dist=float(np.linalg.norm(th - ths)),
-                dist_root_ode=float(np.linalg.norm(th - path[-1])))
+    path = pr.flow(lam, ths, tau)
+    eq = pr.equilibrium(lam, path[-1])
+    th = eq.theta
+    return dict(lam=lam, lam_mult=lam_mult, theta_c=th, eq=eq.summary(), certified=eq.certified,
+                H_norm=eq.H_norm, H_norm_ode=float(np.linalg.norm(pr.H(lam, path[-1]))), theta_ode=path[-1],
+                theta_norm=float(np.linalg.norm(th)), min_real_eig=eq.min_real,
+                grad_norm=float(np.linalg.norm(pr.grad(th))), F_excess=float(pr.F(th) - su["F_star"]),
+                clip_fraction=float(np.mean(mf.per_sample_grad_norms(pr.net, pr.X, pr.Y, th, LOSS) > lam)),
+                tau=tau, F_path=pr.F(path) - su["F_star"], gradF_path=np.linalg.norm(pr.grad(path), axis=1),
+                dist=float(np.linalg.norm(th - ths)), dist_root_ode=float(np.linalg.norm(th - path[-1])))
 
 
 def setup_key(cfg):
     """Arguments of :func:`mlp_setup` from a study config (S6 and S7 share them)."""
-    return (cfg.data_seed, tuple(cfg.star_seeds), cfg.a0 / cfg.t0)
+    return (cfg.data_seed, tuple(cfg.star_seeds), cfg.a0 / cfg.t0, cfg.mu)
 
 
-def _full_batch_root(net, X, Y, lam, theta0, tau_max):
-    """Equilibrium of full-batch clipped GD from theta0: the flow theta' = -H_N(theta) with
-    H_N = grad F / c, c = max(||grad F|| / lambda, 1) the same for every sample, then Newton on H_N.
+def _full_batch_root(su, lam, theta0, tau_max):
+    """Equilibrium of full-batch clipped GD with weight decay from theta0: the flow
+    theta' = -(grad F / c + mu theta), c = max(||grad F|| / lambda, 1) the same for every sample,
+    then a certified zero of grad F_mu (where ||grad F|| < lambda, c = 1 and the two fields agree).
 
-    (Far from a critical point H_N has norm lambda everywhere, so a root finder started there has
-    nothing to work with: the flow first brings ||grad F|| below lambda.)
+    (Far from a critical point the clipped part has norm lambda everywhere, so a root finder
+    started there has nothing to work with: the flow first brings ||grad F|| below lambda.)
     """
+    pr = su["problem"]
+
     def field(t):
-        G = mf.grad_F(net, X, Y, t, LOSS)
-        return G / np.maximum(np.linalg.norm(G, axis=1, keepdims=True) / lam, 1.0)
+        G = mf.grad_F(pr.net, pr.X, pr.Y, t, LOSS)
+        return G / max(np.linalg.norm(G) / lam, 1.0) + pr.mu * t
     with serial():
-        sol = solve_ivp(lambda _, y: -field(y[None])[0], (0.0, tau_max), theta0, method="LSODA", rtol=1e-9,
-                        atol=1e-11)
-    th, nv, _ = newton(field, sol.y[:, -1])
-    return th, nv
+        sol = solve_ivp(lambda _, y: -field(y), (0.0, tau_max), theta0, method="LSODA", rtol=1e-9, atol=1e-11)
+    eq = pr.equilibrium(np.inf, sol.y[:, -1])
+    gF = float(np.linalg.norm(mf.grad_F(pr.net, pr.X, pr.Y, eq.theta, LOSS)))
+    return eq, gF
+
+
+def _sgd_wd(pr, lams, theta0, B, T, R, sched, seed, polyak_frac):
+    """Minibatch-clipped SGD with weight decay, theta -= a(k) (clip_lam(mean_b g) + mu theta)
+    (dynclip.simulate with optimizers.sgd(weight_decay=mu)), R replicas from theta0 at every lambda
+    (the same sample streams at every lambda). Returns the Polyak averages (len(lams) * R, P)
+    (lambda-major) over the last ``polyak_frac`` of the steps: the steps before them run in one call,
+    the rest in a second one (fresh streams, seed + 1) that records theta at every step.
+    """
+    k_avg = int(np.floor((1.0 - polyak_frac) * T))
+    kw = dict(batch_size=B, n_replicas=R, loss=LOSS, optimizer=dc.optimizers.sgd(weight_decay=pr.mu),
+              progress=False)
+    avg = []
+    for lam in lams:
+        run = dc.simulate(pr.net, pr.X, pr.Y, C.classic(lam), sched, n_steps=k_avg, theta0=theta0, seed=seed, **kw)
+        tail = dc.simulate(pr.net, pr.X, pr.Y, C.classic(lam), sched._replace(t0=sched.t0 + k_avg),
+                           n_steps=T - k_avg, theta0=run.theta_final, seed=seed + 1, record_every=1,
+                           record_theta=True, **kw)
+        avg.append(tail.theta[:, 1:].mean(axis=1))
+    return np.concatenate(avg)
 
 
 # ------------------------------------------------------------------------------------------
@@ -305,68 +310,52 @@ def _run_1d(cfg):
 # ------------------------------------------------------------------------------------------
 # (iii): MLP
 # ------------------------------------------------------------------------------------------
-def _polyak(net, X, Y, res, frac, F_star):
-    """Per-replica Polyak averages over the records in the last ``frac`` of the run, and the bias
-    estimate ||grad F(mean)|| with its replica standard error (the noise floor)."""
-    ok = ~res.diverged
-    T = res.step[-1]
-    sel = res.step >= (1.0 - frac) * T
-    pa = res.theta[ok][:, sel].mean(axis=1)                  # (R, P)
-    R = pa.shape[0]
-    G = mf.grad_F(net, X, Y, pa, LOSS)
-    Fr = np.asarray(mf.F(net, X, Y, pa, LOSS))
-    mean = pa.mean(axis=0)
-    return dict(bias=float(np.linalg.norm(mf.grad_F(net, X, Y, mean, LOSS))),
-                spread=float(np.max(np.linalg.norm(pa - mean, axis=1))),
-                floor=float(np.linalg.norm(G.std(axis=0, ddof=1)) / np.sqrt(R)),
-                F_excess=float(mf.F(net, X, Y, mean, LOSS) - F_star),
-                F_floor=float(Fr.std(ddof=1) / np.sqrt(R)),
-                n_diverged=int((~ok).sum()), clip_fraction=float(np.mean(res.clip_fraction[ok])))
-
-
 def _run_mlp(cfg):
     key = setup_key(cfg)
     su = mlp_setup(*key)
-    net, X, Y, ths, Fs = su["net"], su["X"], su["Y"], su["theta_star"], su["F_star"]
+    pr, ths, Fs = su["problem"], su["theta_star"], su["F_star"]
     lams = np.array(cfg.lam_mults, dtype=float)
+    lam_abs = lams * su["lam_ref"]
     nl = lams.size
-    out = dict(lam_mults=lams, lam_ref=su["lam_ref"], a0_lam_max=su["a0_lam_max"], lam_max=su["lam_max"],
-               star_seed=su["star_seed"], F_star=Fs, grad_star=su["grad_star"],
-               tried=[(t["seed"], t["a0_lam_max"], t["grad_norm"]) for t in su["tried"]])
-    # B = 1: exact roots of H;  B = N: exact roots of grad F / c, from the B = 1 root
+    out = dict(lam_mults=lams, lam_ref=su["lam_ref"], a0_lam_max=su["a0_lam_max"], star_seed=su["star_seed"],
+               F_star=Fs, star_theta_norm=su["star"]["theta_norm"], star_grad_norm=su["star"]["H_norm"],
+               star_min_eig=su["star"]["min_real_eig"], star_max_eig=su["star"]["max_abs_eig"],
+               star_certified=su["star"]["certified"],
+               tried=[(t["seed"], t["certified"], t["theta_norm"], t["a0_lam_max"]) for t in su["tried"]])
+    # B = 1: certified zeros of H_mu;  B = N: certified zeros of grad F_mu, reached by the full-batch flow
     b1 = [clipped_root(*key, float(m), cfg.tau_ode) for m in lams]
-    for k in ("grad_norm", "grad_norm_ode", "F_excess", "F_excess_ode", "H_norm", "H_norm_ode", "clip_fraction",
-              "dist", "dist_root_ode"):
+    for k in ("grad_norm", "F_excess", "H_norm", "H_norm_ode", "clip_fraction", "dist", "dist_root_ode", "theta_norm",
+              "min_real_eig", "certified"):
         out[f"root1_{k}"] = np.array([r[k] for r in b1])
-    gN, FN, HN = np.zeros(nl), np.zeros(nl), np.zeros(nl)
-    for i, (m, r) in enumerate(zip(lams, b1)):
-        th, HN[i] = (_full_batch_root(net, X, Y, m * su["lam_ref"], r["theta_ode"], cfg.tau_ode) if np.isfinite(m)
-                     else (ths, su["grad_star"]))
-        gN[i] = np.linalg.norm(mf.grad_F(net, X, Y, th, LOSS))
-        FN[i] = mf.F(net, X, Y, th, LOSS) - Fs
-    out.update(rootN_grad_norm=gN, rootN_F_excess=FN, rootN_H_norm=HN)
-    # SGD from theta*, Polyak averages, replica spread = noise floor
+    out["root1_iterations"] = np.array([r["eq"]["iterations"] for r in b1])
+    out["root1_tol"] = np.array([r["eq"]["tol"] for r in b1])
+    out["root1_eig_floor"] = np.array([r["eq"]["eig_floor"] for r in b1])
+    keys = ("grad_norm", "F_excess", "H_norm", "theta_norm", "min_real_eig", "certified", "gradF_raw", "lam")
+    rN = {k: [] for k in keys}
+    for m, lam, r in zip(lams, lam_abs, b1):
+        eq, gF = _full_batch_root(su, lam, r["theta_c"], cfg.tau_ode) if np.isfinite(m) else (
+            pr.equilibrium(np.inf, ths), float(np.linalg.norm(mf.grad_F(pr.net, pr.X, pr.Y, ths, LOSS))))
+        for k, v in zip(keys, (np.linalg.norm(pr.grad(eq.theta)), pr.F(eq.theta) - Fs, eq.H_norm,
+                                np.linalg.norm(eq.theta), eq.min_real, eq.certified, gF, lam)):
+            rN[k].append(v)
+    for k in keys:
+        out[f"rootN_{k}"] = np.array(rN[k])
+    # SGD with weight decay from theta*, Polyak averages; replica spread = noise floor
     sched = S.inverse(cfg.a0, cfg.t0)
     out["tau_T"] = tau_T = S.sums(sched, cfg.T_sgd)[0]
-    hz = np.zeros(nl)
-    for i, m in enumerate(lams):                 # B = 1 at the SGD horizon: the clipped ODE at tau_T
-        if np.isfinite(m):
-            with serial():
-                th = ode.integrate(net, X, Y, C.classic(m * su["lam_ref"]), ths, [0.0, tau_T], loss=LOSS,
-                                   method="LSODA", rtol=1e-9, atol=1e-11).theta[-1]
-            hz[i] = np.linalg.norm(mf.grad_F(net, X, Y, th, LOSS))
-        else:
-            hz[i] = su["grad_star"]
-    out["ode1_horizon_grad_norm"] = hz
+    out["ode1_horizon_grad_norm"] = np.array([np.linalg.norm(pr.grad(pr.flow(lam, ths, [0.0, tau_T])[-1]))
+                                              for lam in lam_abs])
     for B in cfg.batch_sizes:
-        rows = []
-        for m in lams:
-            res = dc.simulate(net, X, Y, C.classic(m * su["lam_ref"]), sched, n_steps=cfg.T_sgd, seed=cfg.seed,
-                              batch_size=B, n_replicas=cfg.R_sgd, theta0=ths, loss=LOSS,
-                              record_every=cfg.record_every, record_theta=True)
-            rows.append(_polyak(net, X, Y, res, cfg.polyak_frac, Fs))
-        for k in rows[0]:
-            out[f"sgd{B}_{k}"] = np.array([r[k] for r in rows])
+        pa = _sgd_wd(pr, lam_abs, ths, B, cfg.T_sgd, cfg.R_sgd, sched, cfg.seed + B, cfg.polyak_frac)
+        pa = pa.reshape(nl, cfg.R_sgd, -1)
+        G = pr.grad(pa.reshape(nl * cfg.R_sgd, -1)).reshape(nl, cfg.R_sgd, -1)
+        Fr = pr.F(pa.reshape(nl * cfg.R_sgd, -1)).reshape(nl, cfg.R_sgd)
+        mean = pa.mean(axis=1)
+        out[f"sgd{B}_bias"] = np.linalg.norm(pr.grad(mean), axis=1)
+        out[f"sgd{B}_floor"] = np.linalg.norm(G.std(axis=1, ddof=1), axis=1) / np.sqrt(cfg.R_sgd)
+        out[f"sgd{B}_F_excess"] = pr.F(mean) - Fs
+        out[f"sgd{B}_F_floor"] = Fr.std(axis=1, ddof=1) / np.sqrt(cfg.R_sgd)
+        out[f"sgd{B}_spread"] = np.max(np.linalg.norm(pa - mean[:, None], axis=2), axis=1)
     return out
 
 
@@ -379,122 +368,161 @@ def run(cfg):
 # ------------------------------------------------------------------------------------------
 # checks
 # ------------------------------------------------------------------------------------------
-def _bias_chain(res, cfg):
-    """The bias per B at each lambda, in increasing B: list of (label, bias (nl,), floor (nl,))."""
+def _chain(res, cfg):
+    """The bias per B at the SGD horizon tau_T, in increasing B: list of (label, bias (nl,), floor (nl,)).
+
+    B = 1: the clipped flow at tau_T (which SGD with B = 1 tracks; exact up to the ODE tolerance);
+    B = 4, 16: SGD Polyak averages (floor: replica standard error); B = N: full-batch clipped GD from
+    theta* does not move (grad F_mu(theta*) = 0 and no sample of the full batch is clipped): 0."""
     nl = len(cfg.lam_mults)
-    chain = [("B=1 (exact root)", res["root1_grad_norm"], np.maximum(res["root1_H_norm"], 1e-12))]
-    chain += [(f"B={B} (SGD)", res[f"sgd{B}_bias"], res[f"sgd{B}_floor"]) for B in cfg.batch_sizes if B > 1]
-    chain += [("B=N (exact root)", res["rootN_grad_norm"], np.full(nl, 1e-12))]
+    tiny = np.full(nl, 1e-12)
+    chain = [("B=1 (clipped flow at tau_T)", res["ode1_horizon_grad_norm"], tiny)]
+    chain += [(f"B={B} (SGD)", res[f"sgd{B}_bias"], res[f"sgd{B}_floor"]) for B in cfg.batch_sizes]
+    chain += [("B=N (full batch, stays at theta*)", np.full(nl, res["star_grad_norm"]), tiny)]
     return chain
 
 
 def _ordered(seq, n_se):
-    """Pairs (i, i+1) of a chain [(label, b, f)] with b_{i+1} resolved (> n_se f) and b_{i+1} > b_i
-    beyond n_se combined standard errors: the violations of 'nonincreasing along the chain'."""
-    bad, tested = [], 0
+    """Pairs (i, i+1) of a chain [(label, b, f)] where b_{i+1} is resolved (> n_se f) : the excess
+    b_{i+1} - b_i over n_se combined standard errors (<= 0 means 'nonincreasing along the chain'
+    holds there), and labels of the pairs tested."""
+    excess, tested = [], []
     for (la, ba, fa), (lb, bb, fb) in zip(seq[:-1], seq[1:]):
         for j in range(len(ba)):
             if bb[j] > n_se * fb[j]:
-                tested += 1
-                if bb[j] - ba[j] > n_se * np.hypot(fa[j], fb[j]):
-                    bad.append(f"{lb} > {la} at lambda #{j}")
-    return bad, tested
+                tested.append(f"{lb} vs {la} at lambda #{j}")
+                excess.append(float(bb[j] - ba[j] - n_se * np.hypot(fa[j], fb[j])))
+    return excess, tested
+
+
+def _ci_mean(x, z=1.959964):
+    x = np.asarray(x, dtype=float)
+    h = z * x.std(ddof=1) / np.sqrt(x.size)
+    return [float(x.mean() - h), float(x.mean() + h)]
 
 
 def check(res, cfg):
     out = []
+    P1 = "Theorem 1, closing remark"
     lams = np.array(cfg.lam_mults, dtype=float)
+    fin = np.isfinite(lams)
     small = lams <= 1.0
     th = res["theta_T_1d"]
-    dmean = abs(th.mean() - 1 / 9)
-    out.append(claim("S6.i.mean", "1-D 0.9/0.1, lambda=1: mean of theta_T over R runs equals theta_c = 1/9, not theta* = 1",
-                     dict(mean=th.mean(), deviation=dmean, R=th.size, T=cfg.T_1d), f"|mean - 1/9| < {cfg.mean_tol}",
-                     dmean < cfg.mean_tol, paper="Theorem 1, closing remark", verdict="refuted",
+    ci = _ci_mean(th)
+    out.append(claim("S6.i.mean", "1-D 0.9/0.1, lambda=1: the mean of theta_T over R runs is theta_c = 1/9 (where "
+                     "(22) holds), not theta* = 1 (where E g = 0)",
+                     dict(mean=th.mean(), ci95=ci, R=th.size, T=cfg.T_1d),
+                     f"95 % CI of the mean inside 1/9 +- {cfg.mean_tol}",
+                     criteria=[crit("95 % CI of mean theta_T", ci, "in", [1 / 9 - cfg.mean_tol, 1 / 9 + cfg.mean_tol])],
+                     paper=P1, verdict="refuted", basis="ci",
                      note="The limit satisfies (22) (H(1/9) = %.1e) but E g = -8/9 there." % res["H_at_thc_1d"]))
     dmax = float(np.max(np.abs(th - 1 / 9)))
-    out.append(claim("S6.i.spread", "1-D: every run ends near theta_c = 1/9", dict(max_abs_deviation=dmax),
-                     f"max |theta_T - 1/9| < {cfg.spread_tol}", dmax < cfg.spread_tol,
-                     paper="Theorem 1, closing remark", verdict="refuted"))
-    out.append(claim("S6.i.Eg", "1-D: the plain mean gradient at the limit, E g(theta_T) = F'(theta_T), is about -8/9, not 0",
-                     dict(Eg=res["Eg_1d"], target=-8 / 9), f"|E g + 8/9| < {cfg.mean_tol}",
-                     abs(res["Eg_1d"] + 8 / 9) < cfg.mean_tol, paper="Theorem 1, closing remark", verdict="refuted"))
+    out.append(claim("S6.i.spread", "1-D: every run ends near the zero of H, theta_c = 1/9", dict(max_abs_deviation=dmax),
+                     f"max |theta_T - 1/9| < {cfg.spread_tol}",
+                     criteria=[crit("max |theta_T - 1/9|", dmax, "<", cfg.spread_tol)], paper=P1, verdict="corrected",
+                     note="Corrected statement: clipped SGD converges to a zero of H = E[g/c], not of grad F."))
+    ciE = [c - 1.0 for c in ci]           # F'(theta) = theta - E y = theta - 1 (half_mse): E g(theta_T) per run
+    out.append(claim("S6.i.Eg", "1-D: the plain mean gradient at the limit, E g(theta_T) = F'(theta_T), is -8/9, not 0",
+                     dict(Eg=res["Eg_1d"], ci95=ciE, target=-8 / 9), f"95 % CI inside -8/9 +- {cfg.mean_tol}",
+                     criteria=[crit("95 % CI of E g(theta_T)", ciE, "in", [-8 / 9 - cfg.mean_tol, -8 / 9 + cfg.mean_tol])],
+                     paper=P1, verdict="refuted", basis="ci"))
     out.append(claim("S6.i.engine", "1-D: dynclip.simulate replaying the same sample indices gives the same theta_T "
                      "as the vectorised NumPy SGD", dict(max_abs_diff=res["replay_maxdiff"], replicas=cfg.R_replay),
-                     "<= 1e-12", res["replay_maxdiff"] <= 1e-12, verdict="report",
+                     "<= 1e-12", criteria=[crit("max |theta_T(engine) - theta_T(NumPy)|", res["replay_maxdiff"], "<=",
+                                                1e-12)], verdict="report",
                      note="The R x T = %.0e steps run as a NumPy loop over all replicas; the engine's per-step "
                           "bookkeeping would take minutes on 2 shared cores." % (cfg.R_1d * cfg.T_1d)))
     out.append(claim("S6.ii.interval", "1-D equal weights (y = 0 or 10, lambda = 1): H = 0 on all of [1, 9], "
                      "while F'(1) = -4", dict(max_abs_H_on_1_9=res["H_eq_max_on_1_9"], Fprime_at_1=res["Fp_eq_at_1"]),
-                     "max |H| on [1, 9] <= 1e-12 and F'(1) = -4", res["H_eq_max_on_1_9"] <= 1e-12
-                     and abs(res["Fp_eq_at_1"] + 4) < 1e-12, paper="Theorem 1 ('converges to a point')", verdict="refuted",
+                     "max |H| on [1, 9] <= 1e-12 and |F'(1) + 4| <= 1e-12",
+                     criteria=[crit("max |H| on [1, 9]", res["H_eq_max_on_1_9"], "<=", 1e-12),
+                               crit("|F'(1) + 4|", abs(res["Fp_eq_at_1"] + 4), "<=", 1e-12)],
+                     paper="Theorem 1 ('converges to a point')", verdict="refuted", basis="exact",
                      note="Every point of [1, 9] satisfies (22); the equilibria form a continuum."))
-    out.append(claim("S6.iii.setup", "MLP theta* is well conditioned: a(0) lambda_max(Hess F(theta*)) < 2 (S5b)",
-                     dict(a0_lam_max=res["a0_lam_max"], lam_max=res["lam_max"], grad_norm=res["grad_star"],
+    out.append(claim("S6.iii.setup", "MLP theta* is a certified, well-conditioned minimiser of F_mu = F + (mu/2)||theta||^2: "
+                     "Newton converged, Hessian eigenvalues > 0, a(0) lambda_max < 2 (S5b)",
+                     dict(mu=cfg.mu, theta_norm=res["star_theta_norm"], grad_norm=res["star_grad_norm"],
+                          min_eig=res["star_min_eig"], lam_max=res["star_max_eig"], a0_lam_max=res["a0_lam_max"],
                           F_star=res["F_star"], init_seed=res["star_seed"], lam_ref=res["lam_ref"],
-                          candidates_seed_a0lammax_grad=res["tried"]),
-                     "< 2", res["a0_lam_max"] < 2, verdict="report",
-                     note="theta*: BFGS + Newton from the standard inits seed 0, 1, ... in turn, the first with "
-                          "a(0) lambda_max < 2 (earlier seeds give sharp minimisers, listed). A long gradient flow "
-                          "from a standard init gives none: F keeps falling as units sharpen around the outliers."))
-    Hn = res["root1_H_norm"][np.isfinite(lams)]
-    out.append(claim("S6.iii.root", "MLP, B = 1: theta_c is an exact root of H (clipped ODE from theta* to "
-                     "tau = %.0e with LSODA, then Newton where it lowers ||H||)" % cfg.tau_ode,
-                     dict(lam_over_lamref=lams, H_norm=res["root1_H_norm"], H_norm_ode_end=res["root1_H_norm_ode"],
-                          dist_theta_c_to_theta_star=res["root1_dist"]),
-                     f"||H(theta_c)|| <= {cfg.H_tol:g}", bool(np.all(Hn <= cfg.H_tol)), verdict="report",
-                     note="The clipped flow is slow along the weights of tanh units that are nearly step functions "
-                          "(Jacobian eigenvalues down to ~1e-10): ||H|| ~ 1/tau up to tau ~ 1e10, while ||grad F|| "
-                          "and F settle by tau ~ 1e5. The limit is reached by tau ~ 1e11 (LSODA steps grow with tau)."))
-    gs = res["root1_grad_norm"][small]
-    out.append(claim("S6.iii.bias", "MLP, B = 1: at the exact root of H, grad F is not zero for lambda <= lambda_ref",
-                     dict(lam_over_lamref=lams[small], grad_norm=gs, F_excess=res["root1_F_excess"][small],
-                          clip_fraction=res["root1_clip_fraction"][small]),
-                     f"||grad F(theta_c)|| >= {cfg.bias_min:g}", bool(np.all(gs >= cfg.bias_min)),
-                     paper="Theorem 1, closing remark", verdict="refuted"))
+                          candidates_seed_certified_norm_a0lammax=res["tried"]),
+                     "certified; a(0) lambda_max < 2",
+                     criteria=[crit("theta* certified", bool(res["star_certified"]), "is", True),
+                               crit("a(0) lambda_max(Hess F_mu)", res["a0_lam_max"], "<", 2.0)], verdict="report",
+                     note="Without weight decay this MLP has no equilibrium to certify: BFGS and the gradient flow "
+                          "drift to ||theta|| ~ 800 with saturated units and Hessian eigenvalues ~1e-12 (the loss keeps "
+                          "falling as units sharpen); the same on every engine-free variant piloted (more data, fewer "
+                          "units, teacher-network targets). mu = %g is applied in H, grad F and the SGD alike." % cfg.mu))
+    tol = res["root1_tol"]
+    out.append(claim("S6.iii.root", "MLP, B = 1: theta_c(lambda) is a certified equilibrium of the clipped flow: Newton "
+                     "(from the LSODA end point at tau = %.0e) converges to ||H_mu|| <= tol, and every eigenvalue "
+                     "of DH_mu has a positive real part" % cfg.tau_ode,
+                     dict(lam_over_lamref=lams, theta_norm=res["root1_theta_norm"], H_norm=res["root1_H_norm"], tol=tol,
+                          H_norm_ode_end=res["root1_H_norm_ode"], newton_iterations=res["root1_iterations"],
+                          min_real_eig=res["root1_min_real_eig"], eig_floor=res["root1_eig_floor"],
+                          dist_to_theta_star=res["root1_dist"]),
+                     "||H_mu(theta_c)|| <= tol (1e-12 here) and min Re eig DH_mu > 1e-8 max |eig|, every lambda",
+                     criteria=[crit("||H_mu(theta_c)|| - tol", list(res["root1_H_norm"] - tol), "<=", 0.0),
+                               crit("min Re eig DH_mu - floor", list(res["root1_min_real_eig"] - res["root1_eig_floor"]),
+                                    ">", 0.0),
+                               crit("certified", [bool(c) for c in res["root1_certified"]], "is", True)],
+                     verdict="report"))
+    gs, Hs = res["root1_grad_norm"][small], res["root1_H_norm"][small]
+    out.append(claim("S6.iii.bias", "MLP, B = 1: at the certified zero of H_mu, grad F_mu is not zero for lambda <= "
+                     "lambda_ref", dict(lam_over_lamref=lams[small], H_norm=Hs, grad_norm=gs,
+                                        F_excess=res["root1_F_excess"][small],
+                                        clip_fraction=res["root1_clip_fraction"][small]),
+                     f"||H_mu(theta_c)|| <= {cfg.H_tol:g} but ||grad F_mu(theta_c)|| >= {cfg.bias_min:g}",
+                     criteria=[crit("||H_mu(theta_c)||", list(Hs), "<=", cfg.H_tol),
+                               crit("||grad F_mu(theta_c)||", list(gs), ">=", cfg.bias_min)],
+                     paper=P1, verdict="refuted", basis="exact",
+                     note="Exact: H_mu and grad F_mu are computed over all N samples at a Newton-certified root."))
     order = np.argsort(lams)                                     # increasing lambda
     b1 = res["root1_grad_norm"][order]
-    mono1 = bool(np.all(np.diff(b1) <= 1e-9))
-    sgd_bad = []
-    for B in cfg.batch_sizes:
-        b, f = res[f"sgd{B}_bias"][order], res[f"sgd{B}_floor"][order]
-        for j in range(len(b) - 1):
-            if b[j] > cfg.n_se * f[j] and b[j + 1] - b[j] > cfg.n_se * np.hypot(f[j], f[j + 1]):
-                sgd_bad.append(f"B={B}: lambda {lams[order][j]:g} -> {lams[order][j + 1]:g}")
-    out.append(claim("S6.iii.monotone_lambda", "MLP: the bias ||grad F(theta_c)|| shrinks as lambda grows "
-                     "(B = 1 exact; SGD B checked where above its floor)",
-                     dict(lam_over_lamref=lams[order], bias_B1=b1, sgd_violations=sgd_bad),
-                     "nonincreasing in lambda", mono1 and not sgd_bad, verdict="report"))
-    inf = np.isinf(lams)
-    if inf.any():
-        i = int(np.flatnonzero(inf)[0])
-        vals = {f"B={B}": (res[f"sgd{B}_bias"][i], res[f"sgd{B}_floor"][i]) for B in cfg.batch_sizes}
-        ok_inf = res["root1_grad_norm"][i] <= cfg.H_tol and all(b <= cfg.n_se * f for b, f in vals.values())
-        out.append(claim("S6.iii.unclipped", "MLP, lambda = inf: no bias beyond the noise floor",
-                         dict(B1_exact=res["root1_grad_norm"][i], sgd_bias_and_floor=vals),
-                         f"B=1 <= {cfg.H_tol:g}; SGD bias <= {cfg.n_se:g} x floor", ok_inf, verdict="report"))
-    chain = _bias_chain(res, cfg)
-    bad, tested = _ordered(chain, cfg.n_se)
-    out.append(claim("S6.iii.order_B", "MLP: the bias is nonincreasing in B along B = 1 (exact root), SGD B = "
-                     + ", ".join(str(B) for B in cfg.batch_sizes if B > 1) + ", B = N (exact root), tested where "
-                     "above the noise floor", dict(violations=bad, pairs_tested=tested,
-                                                  **{lab: b for lab, b, _ in chain}),
-                     "no violation beyond %g standard errors" % cfg.n_se, not bad, verdict="report",
-                     note="The SGD values are at the horizon tau_T = %.1f, not at their limits: at that horizon the "
-                          "B = 1 flow reaches %s of its limit bias (lambda <= lambda_ref)." % (res["tau_T"], ", ".join(
-                              "%.0f %%" % (100 * a / b) for a, b in zip(res["ode1_horizon_grad_norm"][small],
-                                                                         res["root1_grad_norm"][small])))))
-    eq = [("B=1 (ODE at tau_T)", res["ode1_horizon_grad_norm"], np.full(len(lams), 1e-12))] + chain[1:-1]
-    bad2, tested2 = _ordered(eq, cfg.n_se)
-    out.append(claim("S6.iii.order_B_same_horizon", "MLP: at the same horizon tau_T, the bias is nonincreasing in B "
-                     "(B = 1: the clipped ODE at tau_T, which SGD with B = 1 tracks)",
-                     dict(violations=bad2, pairs_tested=tested2, B1_ode_at_tau_T=res["ode1_horizon_grad_norm"]),
-                     "no violation beyond %g standard errors" % cfg.n_se, not bad2, verdict="report"))
-    gN = res["rootN_grad_norm"]
-    out.append(claim("S6.iii.full_batch", "MLP, B = N (deterministic c): the equilibria of full-batch clipped GD "
-                     "are critical points of F", dict(grad_norm=gN, F_excess=res["rootN_F_excess"]),
-                     f"||grad F|| <= {cfg.fullbatch_max:g}", bool(np.all(gN <= cfg.fullbatch_max)),
-                     paper="Theorem 1, closing remark", verdict="corrected",
-                     note="(22) => grad F = 0 holds when c is the same for every sample (B = N)."))
+    out.append(claim("S6.iii.monotone_lambda", "MLP, B = 1: the bias ||grad F_mu(theta_c)|| at the certified roots "
+                     "shrinks as lambda grows", dict(lam_over_lamref=lams[order], bias_B1=b1),
+                     "nonincreasing in lambda (increments <= 1e-9)",
+                     criteria=[crit("increments of the bias along increasing lambda", list(np.diff(b1)), "<=", 1e-9)],
+                     paper=P1, verdict="corrected",
+                     note="Not a consequence of the paper's claim: as lambda -> 0 every sample is clipped and the root "
+                          "tends to a zero of E[g/||g||] + mu theta / lambda, whose bias need not be larger; a "
+                          "failure here means the bias is not monotone in lambda, not that clipping is unbiased."))
+    if (~fin).any():
+        i = int(np.flatnonzero(~fin)[0])
+        zs = [res[f"sgd{B}_bias"][i] / res[f"sgd{B}_floor"][i] for B in cfg.batch_sizes]
+        out.append(claim("S6.iii.unclipped", "MLP, lambda = inf: no bias (B = 1: exact; SGD: within the noise floor)",
+                         dict(B1_exact=res["root1_grad_norm"][i], **{f"sgd_B{B}_bias_and_floor": (
+                             res[f"sgd{B}_bias"][i], res[f"sgd{B}_floor"][i]) for B in cfg.batch_sizes}),
+                         f"B=1 <= {cfg.H_tol:g}; SGD bias <= {cfg.n_se:g} x floor",
+                         criteria=[crit("B=1 ||grad F_mu||", res["root1_grad_norm"][i], "<=", cfg.H_tol),
+                                   crit("SGD bias / floor", zs, "<=", cfg.n_se)], verdict="report"))
+    chain = _chain(res, cfg)
+    exc, tested = _ordered(chain, cfg.n_se)
+    out.append(claim("S6.iii.order_B", "MLP: at the same horizon tau_T, the bias is nonincreasing in B along B = 1 "
+                     "(clipped flow), SGD B = " + ", ".join(str(B) for B in cfg.batch_sizes) + ", B = N; pairs tested "
+                     "where the larger-B bias is above its noise floor",
+                     dict(pairs_tested=tested, excess_over_n_se=exc, tau_T=res["tau_T"],
+                          **{lab: b for lab, b, _ in chain},
+                          **{f"floor B={B}": res[f"sgd{B}_floor"] for B in cfg.batch_sizes}),
+                     "bias(larger B) - bias(smaller B) <= %g combined standard errors, every tested pair" % cfg.n_se,
+                     criteria=[crit("excess over n_se standard errors", exc, "<=", 0.0)], paper=P1, verdict="corrected",
+                     note="SGD biases are at tau_T = %.1f, far from their limits (the slowest mode of the clipped flow "
+                          "decays like exp(-%.1e tau)); they are compared with the B = 1 flow at the same tau_T. The "
+                          "limits for B = 1 and B = N are the certified roots (S6.iii.bias, S6.iii.full_batch). An "
+                          "empty list of tested pairs fails." % (res["tau_T"], np.min(res["root1_min_real_eig"]))))
+    gN, gNr = res["rootN_grad_norm"][fin], res["rootN_gradF_raw"][fin]
+    out.append(claim("S6.iii.full_batch", "MLP, B = N (deterministic c): the certified equilibria of full-batch clipped "
+                     "GD are critical points of F_mu", dict(lam_over_lamref=lams[fin], grad_norm=gN,
+                                                           theta_norm=res["rootN_theta_norm"][fin],
+                                                           min_real_eig=res["rootN_min_real_eig"][fin],
+                                                           F_excess=res["rootN_F_excess"][fin],
+                                                           grad_F_unregularised=gNr, lam=res["rootN_lam"][fin]),
+                     f"||grad F_mu|| <= {cfg.fullbatch_max:g}, certified, and ||grad F|| < lambda (c = 1 there)",
+                     criteria=[crit("||grad F_mu(theta_N)||", list(gN), "<=", cfg.fullbatch_max),
+                               crit("certified", [bool(c) for c in res["rootN_certified"][fin]], "is", True),
+                               crit("||grad F|| - lambda", list(gNr - res["rootN_lam"][fin]), "<", 0.0)],
+                     paper=P1, verdict="corrected", basis="exact",
+                     note="(22) => grad F = 0 holds when c is the same for every sample (B = N). The full-batch flow "
+                          "from the B = 1 root may reach another critical point of F_mu than theta* (F_excess)."))
     return out
 
 
@@ -515,27 +543,31 @@ def plot(res, cfg, outdir):
     o = np.argsort(x)
     fin = np.isfinite(lams[o])
     fig, axs = plt.subplots(1, 2, figsize=(12, 5.2))
-    styles = [("root1", "B = 1: exact root of H", "k", "o", "-")]
+    styles = [("root1", "B = 1: certified root of H_μ (the limit)", "k", "o", "-")]
     for B, col in zip(cfg.batch_sizes, ["C0", "C1", "C2", "C4"]):
         styles.append((f"sgd{B}", f"B = {B}: SGD from θ*, Polyak average, τ_T = {res['tau_T']:.1f} (thin: its noise floor)",
                        col, "s", "--"))
-    styles.append(("rootN", "B = N: exact root of ∇F/c (full-batch clipped GD)", "C3", "^", "-"))
-    floor_y = {"grad": 1e-13, "F": 1e-7}
-    for ax, what, ylab in [(axs[0], "grad", "bias ‖∇F(θ_c)‖"), (axs[1], "F", "F(θ_c) − F(θ*)")]:
+    styles.append(("rootN", "B = N: certified root of ∇F/c + μθ (full-batch clipped GD, the limit)", "C3", "^", "-"))
+    floor_y = {"grad": 1e-13, "F": 1e-5}
+    for ax, what, ylab in [(axs[0], "grad", "bias ‖∇F_μ(θ_c)‖"), (axs[1], "F", "F_μ(θ_c) − F_μ(θ*)")]:
         lo = floor_y[what]
         for key, lab, col, mk, ls in styles:
             y = res[f"{key}_grad_norm" if what == "grad" and key.startswith("root") else
                     f"{key}_bias" if what == "grad" else f"{key}_F_excess"][o]
-            y = np.maximum(y, lo)
+            y = np.maximum(y, lo) if what == "grad" else y
             ax.plot(x[o][fin], y[fin], ls, color=col, marker=mk, ms=5, label=lab if what == "grad" else None)
             ax.plot(x[o][~fin], y[~fin], mk, color=col, ms=6)           # lambda = inf, not joined
             if key.startswith("sgd"):
-                f = np.maximum((res[f"{key}_floor"] if what == "grad" else res[f"{key}_F_floor"])[o], lo)
+                f = (res[f"{key}_floor"] if what == "grad" else res[f"{key}_F_floor"])[o]
                 ax.plot(x[o], f, "_", color=col, ms=14, mew=2, alpha=0.6)
                 ax.plot(x[o], f, ":", color=col, lw=0.8, alpha=0.6)
         ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set_ylim(bottom=lo / 3)
+        if what == "grad":
+            ax.set_yscale("log")
+            ax.set_ylim(bottom=lo / 3)
+        else:
+            ax.set_yscale("symlog", linthresh=lo)
+            ax.axhline(0, color="k", lw=0.6)
         ax.set_xticks(list(x[o]))
         ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_xticklabels([("∞" if np.isinf(v) else f"{v:g}") for v in lams[o]])
@@ -547,12 +579,13 @@ def plot(res, cfg, outdir):
     axs[0].text(x[o][0], cfg.bias_min * 1.6, "criterion ≥ 1e-2 (B = 1, λ ≤ λ_ref)", fontsize=7, color="0.35")
     axs[0].axhline(cfg.fullbatch_max, color="C3", ls=":", lw=1)
     axs[0].text(x[o][0], cfg.fullbatch_max * 1.6, "B = N criterion ≤ 1e-6", fontsize=7, color="C3")
-    axs[0].set_title("MLP-A, D64-skew: ∇F at the limit of clipped SGD\n(values below 1e-13 drawn at 1e-13)")
-    axs[1].set_title("loss excess of the clipped limit over the minimiser θ*\n"
-                     "(B = N at every λ, and B = 1 at λ = ∞, end at θ* itself: |excess| < 1e-15, drawn at 1e-7)")
+    axs[0].set_title("MLP-A, D64-skew, loss F_μ = F + (μ/2)‖θ‖², μ = %g:\n∇F_μ at the limit of clipped SGD "
+                     "(values below 1e-13 drawn at 1e-13)" % cfg.mu, fontsize=10)
+    axs[1].set_title("loss excess of the clipped limit over the minimiser θ* (symlog: linear below 1e-5)\n"
+                     "B = N ends at a critical point of F_μ: θ* itself, or another one (negative excess)", fontsize=10)
     fig.legend(loc="lower center", ncol=2, fontsize=8, frameon=False)
     # inset: the 1-D H and F'
-    ins = axs[0].inset_axes([0.22, 0.17, 0.5, 0.32])
+    ins = axs[0].inset_axes([0.22, 0.12, 0.5, 0.29])
     ins.plot(res["grid_a"], res["H_a"], "C0", label="H (clipped field)")
     ins.plot(res["grid_a"], res["Fp_a"], "C1", label="F′ (true gradient)")
     ins.axhline(0, color="k", lw=0.6)

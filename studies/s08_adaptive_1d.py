@@ -9,8 +9,9 @@ Setup (THEORY S8): d in {1, 10}, lam = 1, eps = 1e-3, theta_0 = 2 sqrt(lam) u (u
 10-D a fixed direction with dyadic entries, so that ||theta_0|| = 2 exactly and a theta_0^2 = 2
 is exactly the neutral case of unclipped GD), T = 2000; constant a lam in {0.5, ..., 3} for
 unclipped GD, classic clipping and adaptive clipping (unclipped also at a = 0.1, 0.25, 0.45, 0.55
-to test both sides of a theta_0^2 = 2); the (A2) schedule a(t) = a0/(t+1) with N = a0 lam in
-{30.5, ..., 345.5} in float64 and float32 (the iterate, f and grad f in that precision). Runs
+to test both sides of a theta_0^2 = 2); constant steps lie outside the paper's assumption (A2)
+(sum a = inf, sum a^2 < inf), so they are reported apart from the (A2) schedule a(t) = a0/(t+1)
+with N = a0 lam in {30.5, ..., 345.5} in float64 and float32 (the iterate, f and grad f in that precision). Runs
 use dynclip.toys (the engine's clipping apply). Under (A2) the transient amplification is
 prod_{k < N/2} (N/k - 1); the overflow onsets in N are measured on a fine N grid and compared
 with that law and the IEEE limits.
@@ -23,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from dynclip import toys, clipping as C, schedules as S, plotting
-from studies._harness import claim
+from studies._harness import claim, crit
 
 TITLE = "Adaptive clipping: exact laws and 1-D instability"
 PAPER_CLAIMS = ["Claim 2", "eq. (17)", "eq. (19)", "(A3)"]
@@ -191,8 +192,6 @@ def run(cfg):
             out[f"scan_{tag}_gradovf_{dt}"] = go
             out[f"scan_{tag}_onsets_{dt}"] = np.array([_onset(grid, lo >= 0), _onset(grid, go >= 0)])
             out[f"scan_{tag}_pred_onsets_{dt}"] = np.array([_onset(grid, pred[dt][0]), _onset(grid, pred[dt][1])])
-            out[f"scan_{tag}_flags_agree_{dt}"] = bool(np.all((lo >= 0) == pred[dt][0]) and
-                                                       np.all((go >= 0) == pred[dt][1]))
     # the engine's clipping.apply without rescaling: ||g||^2 overflows float64 at ||g|| ~ 1.3e154
     raw = {}
     for tag, sched in (("a2", S.inverse(cfg.raw_N / lam)), ("const", S.constant(cfg.raw_a_lam / lam))):
@@ -207,94 +206,138 @@ def _fmt_norm(v, nonfinite_step):
     return f"non-finite at step {int(nonfinite_step)}" if nonfinite_step >= 0 else float(f"{v:.4g}")
 
 
+def _n_disagree(res, tag, lam_s, dt, cfg):
+    """Number of N of an onset scan where the measured overflow (f, resp. grad f) differs from the law."""
+    grid = res[f"scan_{tag}_N"]
+    pred = _predicted_flags(grid, cfg.theta0_scale * np.sqrt(lam_s))[dt]
+    return int(np.sum((res[f"scan_{tag}_lossovf_{dt}"] >= 0) != pred[0])
+               + np.sum((res[f"scan_{tag}_gradovf_{dt}"] >= 0) != pred[1]))
+
+
+CONST_NOTE = ("Constant steps lie outside the paper's step-size assumption (A2) (Σa = ∞, Σa² < ∞): this row "
+              "tests (A3) as a statement about adaptive clipping with constant steps; the (A2) runs are the "
+              "S8.a2_* rows. ")
+
+
 def check(res, cfg):
     lam, T = cfg.lam, cfg.n_steps
     th0n = cfg.theta0_scale * np.sqrt(lam)
+    tol = cfg.check_tol
     rows = []
     v = res["violations"]
+    n_cl = int(res["n_clipped_checked"])
     rows.append(claim(
         "S8.claim2", "adaptive clipping, every step of every float64 run (constant and (A2) steps, d = 1 and 10): "
         "Claim 2 ||u|| ≤ λ max(1, ε)(1 + ||θ||) and the relative-update bound ||θ_{t+1} − θ_t|| ≤ a λ max(||θ_t||, ε)",
-        {"Claim 2 violations": int(v[0]), "relative-update violations": int(v[1])},
-        f"0 violations (relative tolerance {cfg.check_tol:g})", bool(v[0] == 0 and v[1] == 0),
-        paper="Claim 2", verdict="confirmed" if v[0] == 0 and v[1] == 0 else "refuted",
-        note="K = λ max(1, ε) is the smallest valid constant (THEORY §1)"))
+        {"Claim 2 violations": int(v[0]), "relative-update violations": int(v[1]), "clipped steps": n_cl},
+        f"0 violations (relative tolerance {tol:g}), on runs with clipped steps",
+        criteria=[crit("Claim 2 violations", int(v[0]), "==", 0),
+                  crit("relative-update violations", int(v[1]), "==", 0),
+                  crit("clipped steps among the checked steps", n_cl, ">", 0)],
+        paper="Claim 2", verdict="confirmed",
+        note="K = λ max(1, ε) is the smallest valid constant (THEORY §1); deterministic runs"))
     rows.append(claim(
         "S8.radial_identity", "clipped adaptive steps satisfy ||θ_{t+1}||² = ||θ_t||²(1 − 2aλ cos φ + a²λ²) "
         "(from eq. 19: ||u|| = λ||θ|| when clipped)",
-        {"violations": int(v[2]), "clipped steps checked": res["n_clipped_checked"],
-         "max relative error": res["radial_max_error"]},
-        f"0 violations at relative error {cfg.check_tol:g}", bool(v[2] == 0), paper="eq. (19)",
-        verdict="confirmed" if v[2] == 0 else "refuted",
+        {"violations": int(v[2]), "clipped steps checked": n_cl, "max relative error": res["radial_max_error"]},
+        f"max relative error ≤ {tol:g} (0 violations) over > 0 clipped steps",
+        criteria=[crit("max relative error", res["radial_max_error"], "<=", tol),
+                  crit("violations", int(v[2]), "==", 0),
+                  crit("clipped steps checked", n_cl, ">", 0)],
+        paper="eq. (19)", verdict="confirmed",
         note="error relative to ||θ_t||²(1 + aλ)², the size of the terms of ||θ − a u||²"))
     # adaptive, constant steps
     al = res["a_lams"]
-    conv, div, meas_c, meas_d = True, True, {}, {}
+    meas_c, meas_d, fin_c, n_nf_c, err_d, law_ovf = {}, {}, [], 0, [], []
     for d in cfg.dims:
         fin, nf = res[f"const_final_adaptive_d{d}"], res[f"const_nonfinite_adaptive_d{d}"]
         for j, a in enumerate(al):
             key = f"d={d}, aλ={a:g}"
             if a <= 1.99:
                 meas_c[key] = _fmt_norm(fin[j], nf[j])
-                conv &= bool(nf[j] < 0 and fin[j] < cfg.final_small)
+                fin_c.append(float(fin[j]) if nf[j] < 0 else float("nan"))
+                n_nf_c += int(nf[j] >= 0)
             elif a >= 2.01:
-                law = np.log10(th0n) + T * np.log10(a * lam - 1)
+                law = np.log(th0n) + T * np.log(a * lam - 1)      # natural log of ||θ₀||(aλ − 1)^T
                 meas_d[key] = (_fmt_norm(fin[j], nf[j]) if nf[j] >= 0 else
-                               f"10^{np.log10(fin[j]):.3f} (law 10^{law:.3f})")
+                               f"10^{np.log10(fin[j]):.3f} (law 10^{law / np.log(10):.3f})")
                 if nf[j] >= 0:
-                    div &= bool(law > np.log10(F64_MAX) / 3)   # overflow only where the law leaves the float range
+                    law_ovf.append(float(law / np.log(10)))
                 else:
-                    div &= bool(abs(np.log10(fin[j]) - law) <= cfg.law_rtol / np.log(10))
+                    err_d.append(float(abs(np.log(fin[j]) - law)))
     rows.append(claim(
-        "S8.adaptive_converges", "adaptive clipping, constant a: ||θ_T|| < 0.1 for all aλ ≤ 1.99 (d = 1, 10)",
-        meas_c, f"||θ_T|| < {cfg.final_small:g}", conv, paper="(A3)", verdict="report",
-        note="clipped steps are θ_{t+1} = (1 − aλ)θ_t, so |1 − aλ| < 1 contracts until ||θ|| ≤ √λ, then plain GD "
-             "on ||θ||⁴/4 converges (slowly, ~1/√(2at))"))
+        "S8.adaptive_converges", "adaptive clipping, constant a (outside (A2)): ||θ_T|| < 0.1 for all aλ ≤ 1.99 "
+        "(d = 1, 10)", meas_c, f"||θ_T|| < {cfg.final_small:g}, no non-finite value",
+        criteria=[crit("||θ_T||, every aλ ≤ 1.99 and d", fin_c, "<", cfg.final_small),
+                  crit("runs with a non-finite value", n_nf_c, "==", 0)],
+        paper="(A3)", verdict="confirmed",
+        note=CONST_NOTE + "A pass confirms numerical stability for constant aλ < 2 in this setting. Clipped steps "
+             "are θ_{t+1} = (1 − aλ)θ_t, so |1 − aλ| < 1 contracts until ||θ|| ≤ √λ, then plain GD on ||θ||⁴/4 "
+             "converges (slowly, ~1/√(2at)). Deterministic runs"))
+    ovf_ln = np.log10(F64_MAX) / 3
+    crits = []
+    if err_d:
+        crits.append(crit("|ln ||θ_T|| − ln(||θ₀||(aλ − 1)^T)|, runs that stayed finite", err_d, "<=", cfg.law_rtol))
+    if law_ovf:
+        crits.append(crit("log₁₀ of the law at T, runs that overflowed (must exceed log₁₀(float64 max)/3)",
+                          law_ovf, ">", float(ovf_ln)))
     rows.append(claim(
-        "S8.adaptive_diverges", "adaptive clipping, constant a, aλ ≥ 2.01: ||θ_T|| = ||θ₀||(aλ − 1)^T "
+        "S8.adaptive_diverges", "adaptive clipping, constant a (outside (A2)), aλ ≥ 2.01: ||θ_T|| = ||θ₀||(aλ − 1)^T "
         "(geometric divergence), or overflow where that leaves the float64 range",
-        meas_d, f"|log ||θ_T|| − log law| ≤ {cfg.law_rtol:g} or non-finite (only where the law exceeds "
-                "the float64 gradient range); printed criterion: > 1e100 or overflow",
-        div, paper="(A3)", verdict="refuted" if div else "report",
-        note=f"corrected criterion: the printed '> 1e100 or overflow' is unreachable at aλ = 2.01 and 2.1 in "
-             f"T = {T} steps for a mathematical reason: the law gives 2·1.01^2000 = 8.8e8 and 2·1.1^2000 = 1.3e83 "
-             "(THEORY §2.6 itself quotes 8.8e8 for 2.01). Divergence is tested against the exact law instead. "
-             "(A3) ('numerically stable with very high probability') fails surely for every aλ > 2"))
+        meas_d, f"|ln ||θ_T|| − ln law| ≤ {cfg.law_rtol:g}, or non-finite only where log₁₀ law > "
+                f"log₁₀(float64 max)/3 = {ovf_ln:.2f} (∇f = ||θ||²θ overflows); printed criterion: > 1e100 or overflow",
+        criteria=crits, paper="(A3)", verdict="refuted", basis="exact",
+        note=CONST_NOTE + f"A pass refutes (A3) for constant aλ > 2: the iterate follows the exact geometric law, so "
+             "it diverges surely (not only with some probability). Corrected criterion: the printed '> 1e100 or "
+             f"overflow' is unreachable at aλ = 2.01 and 2.1 in T = {T} steps for a mathematical reason: the law "
+             "gives 2·1.01^2000 = 8.8e8 and 2·1.1^2000 = 1.3e83 (THEORY §2.6 itself quotes 8.8e8 for 2.01). "
+             "Divergence is tested against the exact law instead; deterministic runs (basis: exact)"))
     # classic and unclipped
-    ok_cl, meas_cl = True, {}
+    meas_cl, ratio_cl, n_nf_cl = {}, [], 0
     for d in cfg.dims:
         pk = res[f"const_peak_classic_d{d}"]
         for j, a in enumerate(al):
             bound = max(th0n, a * lam, lam ** (1 / 3))
             meas_cl[f"d={d}, aλ={a:g}"] = float(f"{pk[j]:.4g}")
-            ok_cl &= bool(np.isfinite(pk[j]) and pk[j] <= bound * (1 + 1e-12)
-                          and res[f"const_nonfinite_classic_d{d}"][j] < 0)
+            ratio_cl.append(float(pk[j] / bound) if np.isfinite(pk[j]) else float("nan"))
+            n_nf_cl += int(res[f"const_nonfinite_classic_d{d}"][j] >= 0)
     rows.append(claim(
         "S8.classic_bounded", "classic clipping (λ = 1) stays bounded for every aλ: max_t ||θ_t||",
-        meas_cl, "max_t ||θ_t|| ≤ max(||θ₀||, aλ, λ^{1/3}) (a clipped step maps ||θ|| to | ||θ|| − aλ |)",
-        ok_cl, paper="eq. (11)", verdict="report"))
-    ok_u, meas_u = True, {}
+        meas_cl, "max_t ||θ_t|| ≤ max(||θ₀||, aλ, λ^{1/3}) (1 + 1e-12) (a clipped step maps ||θ|| to "
+                 "| ||θ|| − aλ |), no non-finite value",
+        criteria=[crit("max_t ||θ_t|| / max(||θ₀||, aλ, λ^{1/3}), every aλ and d", ratio_cl, "<=", 1 + 1e-12),
+                  crit("runs with a non-finite value", n_nf_cl, "==", 0)],
+        paper="eq. (11)", verdict="confirmed",
+        note="a pass confirms that classic clipping cannot blow up here (Lemma 1), also at the step sizes where "
+             "adaptive clipping diverges; deterministic runs"))
+    meas_u, big, small, neutral = {}, [], [], []
     au = res["a_lams_unclipped"]
     for d in cfg.dims:
         fin, nf = res[f"const_final_unclipped_d{d}"], res[f"const_nonfinite_unclipped_d{d}"]
+        pk = res[f"const_peak_unclipped_d{d}"]
         for j, a in enumerate(au):
             x = a * th0n ** 2
-            key = f"d={d}, a={a:g} (aθ₀²={x:g})"
-            meas_u[key] = _fmt_norm(fin[j], nf[j])
+            meas_u[f"d={d}, a={a:g} (aθ₀²={x:g})"] = _fmt_norm(fin[j], nf[j])
             if x > 2:
-                ok_u &= bool(nf[j] >= 0 or fin[j] > cfg.diverge_big)
+                big.append(float("inf") if nf[j] >= 0 else float(fin[j]))
             elif x < 2:
-                ok_u &= bool(nf[j] < 0 and fin[j] < th0n / 10)
+                small.append(float(fin[j] / th0n) if nf[j] < 0 else float("nan"))
             else:
-                ok_u &= bool(nf[j] < 0 and abs(fin[j] / th0n - 1) <= 1e-12
-                             and abs(res[f"const_peak_unclipped_d{d}"][j] / th0n - 1) <= 1e-12)
+                neutral += ([float(abs(fin[j] / th0n - 1)), float(abs(pk[j] / th0n - 1))] if nf[j] < 0
+                            else [float("nan")])
+    crits = [crit("aθ₀² > 2: ||θ_T|| (inf = overflow)", big, ">", cfg.diverge_big),
+             crit("aθ₀² < 2: ||θ_T|| / ||θ₀||", small, "<", 0.1)]
+    if neutral:
+        crits.append(crit("aθ₀² = 2: | ||θ_T||/||θ₀|| − 1 | and | max_t||θ_t||/||θ₀|| − 1 |", neutral, "<=", 1e-12))
     rows.append(claim(
         "S8.unclipped_iff", "unclipped GD on ||θ||⁴/4 diverges iff aθ₀² > 2 (neutral 2-cycle θ → −θ at equality)",
-        meas_u, "aθ₀² > 2: non-finite or > 1e100; < 2: ||θ_T|| < ||θ₀||/10; = 2: ||θ_T|| = ||θ₀|| (1e-12)", ok_u,
-        verdict="report", note="extra step sizes a = " + ", ".join(f"{x:g}" for x in cfg.unclipped_extra)
+        meas_u, "aθ₀² > 2: non-finite or > 1e100; < 2: ||θ_T|| < ||θ₀||/10; = 2: ||θ_T|| = ||θ₀|| (1e-12)",
+        criteria=crits, verdict="report",
+        note="a check of the simulation against the exact law of unclipped GD (the baseline that clipping "
+             "repairs); extra step sizes a = " + ", ".join(f"{x:g}" for x in cfg.unclipped_extra)
         + " (unclipped only) test the converging side; θ₀ has dyadic entries so that aθ₀² = 2 holds exactly"))
     # (A2)
-    ratios, ok_r, finals, ok_f = {}, True, {}, True
+    ratios, ratio_vals, finals, fin_vals = {}, [], {}, []
     for dt in ("float64", "float32"):
         for d in cfg.dims:
             pk, nf = res[f"a2_peak_{dt}_d{d}"], res[f"a2_nonfinite_{dt}_d{d}"]
@@ -307,38 +350,71 @@ def check(res, cfg):
                     continue
                 r = pk[j] / 10 ** res["a2_log10_peak_law"][j]
                 ratios[key] = float(f"{r:.10g}")
-                ok_r &= bool(cfg.peak_ratio[0] <= r <= cfg.peak_ratio[1])
+                ratio_vals.append(float(r))
                 finals[key] = float(f"{fin[j]:.3g}") if lo[j] < 0 else f"{fin[j]:.3g} (f overflowed at step {int(lo[j])})"
-                ok_f &= bool(fin[j] < cfg.final_small)
+                fin_vals.append(float(fin[j]))
+    A2_NOTE = "(A2) schedule a(t) = a0/(t+1), N = a0λ (Σa = ∞, Σa² < ∞). "
     rows.append(claim(
         "S8.a2_peak", "(A2) a = a0/(t+1): observed peak / predicted ||θ₀|| ∏_{k<N/2}(N/k − 1), runs whose "
-        "gradient stayed finite", ratios, f"in [{cfg.peak_ratio[0]}, {cfg.peak_ratio[1]}]", ok_r, paper="(A3)",
-        verdict="report", note="the transient amplification is exact; under (A2) the iterate stays bounded "
-                               "mathematically (Borkar–Meyn: h_∞(θ) = λθ)"))
+        "gradient stayed finite", ratios, f"in [{cfg.peak_ratio[0]}, {cfg.peak_ratio[1]}]",
+        criteria=[crit("observed / predicted peak, runs with finite ∇f", ratio_vals, "in", list(cfg.peak_ratio))],
+        paper="(A3)", verdict="report",
+        note=A2_NOTE + "A check of the simulation against the exact transient law: before the steps shrink "
+             "(t + 1 < N/2, aλ > 2) the iterate is amplified by ∏(N/k − 1) ≈ 2^N/√N, exponential in a0λ; this "
+             "law predicts the overflows of S8.a2_overflow. Mathematically the iterate stays bounded "
+             "(Borkar–Meyn: h_∞(θ) = λθ); deterministic runs"))
     rows.append(claim(
         "S8.a2_recovers", "(A2): after the transient ||θ_T|| is small (T = %d), runs whose gradient stayed finite"
-        % cfg.n_steps_a2, finals, f"||θ_T|| < {cfg.final_small:g}", ok_f, paper="(A3)", verdict="report"))
-    meas_o, ok_o = {}, True
+        % cfg.n_steps_a2, finals, f"||θ_T|| < {cfg.final_small:g}",
+        criteria=[crit("||θ_T||, runs with finite ∇f", fin_vals, "<", cfg.final_small)],
+        paper="(A3)", verdict="confirmed",
+        note=A2_NOTE + "A pass confirms that under (A2) the iterate is eventually stable (it recovers from the "
+             "transient, also where f = ||θ||⁴/4 overflowed on the way) wherever the arithmetic carries it "
+             "through; runs whose gradient overflowed stopped and are S8.a2_overflow's subject. Deterministic runs"))
+    meas_o, crit_o = {}, []
     names = ("f overflows", "∇f overflows")
-    for tag, lab in (("s8", f"S8 setting (λ = {lam:g}, θ₀ = {th0n:g}, N on a half-integer grid)"),
-                     ("paper", f"§2.6 example (λ = {cfg.paper_lam:g}, θ₀ = 2√{cfg.paper_lam:g}, integer N)")):
+    settings = (("s8", lam, f"S8 setting (λ = {lam:g}, θ₀ = {th0n:g}, N on a half-integer grid)"),
+                ("paper", cfg.paper_lam, f"§2.6 example (λ = {cfg.paper_lam:g}, θ₀ = 2√{cfg.paper_lam:g}, integer N)"))
+    for tag, lam_s, lab in settings:
         for dt in ("float32", "float64"):
             m, p = res[f"scan_{tag}_onsets_{dt}"], res[f"scan_{tag}_pred_onsets_{dt}"]
             for i in range(2):
                 meas_o[f"{lab}, {dt}: {names[i]} from N ="] = f"{m[i]:g} (law + IEEE max: {p[i]:g})"
-            ok_o &= bool(res[f"scan_{tag}_flags_agree_{dt}"])
+            crit_o.append(crit(f"{tag}, {dt}: N of the scan where measured ≠ predicted overflow (f or ∇f)",
+                               _n_disagree(res, tag, lam_s, dt, cfg), "==", 0))
     po = cfg.paper_onsets
-    grid = _grid(cfg.scan_N)
+    grid = res["scan_s8_N"]
     rows.append(claim(
         "S8.overflow_onset", "(A2) overflow onsets in N: measured (first N with non-finite f, resp. ∇f, in the "
         "given precision) against the product law with the IEEE maxima",
         meas_o, "measured overflow = predicted overflow at every N of the grid (both settings, both precisions)",
-        ok_o, paper="(A3)", verdict="refuted" if ok_o else "report",
-        note=f"THEORY §2.6 prints float32 {po[0]}/{po[1]}, float64 {po[2]}/{po[3]} (f/∇f); in its own example "
+        criteria=crit_o, paper="(A3)", verdict="report",
+        note=A2_NOTE + "A check of the simulation against the exact law with the IEEE limits (deterministic). "
+             f"THEORY §2.6 prints float32 {po[0]}/{po[1]}, float64 {po[2]}/{po[3]} (f/∇f); in its own example "
              f"(λ = 30, θ₀ = 2√30, f = θ⁴/4 with θ⁴ formed first, ∇f = θ³) the exact law gives the onsets above, "
              "so the printed values are corrected by 0–2 in N. In the S8 setting (θ₀ = 2) the onsets lie higher "
-             "(smaller start). Either way (A3) fails numerically at moderate N although the iterate is bounded "
-             f"mathematically. Grid: N = {grid[0]:g}, {grid[1]:g}, …, {grid[-1]:g}"))
+             f"(smaller start). Grid: N = {grid[0]:g}, {grid[1]:g}, …, {grid[-1]:g}"))
+    on = {(tag, dt): res[f"scan_{tag}_onsets_{dt}"][1] for tag, _, _ in settings for dt in ("float32", "float64")}
+    gs = {tag: res[f"scan_{tag}_N"] for tag, _, _ in settings}
+    meas_a = {f"{lab}, {dt}: ∇f overflows from N =": float(on[tag, dt]) for tag, _, lab in settings
+              for dt in ("float32", "float64")}
+    i30 = np.flatnonzero(gs["paper"] == cfg.paper_lam)
+    f30 = (float(res["scan_paper_peak_float32"][i30[0]]) ** 4 / 4 if i30.size else float("nan"))
+    meas_a[f"§2.6 example, float32, N = {cfg.paper_lam:g} (the paper's a(t) = 1/t): peak f"] = f30
+    rows.append(claim(
+        "S8.a2_overflow", "(A2), from θ₀ = 2√λ: the gradient ∇f = ||θ||²θ overflows (the run cannot go on) for "
+        "every N = a0λ from an onset on, in float32 and in float64",
+        meas_a, "an onset exists on each scan grid (float32 and float64, both settings)",
+        criteria=[crit(f"{tag}, {dt}: N from which ∇f overflows at every larger N of the scan", float(on[tag, dt]),
+                       "in", [float(gs[tag][0]), float(gs[tag][-1])])
+                  for tag, _, _ in settings for dt in ("float32", "float64")],
+        paper="(A3)", verdict="refuted", basis="exact",
+        note=A2_NOTE + "A pass refutes 'numerically stable' for (A2) schedules with a0λ beyond the onset: the "
+             "transient of S8.a2_peak overflows the gradient surely (deterministic, roundoff-limited; the onsets "
+             "agree with the exact law, S8.overflow_onset). Below the onset the run survives and recovers "
+             "(S8.a2_recovers): at the paper's own λ = 30, a(t) = 1/t (N = 30) float32 survives, the loss peaking "
+             f"at {f30:.2g}, below the float32 maximum {F32_MAX:.3g}. So (A2) does not imply (A3); (A3) is an extra condition "
+             "on a0λ and the precision"))
     raw = res["raw_apply"]
     frozen = bool(np.any(np.abs(raw[:, 0] / raw[:, 2] - 1) > 1e-9))
     rows.append(claim(
@@ -401,7 +477,7 @@ def plot(res, cfg, outdir):
         ax.set_ylim(floor - 2, top + 6)
     axes[0].set_ylabel("log₁₀ ||θ||   (values below 1e-18, e.g. exact 0, drawn at −18)")
     axes[-1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
-    fig.suptitle(f"F8a  f = ||θ||⁴/4, constant step, T = {T}, θ₀ = {cfg.theta0_scale:g}√λ·u, λ = {lam:g}, "
+    fig.suptitle(f"F8a  f = ||θ||⁴/4, constant step (outside (A2)), T = {T}, θ₀ = {cfg.theta0_scale:g}√λ·u, λ = {lam:g}, "
                  f"ε = {cfg.eps:g}:\nadaptive clipping diverges for aλ > 2 (as (aλ−1)^T), classic never, "
                  "unclipped iff aθ₀² > 2")
     fig.tight_layout()
@@ -449,8 +525,9 @@ def plot(res, cfg, outdir):
     on64 = res["scan_s8_onsets_float64"]
     axes[0].set_title(f"all N; measured onsets: float64 f from N = {on64[0]:g}, ∇f from N = {on64[1]:g}")
     axes[1].set_title(f"zoom: float32 f overflows from N = {on32[0]:g}, ∇f from N = {on32[1]:g}")
-    fig.suptitle(f"F8b  (A2) transient of adaptive clipping on ||θ||⁴/4 (λ = {lam:g}, θ₀ = {th0n:g}, d = 1): "
-                 "bounded in exact arithmetic, overflows in floating point")
+    fig.suptitle(f"F8b  (A2) schedule a(t) = a₀/(t+1) (Σa = ∞, Σa² < ∞): transient of adaptive clipping on ||θ||⁴/4 "
+                 f"(λ = {lam:g}, θ₀ = {th0n:g}, d = 1):\nbounded in exact arithmetic, overflows in floating point "
+                 "from an onset in N = a₀λ on")
     fig.tight_layout()
     plotting.savefig(fig, outdir, "F8b_a2_peak")
     # ---- F8c
@@ -464,7 +541,7 @@ def plot(res, cfg, outdir):
     ax.set_xscale("log")
     ax.set_xlabel("step t + 1")
     ax.set_ylabel("log₁₀ ||θ_t||")
-    ax.set_title("adaptive clipping, constant a (d = 1); lines end where ∇f overflows;\n"
+    ax.set_title("adaptive clipping, constant a (outside (A2)), d = 1; lines end where ∇f overflows;\n"
                  "θ = 0 exactly (aλ = 1) drawn at −18", fontsize=9)
     ax.legend(fontsize=7, ncol=2)
     ax = axes[1]
@@ -482,8 +559,10 @@ def plot(res, cfg, outdir):
     ax.set_xscale("log")
     ax.set_xlabel("step t + 1")
     ax.set_ylabel("log₁₀ ||θ_t||")
-    ax.set_title("(A2) a(t) = (N/λ)/(t+1): transient then recovery; × = ∇f overflow (float32)")
+    ax.set_title("(A2) schedule a(t) = (N/λ)/(t+1), Σa = ∞, Σa² < ∞:\ntransient then recovery; × = ∇f overflow (float32)",
+                 fontsize=9)
     ax.legend(fontsize=6.5, ncol=2)
-    fig.suptitle("F8c  log₁₀||θ_t|| paths, f = ||θ||⁴/4, λ = 1 (dotted: float32 ∇f and float64 f overflow levels)")
+    fig.suptitle("F8c  log₁₀||θ_t|| paths, f = ||θ||⁴/4, λ = 1: constant steps, outside (A2) (left), and the (A2) "
+                 "schedule (right)\n(dotted: float32 ∇f and float64 f overflow levels)")
     fig.tight_layout()
     plotting.savefig(fig, outdir, "F8c_paths")

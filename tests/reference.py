@@ -146,11 +146,44 @@ def clip(rule, g, theta, widths):
     raise KeyError(k)
 
 
+class Optimizer:
+    """Momentum and Adam as torch.optim.SGD(momentum=beta, nesterov=...) and torch.optim.Adam
+    write them, on whole vectors: ``step(theta, u, a)`` returns the next theta for the clipped update
+    u and learning rate a. kind: "sgd", "momentum" (beta, nesterov) or "adam" (beta1, beta2, eps);
+    weight_decay: torch's (u + weight_decay * theta feeds the step)."""
+
+    def __init__(self, kind, beta=0.0, nesterov=False, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0):
+        self.kind, self.beta, self.nesterov = kind, beta, nesterov
+        self.beta1, self.beta2, self.eps = beta1, beta2, eps
+        self.weight_decay = weight_decay
+        self.buf = self.m = self.v = None
+        self.t = 0
+
+    def step(self, th, u, a):
+        self.t += 1
+        if self.weight_decay:
+            u = u + self.weight_decay * th
+        if self.kind == "sgd":
+            return th - a * u
+        if self.kind == "momentum":
+            self.buf = u.copy() if self.buf is None else self.beta * self.buf + u
+            d = u + self.beta * self.buf if self.nesterov else self.buf
+            return th - a * d
+        if self.m is None:
+            self.m, self.v = np.zeros_like(u), np.zeros_like(u)
+        self.m = self.beta1 * self.m + (1 - self.beta1) * u
+        self.v = self.beta2 * self.v + (1 - self.beta2) * u * u
+        step_size = a / (1 - self.beta1 ** self.t)
+        denom = np.sqrt(self.v) / math.sqrt(1 - self.beta2 ** self.t) + self.eps
+        return th - step_size * (self.m / denom)
+
+
 def sgd(widths, activation, theta0, X, Y, loss, rule, a, indices, clip_per="batch", project_radius=np.inf,
-        alrc=None):
+        alrc=None, optimizer=None):
     """Plain clipped-SGD loop over given indices (n_steps, B); returns the path (n_steps+1, P).
 
     alrc: dict(n_sigma, beta1, beta2, mu1, mu2, variant) for loss clipping.
+    optimizer: an :class:`Optimizer` (fresh state) that turns the clipped update into the step.
     """
     th = np.array(theta0, float)
     path = [th.copy()]
@@ -171,16 +204,20 @@ def sgd(widths, activation, theta0, X, Y, loss, rule, a, indices, clip_per="batc
                 u += w * gi / B
                 Ls.append(L)
                 Lc.append(min(L, lmax))
-            lm = np.mean(Lc) if alrc["variant"] == "code" else np.mean(Ls)
-            mu1 = alrc["beta1"] * mu1 + (1 - alrc["beta1"]) * lm
-            mu2 = alrc["beta2"] * mu2 + (1 - alrc["beta2"]) * lm * lm
+            if alrc["variant"] == "code":   # the authors' alrc.py: means of the capped losses and of their squares
+                m1, m2 = np.mean(Lc), np.mean(np.square(Lc))
+            else:                           # Algorithm 1 fed the minibatch-mean loss
+                m1 = np.mean(Ls)
+                m2 = m1 * m1
+            mu1 = alrc["beta1"] * mu1 + (1 - alrc["beta1"]) * m1
+            mu2 = alrc["beta2"] * mu2 + (1 - alrc["beta2"]) * m2
         elif clip_per == "sample":
             u = np.mean([clip(rule, sample_loss_grad(widths, activation, th, X[i], Y[i], loss)[1], th, widths)
                          for i in rows], axis=0)
         else:
             g = loss_grad(widths, activation, th, X, Y, loss, rows)[1]
             u = clip(rule, g, th, widths)
-        th = th - a[k] * u
+        th = th - a[k] * u if optimizer is None else optimizer.step(th, u, a[k])
         nt = np.linalg.norm(th)
         if nt > project_radius:
             th = th * (project_radius / nt)

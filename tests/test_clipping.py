@@ -101,3 +101,114 @@ def test_rules_are_data():
     r = C.layerwise(0.5, 0.1, "global")
     assert C.ClipRule.from_dict(r.as_dict()) == r
     assert "global" in r.describe()
+
+
+# ---- non-finite and large gradients: the peers' inputs (torch's clip_grad_norm_ tests: nan, +-inf,
+# 2e22, 2e200, in one entry or all, after a finite gradient) --------------------------------------
+NONFINITE_RULES = RULES + [C.classic(np.inf), C.classic(np.inf, "torch"), C.classic(np.inf, "optax")]
+P = NET.n_params                              # 26: layer 0 = [0, 16) (units: rows of W_0 + b_0), layer 1 = [16, 26)
+BAD_POSITIONS = [0, 13, 17, P - 1]            # first, in layer 0's biases, in layer 1, last
+
+
+def _apply(rule, g, th):
+    """(u, c, clipped) from the jitted apply, with NET's layer structure."""
+    u = np.empty_like(g)
+    c, clipped = C.apply(C.check_rule(rule), g, th, NET.widths_array(), NET.offsets(), u)
+    return u, c, clipped
+
+
+def _theta(seed=5):
+    return np.random.default_rng(seed).normal(size=P)
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")   # the naive twin divides inf by inf
+@pytest.mark.parametrize("rule", NONFINITE_RULES, ids=lambda r: r.describe())
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("rest", ["zeros", "random"])
+def test_nonfinite_gradient_propagates_in_every_rule(rule, bad, rest):
+    """A NaN norm NaNs every entry of the clipped block; an inf norm zeroes its finite entries and gives
+    NaN for the infinite ones (g * 0, as torch and optax); never "unchanged, c = 1" (old: NaN was lost)."""
+    th = _theta()
+    for pos in BAD_POSITIONS + ["all"]:
+        g = np.zeros(P) if rest == "zeros" else np.random.default_rng(7).normal(size=P)
+        if pos == "all":
+            g[:] = bad
+        else:
+            g[pos] = bad
+        u, c, clipped = _apply(rule, g, th)
+        np.testing.assert_allclose(u, ref_clip(rule_dict(rule), g, th, list(NET.widths)), rtol=1e-13, atol=0)
+        if rule.kind == C.ClipKind.none:
+            np.testing.assert_array_equal(u, g)
+            assert c == 1.0 and not clipped
+            continue
+        assert clipped, (pos, rule.describe())
+        assert np.isnan(c) or c == np.inf
+        if rule.kind == C.ClipKind.value:
+            assert np.isnan(c) if np.isnan(bad) else c == np.inf
+            assert np.isnan(u[g != g]).all() and np.all(np.abs(u[g == g]) <= rule.lam)
+        elif np.isnan(bad) or (rule.kind == C.ClipKind.classic and rule.lam == np.inf):   # inf / inf
+            scope = np.ones(P, bool)              # the block whose norm is non-finite is all NaN
+            if rule.kind == C.ClipKind.layerwise and rule.numerator == 0 and pos != "all":
+                scope = np.zeros(P, bool)
+                scope[(slice(0, 16) if pos < 16 else slice(16, P))] = True
+            elif rule.kind == C.ClipKind.unitwise and pos != "all":
+                scope = np.isnan(ref_clip(rule_dict(rule), g, th, list(NET.widths)))
+                assert 1 < scope.sum() < P        # one unit (its row of W and its bias)
+            assert np.isnan(u[scope]).all() and np.isnan(c)
+        else:                                     # inf norm: g * 0 in the clipped block
+            assert np.isnan(u[np.isinf(g)]).all()
+            if rule.kind in (C.ClipKind.classic, C.ClipKind.adaptive, C.ClipKind.normalized):
+                assert c == np.inf and np.all(u[np.isfinite(g)] == 0.0)
+        # the public clip() returns the same
+        u2, c2 = C.clip(rule, g, th, NET)
+        np.testing.assert_array_equal(u2, u)
+        assert c2 == c or (np.isnan(c2) and np.isnan(c))
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")   # the naive twin divides inf by inf
+@pytest.mark.parametrize("conv", ["paper", "torch", "optax"])
+def test_nonfinite_classic_matches_torch_and_optax_formulas(conv):
+    """The peers' exact formulas, written out: torch g * clamp(lam / (||g|| + 1e-6), max=1) (a NaN
+    passes the clamp), optax where(||g|| < lam, g, g * lam / ||g||)."""
+    lam = 1.5
+    for g in (np.array([1.0, 0.0, np.nan, 0.0]), np.array([3.0, -np.inf, 0.5]), np.array([-2.0, np.inf, np.inf]),
+              np.array([np.nan, np.inf, 1.0])):
+        n = np.linalg.norm(g)
+        with np.errstate(invalid="ignore"):
+            torch_u = g * np.minimum(lam / (n + 1e-6), 1.0)       # np.minimum, like torch.clamp, keeps a NaN
+            optax_u = np.where(n < lam, g, g * lam / n)
+        np.testing.assert_array_equal(torch_u, optax_u)           # the two peers agree here
+        u, c = C.clip(C.classic(lam, conv), g)
+        np.testing.assert_array_equal(u, torch_u)
+        assert (np.isnan(c) if np.isnan(n) else c == np.inf)
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")   # the naive twin divides inf by inf
+@pytest.mark.parametrize("rule", NONFINITE_RULES, ids=lambda r: r.describe())
+@pytest.mark.parametrize("s", [2e22, -2e22, 2e200, -2e200])
+def test_large_finite_gradient_is_clipped_exactly(rule, s):
+    """2e200 squared overflows; norms rescale, so the clipped update is finite and equals the naive
+    twin at 2e22 (every threshold here is far below both: the clipped direction is the same)."""
+    th = _theta()
+    for pattern in ["one", "all", "one_after_finite"]:
+        for pos in BAD_POSITIONS:
+            base = np.ones(P) if pattern == "one_after_finite" else np.zeros(P)
+            g, g22 = base.copy(), base.copy()
+            if pattern == "all":
+                g[:], g22[:] = s, np.sign(s) * 2e22
+            else:
+                g[pos], g22[pos] = s, np.sign(s) * 2e22
+            u, c, clipped = _apply(rule, g, th)
+            assert np.all(np.isfinite(u)) and np.isfinite(c)
+            if rule.kind == C.ClipKind.none or (rule.kind == C.ClipKind.classic and rule.lam == np.inf):
+                np.testing.assert_array_equal(u, g)
+                assert c == 1.0 and not clipped
+                continue
+            assert clipped and c > 1e20
+            want = ref_clip(rule_dict(rule), g22, th, list(NET.widths))
+            # entries of a finite prefix scale as 1/||g||: ~1e-200 here, ~1e-22 in the twin
+            np.testing.assert_allclose(u, want, rtol=1e-13, atol=1e-20)
+            if rule.kind == C.ClipKind.classic:
+                assert np.linalg.norm(u) == pytest.approx(rule.lam, rel=1e-14)
+                exact = abs(s) * np.linalg.norm(g / abs(s))
+                assert c == pytest.approx(exact / rule.lam, rel=1e-14)

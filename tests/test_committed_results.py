@@ -47,7 +47,7 @@ def test_numbers_complete_and_consistent(study):
 
 @pytest.mark.parametrize("study", h.STUDIES)
 def test_every_check_bears_on_a_summary_row(study):
-    pats = [p for _, _, ps in h.SUMMARY for p in ps]
+    pats = [p for _, _, ps, _ in h.SUMMARY for p in ps]
     for c in _load(study)["claims"]:
         if c["passed"] is not None:
             assert any(fnmatch.fnmatchcase(c["key"], p) for p in pats), \
@@ -62,16 +62,22 @@ def test_results_come_from_the_shipped_engine(study):
         "re-run: python -m studies run all")
 
 
+def _report_files():
+    return [os.path.join(FIG, "REPORT.md")] + [os.path.join(FIG, s, "REPORT.md") for s in h.STUDIES]
+
+
 def test_report_is_current(tmp_path):
-    """REPORT.md is what `python -m studies report` writes from the committed numbers."""
+    """REPORT.md and the study pages are what `python -m studies report` writes from the committed numbers."""
     import shutil
     for s in h.STUDIES:
-        os.makedirs(tmp_path / s)
-        shutil.copy(os.path.join(FIG, s, "numbers.json"), tmp_path / s / "numbers.json")
-    with open(h.write_report(str(tmp_path))) as f:
-        fresh = f.read()
-    with open(os.path.join(FIG, "REPORT.md")) as f:
-        assert f.read() == fresh, "figures/REPORT.md is stale: python -m studies report"
+        shutil.copytree(os.path.join(FIG, s), tmp_path / s, ignore=shutil.ignore_patterns("REPORT.md", "*.npz"))
+    h.write_report(str(tmp_path))
+    for path in _report_files():
+        with open(tmp_path / os.path.relpath(path, FIG)) as f:
+            fresh = f.read()
+        assert os.path.exists(path), f"{path} missing: python -m studies report"
+        with open(path) as f:
+            assert f.read() == fresh, f"{os.path.relpath(path, ROOT)} is stale: python -m studies report"
 
 
 def test_verdict_rule():
@@ -101,3 +107,53 @@ def test_criteria_evaluation():
     assert not c("v", True, ">=", 0)["ok"]          # a boolean is not a number here
     with pytest.raises(ValueError, match="op"):
         c("v", 1, "~", 1)
+
+
+def _cells(line):
+    """Cells of a Markdown table row: split on the pipes that are not escaped (as GFM tables do, code
+    spans included)."""
+    cells, cur, i = [], "", 0
+    while i < len(line):
+        if line[i] == "\\" and i + 1 < len(line):
+            cur += line[i:i + 2]
+            i += 2
+            continue
+        if line[i] == "|":
+            cells.append(cur)
+            cur = ""
+        else:
+            cur += line[i]
+        i += 1
+    cells.append(cur)
+    return cells[1:-1] if line.strip().startswith("|") else cells
+
+
+@pytest.mark.parametrize("path", _report_files(), ids=lambda p: os.path.relpath(p, FIG))
+def test_report_renders_as_tables(path):
+    """Every table of the report pages, as a CommonMark + table parser sees it, has as many cells in each
+    row as in its header (an unescaped '|' in a value would shift the verdicts into the wrong column), and
+    every local link and image points at a file."""
+    markdown_it = pytest.importorskip("markdown_it")
+    with open(path) as f:
+        text = f.read()
+    lines = text.splitlines()
+    tokens = markdown_it.MarkdownIt("commonmark").enable("table").parse(text)
+    tables = [t.map for t in tokens if t.type == "table_open"]
+    assert tables, f"{path} has no table"
+    n_rows = sum(1 for ln in lines if ln.startswith("|"))
+    assert sum(b - a for a, b in tables) == n_rows, "a '|' line outside any parsed table"
+    for a, b in tables:
+        width = len(_cells(lines[a]))
+        for ln in lines[a:b]:
+            assert len(_cells(ln)) == width, f"row with {len(_cells(ln))} cells, header {width}: {ln[:120]}"
+    targets = []
+    for t in tokens:
+        for ch in (t.children or []):
+            if ch.type == "image":
+                targets.append(ch.attrs["src"])
+            elif ch.type == "link_open":
+                targets.append(ch.attrs["href"])
+    for tgt in targets:
+        if "://" in tgt or tgt.startswith("#"):
+            continue
+        assert os.path.exists(os.path.join(os.path.dirname(path), tgt.split("#")[0])), f"{path}: broken link {tgt}"

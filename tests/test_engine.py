@@ -274,3 +274,91 @@ def test_all_nan_parameters_are_divergence():
     res = dc.simulate(dc.mlp([2, 1]), np.zeros((4, 2)), np.array([[133955509475.0], [0], [0], [0]]),
                       C.classic(1e300), S.constant(1.0), n_steps=3, seed=0, loss="quartic")
     assert res.diverged[0] and res.nonfinite[0]
+
+
+# ---- a non-finite gradient norm stops the replica, even when the clipped update is finite ---------
+def _overflowing_gradient_problem():
+    """f = w x + b, mse, x = 1, y = -7.5e307: at theta = 0 the gradient (2 e x, 2 e) = (1.5e308, 1.5e308)
+    is finite but its norm 2.1e308 overflows to inf (and the loss is inf). Clipping rescales it to a
+    finite update, so theta stays finite: only the gradient norm tells that the step is not sane."""
+    return dc.mlp([1, 1]), np.array([[1.0], [1.0]]), np.array([[-7.5e307], [-7.5e307]]), np.zeros(2)
+
+
+def _nan_gradient_problem():
+    """Logits +-1e10 x with x = 1e300 are +-inf: the cross-entropy loss and its gradient are NaN."""
+    return dc.mlp([1, 2]), np.array([[1e300], [1e300]]), np.array([0, 1]), np.array([1e10, -1e10, 0.0, 0.0])
+
+
+ALL_RULES = RULES + [C.alrc(n_sigma=1.0, mu1=2.0, mu2=8.0), C.alrc(n_sigma=1.0, mu1=2.0, mu2=8.0, variant="code")]
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+@pytest.mark.parametrize("rule", ALL_RULES, ids=lambda r: r.describe())
+@pytest.mark.parametrize("problem", ["overflow", "nan"])
+@pytest.mark.parametrize("clip_per", ["batch", "sample"])
+def test_nonfinite_gradient_norm_stops_the_replica(rule, problem, clip_per):
+    if clip_per == "sample" and rule.kind == C.ClipKind.alrc:
+        pytest.skip("alrc clips per example already")
+    net, X, Y, th0 = _overflowing_gradient_problem() if problem == "overflow" else _nan_gradient_problem()
+    loss = "mse" if problem == "overflow" else "cross_entropy"
+    res = dc.simulate(net, X, Y, rule, S.constant(0.1), n_steps=5, seed=0, batch_size=2, theta0=th0,
+                      clip_per=clip_per, loss=loss, record_every=1)
+    assert res.diverged[0] and res.nonfinite[0] and res.blowup_step[0] == 1
+    assert np.all(np.isnan(res.loss[0, 2:]))
+    with pytest.raises(FloatingPointError):
+        dc.simulate(net, X, Y, rule, S.constant(0.1), n_steps=5, seed=0, batch_size=2, theta0=th0,
+                    clip_per=clip_per, loss=loss, nonfinite="raise")
+
+
+def test_overflowing_gradient_norm_with_a_finite_update():
+    """The case the old engine missed: ||g|| = inf, u finite, theta finite -> it kept running."""
+    net, X, Y, th0 = _overflowing_gradient_problem()
+    for rule in (C.classic(1.0), C.none(), C.alrc(n_sigma=1.0, mu1=2.0, mu2=8.0)):
+        res = dc.simulate(net, X, Y, rule, S.constant(0.1), n_steps=5, seed=0, theta0=th0, loss="mse",
+                          record_every=1)
+        assert np.all(np.isfinite(res.theta_final[0])), rule.describe()   # the update was finite ...
+        assert res.nonfinite[0] and res.diverged[0] and res.blowup_step[0] == 1   # ... the gradient norm was not
+        assert np.isfinite(res.max_displacement[0])          # theta stayed finite: the displacement is honest
+        assert res.clip_fraction[0] == (0.0 if rule.kind == C.ClipKind.none else 1.0)
+
+
+# ---- ALRC, variant "code" at B > 1: the authors' alrc.py updates mu2 with the mean of the SQUARED
+# capped losses (tf.reduce_mean(loss**2)), not the square of their mean ----------------------------
+@pytest.mark.parametrize("variant", ["paper", "code"])
+def test_alrc_moments_by_hand_from_the_replayed_indices(variant):
+    net, X, Y = _problem(2)
+    T, B, b1, b2, n, mu0 = 30, 4, 0.9, 0.8, 1.0, (2.0, 8.0)
+    rule = C.alrc(n_sigma=n, beta1=b1, beta2=b2, mu1=mu0[0], mu2=mu0[1], variant=variant)
+    idx = np.random.default_rng(4).integers(0, len(X), size=(1, T, B))
+    res = dc.simulate(net, X, Y, rule, S.constant(0.002), n_steps=T, seed=0, batch_size=B,
+                      theta0=dc.init_params(net, 3), indices=idx, loss="quartic", record_every=1,
+                      record_theta=True)
+    # tracking the noise sum (which computes H at every step) must not change the run
+    tracked = dc.simulate(net, X, Y, rule, S.constant(0.002), n_steps=T, seed=0, batch_size=B,
+                          theta0=dc.init_params(net, 3), indices=idx, loss="quartic", record_every=1,
+                          track_noise=True)
+    np.testing.assert_array_equal(tracked.alrc_moments, res.alrc_moments)
+    np.testing.assert_array_equal(tracked.theta_final, res.theta_final)
+    mu1, mu2 = mu0
+    old1, old2 = mu0                                   # the former code variant: (mean capped)^2
+    n_capped = 0
+    for k in range(T):
+        L = np.array([ref.sample_loss_grad(list(net.widths), "tanh", res.theta[0, k], X[i], Y[i], "quartic")[0]
+                      for i in idx[0, k]])
+        lmax = mu1 + n * np.sqrt(max(mu2 - mu1 ** 2, 0.0) + (1e-8 if variant == "code" else 0.0))
+        Lc = np.minimum(L, lmax)
+        n_capped += int(np.sum(L > lmax))
+        if variant == "code":
+            m1, m2 = Lc.mean(), (Lc ** 2).mean()
+        else:
+            m1 = L.mean()
+            m2 = m1 ** 2
+        if variant == "code":
+            lmax_old = old1 + n * np.sqrt(max(old2 - old1 ** 2, 0.0) + 1e-8)
+            c_old = np.minimum(L, lmax_old).mean()
+            old1, old2 = b1 * old1 + (1 - b1) * c_old, b2 * old2 + (1 - b2) * c_old ** 2
+        mu1, mu2 = b1 * mu1 + (1 - b1) * m1, b2 * mu2 + (1 - b2) * m2
+    assert 0 < n_capped < T * B                         # the cap was active and not always
+    np.testing.assert_allclose(res.alrc_moments[0], [mu1, mu2], rtol=1e-12)
+    if variant == "code":                               # the test separates the two formulas
+        assert abs(old2 - mu2) > 1e-3 * mu2

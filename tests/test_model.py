@@ -103,3 +103,77 @@ def test_bad_loss_and_grad_input():
         dc.loss_and_grad(dc.mlp([2, 3]), dc.init_params(dc.mlp([2, 3])), X, np.full(len(X), 3), loss="cross_entropy")
     with pytest.raises(TypeError, match="net"):
         dc.loss_and_grad("net", th, X, Y)
+
+
+# ---- non-finite entries propagate through every norm (the peers' inputs: torch's clip_grad_norm_
+# tests use nan, +-inf, 2e22 and 2e200 as gradient entries) ----------------------------------
+from dynclip.model import norm, maxabs, dist  # noqa: E402
+
+N_SIMD = 45                                   # lanes: a 32-block [0, 32), an 8-step [32, 40), the tail [40, 45)
+POSITIONS = [0, 5, 31, 32, 39, 40, 44]        # first, inside/last of the 32-block, the 8-step, tail start, last
+
+
+def _base(rest, n=N_SIMD, seed=0):
+    if rest == "zeros":
+        return np.zeros(n)
+    if rest == "ones":
+        return np.ones(n)
+    return np.random.default_rng(seed).normal(size=n)
+
+
+@pytest.mark.parametrize("pos", POSITIONS)
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("rest", ["zeros", "ones", "random"])
+def test_norm_dist_maxabs_propagate_nonfinite(pos, bad, rest):
+    """norm([1, 0, nan, 0]) was 0: the running max restarted at the entry after a NaN."""
+    v = _base(rest)
+    v[pos] = bad
+    want = np.isnan if np.isnan(bad) else (lambda x: x == np.inf)
+    assert want(norm(v, 0, N_SIMD)) and want(maxabs(v, 0, N_SIMD))
+    assert want(dist(v, np.zeros(N_SIMD))) and want(dist(np.zeros(N_SIMD), v))
+    for lo, hi in ((0, pos + 1), (pos, N_SIMD), (max(pos - 3, 0), min(pos + 9, N_SIMD))):
+        assert want(norm(v, lo, hi))
+    if pos > 0:             # a range without the bad entry is finite and exact
+        assert norm(v, 0, pos) == pytest.approx(np.linalg.norm(v[:pos]), rel=1e-14, abs=0)
+    # NaN wins over inf, in either order
+    w = v.copy()
+    w[(pos + 7) % N_SIMD] = np.nan if not np.isnan(bad) else np.inf
+    assert np.isnan(norm(w, 0, N_SIMD)) and np.isnan(maxabs(w, 0, N_SIMD)) and np.isnan(dist(w, np.zeros(N_SIMD)))
+
+
+@pytest.mark.parametrize("s", [2e22, -2e22, 2e200, -2e200])
+@pytest.mark.parametrize("pattern", ["one", "all", "one_after_finite"])
+def test_norm_of_large_finite_entries_is_exact(s, pattern):
+    """Large finite entries are not non-finite: the norm is finite and exact (squares of 2e200 overflow)."""
+    for pos in POSITIONS:
+        v = _base("ones" if pattern == "one_after_finite" else "zeros")
+        if pattern == "all":
+            v[:] = s
+        else:
+            v[pos] = s
+        exact = abs(s) * np.linalg.norm(v / abs(s))         # the rescaled sum cannot overflow
+        assert np.isfinite(norm(v, 0, N_SIMD))
+        assert norm(v, 0, N_SIMD) == pytest.approx(exact, rel=1e-15)
+        assert dist(v, np.zeros(N_SIMD)) == pytest.approx(exact, rel=1e-15)
+        assert maxabs(v, 0, N_SIMD) == abs(s)
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")   # the naive twin overflows on purpose
+def test_per_sample_norms_propagate_nonfinite():
+    """The rank-1 per-sample norms: a sample whose loss is NaN (infinite logits) has a NaN norm, one
+    whose gradient overflows an inf norm; the others are untouched."""
+    from dynclip.meanfield import per_sample_grad_norms
+    from reference import sample_loss_grad
+    net = dc.mlp([1, 2])
+    theta = np.array([1e10, -1e10, 0.0, 0.0])               # logits +-1e10 x
+    X = np.array([[1.0], [1e300], [0.5]])
+    Y = np.array([0, 1, 1])
+    n = per_sample_grad_norms(net, X, Y, theta, loss="cross_entropy")
+    assert np.isnan(n[1]) and np.all(np.isfinite(n[[0, 2]]))
+    assert np.isnan(np.linalg.norm(sample_loss_grad([1, 2], "tanh", theta, X[1], Y[1:2], "cross_entropy")[1]))
+    for j in (0, 2):
+        ref = np.linalg.norm(sample_loss_grad([1, 2], "tanh", theta, X[j], Y[j:j + 1], "cross_entropy")[1])
+        assert n[j] == pytest.approx(ref, rel=1e-13)
+    lin = dc.mlp([1, 1])                                     # gradient (2 e x, 2 e): norm 2.1e308 overflows
+    n = per_sample_grad_norms(lin, np.array([[1.0], [1.0]]), np.array([[-7.5e307], [1.0]]), np.zeros(2))
+    assert n[0] == np.inf and n[1] == pytest.approx(2 * np.sqrt(2), rel=1e-15)
