@@ -107,8 +107,8 @@ class Config:
     adam_betas: tuple = (0.9, 0.999)  # the paper's (TensorFlow/torch defaults)
     adam_eps: float = 1e-8
     # T equal across B, as in the paper. Cost (2 idle cores): training grows with T x B (B = 64 is ~half
-    # of it), the full-data records with (T / record_every) x n_pool; the whole grid below is ~8-9 min
-    # on 2 idle cores (estimated from the 6-seed SGD-only run, 65 s)
+    # of it), the full-data records with (T / record_every) x n_pool; the whole grid below took 7.2 min on
+    # the 2 shared cores (~1000 CPU-s of simulation: SGD 2/3, Adam 1/3), 20 min when they were busy
     n_steps: int = 10_000
     batch_sizes: tuple = (1, 4, 16, 64)
     n_sigmas: tuple = (2.0, 3.0, 4.0, math.inf)    # SGD, Algorithm 1
