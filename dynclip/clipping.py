@@ -29,7 +29,8 @@ import math
 import numpy as np
 
 from ._jit import hot
-from .model import norm, maxabs, absmax_step, scaled_sumsq, check_net, check_real, check_choice, check_int, as_float_array
+from .model import (norm, maxabs, absmax_step, scaled_sumsq, check_net, check_real, check_choice, check_int,
+                    as_float_array, check_no_unknown)
 
 
 class ClipKind(IntEnum):
@@ -110,7 +111,7 @@ def none():
     return ClipRule(int(ClipKind.none))
 
 
-def classic(lam, convention="paper"):
+def classic(lam=None, convention="paper", **unknown):
     """Classic norm clipping (Ramaswamy eq. 11): ``g / max(||g|| / lam, 1)``.
 
     ``convention`` picks the tie-break users know: ``"paper"`` (unchanged iff ||g|| <= lam),
@@ -124,25 +125,31 @@ def classic(lam, convention="paper"):
     ||g|| = inf (some g_i = +-inf, no NaN) makes c = inf, u_i = 0 for finite g_i and NaN for
     infinite g_i (with ``lam=inf``, inf / inf makes every u_i NaN). Both count as clipped.
     """
+    check_no_unknown("classic", unknown)
+    if lam is None:
+        raise TypeError("classic() missing the clipping threshold lam (e.g. clipping.classic(1.0))")
     lam = _positive("lam", lam, allow_inf=True)
     convention = check_choice("convention", convention, tuple(Convention.__members__))
     return ClipRule(int(ClipKind.classic), lam=lam, convention=int(Convention[convention]))
 
 
-def adaptive(lam, eps):
+def adaptive(lam, eps=1e-3):
     """Adaptive clipping (Ramaswamy eq. 17): ``g / max(||g|| / (lam max(||theta||, eps)), 1)``.
 
-    ``theta`` is the whole flat parameter vector (biases included).
+    ``theta`` is the whole flat parameter vector (biases included). ``eps`` keeps the threshold
+    positive at ``theta = 0`` (without it the first step from zero would be clipped to nothing);
+    the default 1e-3, as in the paper's studies S8/S9 and in AGC, matters only while ``||theta|| < eps``.
     """
     return ClipRule(int(ClipKind.adaptive), lam=_positive("lam", lam), eps=_positive("eps", eps))
 
 
-def layerwise(lam, eps, numerator="layer"):
+def layerwise(lam, eps=1e-3, numerator="layer"):
     """Layer-wise adaptive clipping (Ramaswamy eq. 18).
 
     For each layer l (W_l and b_l together): ``g_l / max(||n|| / (lam max(||theta_l||, eps)), 1)``
     with ``n = g_l`` (``numerator="layer"``) or the whole gradient (``"global"``); the
-    extracted paper text is ambiguous between the two.
+    extracted paper text is ambiguous between the two. ``eps`` (default 1e-3) keeps the threshold
+    positive for a layer at zero, as in :func:`adaptive`.
     """
     numerator = check_choice("numerator", numerator, ("layer", "global"))
     return ClipRule(int(ClipKind.layerwise), lam=_positive("lam", lam), eps=_positive("eps", eps),

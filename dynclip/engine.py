@@ -15,7 +15,7 @@ import numpy as np
 from . import __version__
 from .clipping import ClipKind, check_rule
 from .optimizers import check_optimizer, state_shapes
-from .model import (check_net, check_data, check_theta, init_params, loss_code, check_int as _int, check_real,
+from .model import (check_no_unknown, check_net, check_data, check_theta, init_params, loss_code, check_int as _int, check_real,
                     check_choice, check_bool, check_seed, as_float_array, describe)
 from .results import SAResult, atomic_savez, read_npz
 from .rng import replica_seeds
@@ -76,7 +76,7 @@ def simulate(net, X, Y, rule, schedule, *, n_steps, seed, batch_size=1, n_replic
              theta0=None, loss="mse", indices=None, clip_per="batch", project_radius=np.inf,
              record_every=None, record_theta=False, track_noise=False, blowup_radius=np.inf,
              nonfinite="stop", progress=None, checkpoint=None, checkpoint_every=None,
-             resume=None, reference=None, optimizer=None, _replica_start=0):
+             resume=None, reference=None, optimizer=None, _replica_start=0, **unknown):
     """Run clipped SGD ``theta_{k+1} = Pi(theta_k - a(k) u_k)`` for ``n_replicas`` independent replicas.
 
     With ``optimizer`` momentum or Adam, the clipped update ``u_k`` feeds that optimiser
@@ -154,6 +154,7 @@ def simulate(net, X, Y, rule, schedule, *, n_steps, seed, batch_size=1, n_replic
     SAResult
         Interrupted runs (Ctrl-C) return the records so far with ``partial=True``.
     """
+    check_no_unknown("simulate", unknown)
     check_net(net)
     X, Y2, lk = check_data(net, X, Y, loss)
     rule = check_rule(rule)

@@ -43,6 +43,8 @@ A1_ACTIVATIONS = ("tanh", "sigmoid", "gelu", "softplus")
 def _code(enum, name, argname):
     if isinstance(name, enum):
         return int(name)
+    if isinstance(name, str):
+        name = name.lower()         # "Tanh", "MSE" are accepted
     return int(enum[check_choice(argname, name, tuple(enum.__members__))])
 
 
@@ -122,7 +124,13 @@ def mlp(widths, activation="tanh"):
         assumption A1 (``net.satisfies_a1`` is False).
     """
     w = check_widths(widths)
-    return MLP(w, str(Activation(activation_code(activation)).name))
+    net = MLP(w, str(Activation(activation_code(activation)).name))
+    if not net.satisfies_a1:
+        import warnings
+        warnings.warn("relu is not twice differentiable: it violates assumption A1 of the stability theory "
+                      "(net.satisfies_a1 is False); the engine runs it, the theory does not cover it",
+                      UserWarning, stacklevel=2)
+    return net
 
 
 def init_params(net, seed=0):
@@ -698,6 +706,25 @@ def describe(v, limit=60):
     return r if len(r) <= limit else r[:limit - 3] + "..."
 
 
+#: keyword arguments users bring from torch/optax, and what dynclip calls them
+ML_HINTS = {"lr": "the step size is a schedule: schedule=schedules.constant(lr)",
+            "learning_rate": "the step size is a schedule: schedule=schedules.constant(learning_rate)",
+            "max_norm": "the clipping threshold is lam: rule=clipping.classic(lam=max_norm, convention='torch')",
+            "clip_value": "element-wise clipping is its own rule: clipping.value(v)",
+            "momentum": "pass optimizer=optimizers.momentum(beta)",
+            "weight_decay": "pass optimizer=optimizers.sgd(weight_decay=...) (or momentum/adam)",
+            "batch": "the minibatch size is batch_size", "steps": "the number of steps is n_steps",
+            "epochs": "dynclip counts steps: n_steps"}
+
+
+def check_no_unknown(fn, unknown):
+    """TypeError for unexpected keyword arguments, with a hint for the names torch/optax users try."""
+    if unknown:
+        k = sorted(unknown)[0]
+        hint = f" ({ML_HINTS[k]})" if k in ML_HINTS else ""
+        raise TypeError(f"{fn}() got an unexpected keyword argument {k!r}{hint}")
+
+
 def check_int(name, v, lo=1, hi=INT64_MAX):
     """``v`` as an int in [lo, hi]: an int, a NumPy integer or an integral float (not a bool)."""
     if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)):
@@ -798,6 +825,9 @@ def check_data(net, X, Y, loss):
         raise ValueError("Y must be a numeric array") from None
     N, dout = X.shape[0], net.widths[-1]
     if lk == Loss.cross_entropy:
+        if dout < 2:
+            raise ValueError(f"loss 'cross_entropy' needs a net with >= 2 outputs (one per class); this net has "
+                             f"{dout}: use widths ending in the number of classes, or loss 'mse' for one output")
         Yf = Yf.reshape(-1) if Yf.ndim == 2 and Yf.shape[1] == 1 else Yf
         if Yf.shape != (N,):
             raise ValueError(f"Y must have shape ({N},) of integer class labels for cross_entropy; got {Y.shape}")

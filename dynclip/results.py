@@ -112,6 +112,28 @@ class SAResult:
     def n_replicas(self):
         return self.theta_final.shape[0]
 
+    def __repr__(self):
+        """A one-screen summary (the arrays are attributes: res.loss, res.theta_final, ...)."""
+        c = self.config
+        R, K = self.loss.shape if self.loss.ndim == 2 else (self.theta_final.shape[0], 0)
+        last = self.loss[:, -1] if K else np.full(R, np.nan)
+        ok = np.isfinite(last)
+        q = np.quantile(last[ok], [0.1, 0.5, 0.9]) if ok.any() else [np.nan] * 3
+        steps = int(self.step[-1]) if self.step.size else 0
+        lines = [f"SAResult: {R} replicas x {steps} of {c.get('n_steps', '?')} steps{' (partial)' if self.partial else ''}, "
+                 f"{K} records, P = {self.theta_final.shape[1]} parameters",
+                 f"  rule {c.get('rule_name', '?')}, schedule {c.get('schedule_name', '?')}, "
+                 f"batch {c.get('batch_size', '?')} (clip per {c.get('clip_per', '?')}), "
+                 f"optimizer {c.get('optimizer_name', 'sgd()')}, loss {c.get('loss_name', '?')}",
+                 f"  clip fraction: mean {np.mean(self.clip_fraction):.3g} "
+                 f"(replicas {np.min(self.clip_fraction):.3g} .. {np.max(self.clip_fraction):.3g})",
+                 f"  diverged: {int(np.sum(self.diverged))} (non-finite {int(np.sum(self.nonfinite))})",
+                 f"  final full-data loss, 10/50/90 % over replicas: {q[0]:.4g} / {q[1]:.4g} / {q[2]:.4g}",
+                 f"  max displacement ||theta - theta0||: median {np.median(self.max_displacement):.4g}"]
+        if self.max_noise is not None:
+            lines.append(f"  max noise ||xi||: median {np.median(self.max_noise):.4g}")
+        return "\n".join(lines)
+
     def save(self, path):
         """Write to ``path`` (.npz with a JSON header; atomic)."""
         arrays = {f.name: getattr(self, f.name) for f in fields(self)
