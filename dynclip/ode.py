@@ -112,9 +112,13 @@ def integrate(net, X, Y, rule, theta0, t_eval, *, loss="mse", method="DOP853", r
                       "(FlowResult.partial)", RuntimeWarning, stacklevel=2)
     elif t[-1] > 0:
         theta = np.full((t.size, th0.size), np.nan)
-        solver = solver_cls(rhs, 0.0, th0, float(t[-1]), vectorized=False, rtol=rtol, atol=atol)
         i = 0
-        while True:         # solve_ivp's loop, with a budget
+        try:                # the solver evaluates H when it chooses its first step
+            solver = solver_cls(rhs, 0.0, th0, float(t[-1]), vectorized=False, rtol=rtol, atol=atol)
+        except _BudgetUsed:
+            solver = None
+            message = f"max_rhs = {max_rhs} evaluations of H used up at t = 0"
+        while solver is not None:         # solve_ivp's loop, with a budget
             try:
                 msg = solver.step()
             except _BudgetUsed:

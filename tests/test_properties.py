@@ -1019,6 +1019,18 @@ def test_integrate_huge_time():
     np.testing.assert_array_equal(flow.theta[0], dc.init_params(net))
 
 
+def test_integrate_budget_used_while_choosing_the_first_step():
+    # regression (found by test_integrate_slow): the solver evaluates H when it is built; a budget of one
+    # evaluation (spent on checking H(theta0)) must give a partial result, not a private exception
+    net = dc.mlp([1, 1])
+    with pytest.warns(RuntimeWarning, match="max_rhs"):
+        flow = ode.integrate(net, np.zeros((1, 1)), np.zeros((1, 1)), C.none(), np.zeros(2), [0.0, 1.0],
+                             max_rhs=1)
+    assert flow.partial and "max_rhs = 1" in flow.message
+    np.testing.assert_array_equal(flow.theta[0], np.zeros(2))
+    assert np.isnan(flow.theta[1]).all()
+
+
 def test_rk4_step_count_overflow():
     net = dc.mlp([2, 1])
     X, Y = np.ones((2, 2)), np.zeros(2)
