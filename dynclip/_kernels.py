@@ -384,7 +384,8 @@ def run_chunk(k0, k1, n_total, a_tab, rec_steps, j0, widths, offs, act, lossk, X
               rec, rec_theta, opt, om, ov, ot):
     """Run steps k0 .. k1-1 for every replica (prange). See dynclip.engine.simulate."""
     R = theta.shape[0]
-    for r in prange(R):
+    for i in prange(R):
+        r = np.int64(i)     # prange gives uint64 inside its loop, int64 when typing it: one specialisation
         _replica(r, k0, k1, n_total, a_tab, rec_steps, j0, widths, offs, act, lossk, X, Y, rule, B,
                  per_sample, idx, proj, blowup, track, ref, theta, theta0, rng, mu, xi, acc, status,
                  rec, rec_theta, opt, om, ov, ot)
