@@ -1,11 +1,13 @@
 """dynclip vs torch vs JAX on the same clipped-SGD task, in one process.
 
-    python -m benchmarks.run [--steps T] [--quick] [--only dynclip,torch,jax] [--scaling]
+    python -m benchmarks.run [--steps T] [--quick] [--only dynclip,torch,jax] [--scaling] [--startup]
     python benchmarks/run.py ...          (same thing)
 
 Prints steps/s and ratios, verifies every peer's final parameters against dynclip's, writes
 benchmarks/results/<YYYY-MM-DD>.json and a PNG bar chart (``_quick`` in the names for
---quick runs). ``--scaling`` measures dynclip alone vs hidden width, batch size and replicas.
+--quick runs). ``--scaling`` measures dynclip alone vs hidden width, batch size and replicas;
+``--startup`` the cold (empty Numba cache) and warm start of the README's first command and of a
+first ``simulate`` in a new process (benchmarks/startup.py).
 The task is defined in benchmarks/task.py.
 """
 import argparse
@@ -313,6 +315,8 @@ def main(argv=None):
     p.add_argument("--repeats", type=int, default=None, help="timed repeats, median reported (default 5)")
     p.add_argument("--only", default="dynclip,torch,jax", help="comma list of dynclip,torch,jax")
     p.add_argument("--scaling", action="store_true", help="dynclip vs width, batch size, replicas")
+    p.add_argument("--startup", action="store_true",
+                   help="cold and warm start (empty / filled Numba cache) of the README's first command")
     p.add_argument("--no-save", action="store_true", help="print only, write no JSON/PNG")
     p.add_argument("--wait-idle", type=float, default=0, metavar="S",
                    help="wait up to S seconds for idle CPUs before each peer / scaling point "
@@ -331,6 +335,13 @@ def main(argv=None):
     info = machine_info()
     if a.wait_idle > 0:
         machine.wait_idle(a.wait_idle)
+    if a.startup:
+        from benchmarks import startup
+        print("cold (empty Numba cache) and warm start, each in a new process:")
+        rows = startup.measure()
+        if not a.no_save:
+            print(f"wrote {_save(stem, 'startup', {'rows': rows}, info)}")
+        return 0
     if a.scaling:
         from benchmarks import scaling
         if not peers_dynclip.available():
