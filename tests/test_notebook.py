@@ -57,7 +57,7 @@ def test_notebook_executes(tmp_path, monkeypatch):
     # "python3" is the kernel that ipykernel provides in every environment where it is installed
     nbclient.NotebookClient(nb, kernel_name="python3", timeout=900,
                             resources={"metadata": {"path": str(tmp_path)}}).execute()
-    n_saved = sum(src.count("save(fig,") for kind, src in _cells(nb) if kind == "code")
+    n_saved = sum(src.count("save(fig, \"") for kind, src in _cells(nb) if kind == "code")
     images = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if "image/png" in o.get("data", {})]
     assert n_saved == 5 and len(images) == n_saved
     assert sorted(os.listdir(tmp_path / "img")) == ["01_clipped_sgd.png", "02_mean_field.png", "03_ode_tracking.png",
