@@ -2,9 +2,8 @@
 import importlib.util
 import os
 
-import pytest
-
-nbformat = pytest.importorskip("nbformat")
+import nbclient      # the test extra installs nbformat, nbclient and ipykernel: a missing one fails
+import nbformat
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DOCS = os.path.join(ROOT, "docs")
@@ -49,8 +48,6 @@ def test_generator_drops_outputs_keeps_shell_blocks():
 def test_notebook_executes(tmp_path, monkeypatch):
     """Runs the whole tour in a fresh kernel (about a minute with the Numba cache warm; the
     tutorial test before it fills the cache) and checks that every figure is drawn inline."""
-    nbclient = pytest.importorskip("nbclient")
-    pytest.importorskip("ipykernel")
     monkeypatch.setenv("DYNCLIP_TUTORIAL_IMG", str(tmp_path / "img"))
     monkeypatch.delenv("MPLBACKEND", raising=False)
     nb = nbformat.read(NOTEBOOK, as_version=4)
