@@ -71,8 +71,8 @@ def _warmup():
     import time
     import warnings
     t0 = time.perf_counter()
-    print("dynclip warmup: compiling the kernels (a few minutes the first time; seconds once cached) ...",
-          flush=True)
+    print("dynclip warmup: compiling the kernels by running every study in quick mode (a few minutes the "
+          "first time; about a minute once cached, the time of the quick runs themselves) ...", flush=True)
     try:
         from studies import _harness as h
     except ImportError:
