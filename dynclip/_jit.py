@@ -16,6 +16,8 @@ So the cache lives in a folder keyed by a hash of the sources of dynclip's kerne
 import glob
 import hashlib
 import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import numba
 
@@ -77,8 +79,54 @@ def hot(fn):
 
 
 def pjit(fn):
-    """Compile ``fn`` with dynclip's options and ``parallel=True`` (for ``prange``)."""
+    """Compile ``fn`` with dynclip's options and ``parallel=True`` (for ``prange``); prefer :func:`run_rows`."""
     return numba.njit(parallel=True, **_OPTS)(fn)
+
+
+_pool = None
+_pool_lock = threading.Lock()
+
+
+def _workers(n):
+    global _pool
+    with _pool_lock:
+        if _pool is None or _pool._max_workers < n:
+            _pool = ThreadPoolExecutor(max_workers=n, thread_name_prefix="dynclip")
+        return _pool
+
+
+def run_rows(kernel, n_rows, *args, serial_below=2):
+    """``kernel(lo, hi, *args)`` over rows ``0 .. n_rows-1`` (replicas, parameter points), in parallel.
+
+    The one place where dynclip runs in parallel. Rows are independent, so the rows are cut into one
+    contiguous block per thread (``numba.get_num_threads()``, set with ``numba.set_num_threads``);
+    the calling thread runs the first block and a pool of Python threads the others: the kernels
+    release the GIL (``nogil``), so the blocks run on separate cores. A result does not depend on
+    the number of threads. Compared with ``parallel=True`` and ``prange``, the kernels compile as
+    plain serial code (Numba's parallel transform and its thread-launch wrapper cost ~10 s of
+    one-off compilation per kernel). On Ctrl-C every block is finished first, then
+    KeyboardInterrupt is raised again: the kernels' outputs stay consistent.
+    """
+    T = max(1, min(numba.get_num_threads(), n_rows))
+    if T == 1 or n_rows < serial_below:
+        kernel(0, n_rows, *args)
+        return
+    cut = [n_rows * i // T for i in range(T + 1)]
+    futures = [_workers(T - 1).submit(kernel, cut[i], cut[i + 1], *args) for i in range(1, T)]
+    interrupted = False
+    try:
+        kernel(cut[0], cut[1], *args)
+    except KeyboardInterrupt:
+        interrupted = True
+    for f in futures:
+        while True:
+            try:
+                f.result()
+                break
+            except KeyboardInterrupt:
+                interrupted = True
+    if interrupted:
+        raise KeyboardInterrupt
 
 
 def hot_inline(fn):

@@ -4,7 +4,8 @@ One step k of replica r (Ramaswamy eq. 10 with projection, eq. 9):
 ``theta <- Pi(theta - a(k) u_k)`` with ``u_k`` the clipped minibatch update (with momentum,
 Adam or weight decay, :mod:`dynclip.optimizers`, the optimiser's step from ``u_k`` replaces
 ``a(k) u_k``). The
-kernel runs a chunk of steps ``k0 .. k1-1`` for every replica in ``prange``; all state
+kernel runs a chunk of steps ``k0 .. k1-1`` for a block of replicas (one block per thread,
+:func:`dynclip._jit.run_rows`); all state
 lives in arrays owned by the wrapper, so a run split into chunks is bit-identical to one
 run in a single chunk, and each replica only touches its own rows (bit-identical for any
 thread count).
@@ -12,9 +13,8 @@ thread count).
 import math
 
 import numpy as np
-from numba import prange
 
-from ._jit import njit, pjit, hot
+from ._jit import njit, hot
 from .clipping import apply, apply_gn, alrc_lmax, alrc_weight, clip_factor, is_scalar_rule, scale_factor, TINY
 from .optimizers import optimizer_step
 from .model import (dist, step_dist, norm, make_workspace, block_loss_grad, forward, losses_and_dout, backward,
@@ -378,18 +378,17 @@ def _steps(r, k0, k1, n_total, a_tab, rec_steps, j0, widths, offs, act, lossk, X
     return j
 
 
-@pjit
-def run_chunk(k0, k1, n_total, a_tab, rec_steps, j0, widths, offs, act, lossk, X, Y, rule, B,
+@njit
+def run_chunk(r0, r1, k0, k1, n_total, a_tab, rec_steps, j0, widths, offs, act, lossk, X, Y, rule, B,
               per_sample, idx, proj, blowup, track, ref, theta, theta0, rng, mu, xi, acc, status,
               rec, rec_theta, opt, om, ov, ot):
-    """Run steps k0 .. k1-1 for every replica (prange). See dynclip.engine.simulate."""
-    R = theta.shape[0]
-    for i in prange(R):
-        r = np.int64(i)     # prange gives uint64 inside its loop, int64 when typing it: one specialisation
+    """Run steps k0 .. k1-1 for replicas r0 .. r1-1 (called through dynclip._jit.run_rows).
+    See dynclip.engine.simulate."""
+    for r in range(r0, r1):
         _replica(r, k0, k1, n_total, a_tab, rec_steps, j0, widths, offs, act, lossk, X, Y, rule, B,
                  per_sample, idx, proj, blowup, track, ref, theta, theta0, rng, mu, xi, acc, status,
                  rec, rec_theta, opt, om, ov, ot)
     # the step reached is part of the state, written by the kernel itself: a Ctrl-C that lands
     # right after this call returns still sees a consistent (state, step) pair
-    for r in range(R):
+    for r in range(r0, r1):
         status[r, 3] = k1

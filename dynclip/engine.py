@@ -21,7 +21,7 @@ from .results import SAResult, atomic_savez, read_npz
 from .rng import replica_seeds
 from .schedules import check_schedule
 from . import _kernels as K
-from ._jit import announce_compile
+from ._jit import announce_compile, run_rows
 
 CLIP_PER = ("batch", "sample")
 NONFINITE = ("stop", "raise")
@@ -267,7 +267,7 @@ def simulate(net, X, Y, rule, schedule, *, n_steps, seed, batch_size=1, n_replic
             if ce is not None:
                 k1 = min(k1, (k // ce + 1) * ce)
             j0 = int(np.searchsorted(steps, k))
-            K.run_chunk(k, k1, n_steps, schedule.values(k, k1), steps, j0, widths, offs, net.act, lk,
+            run_rows(K.run_chunk, R, k, k1, n_steps, schedule.values(k, k1), steps, j0, widths, offs, net.act, lk,
                         X, Y2, rule, B, per_sample, idx, proj, blow, bool(track_noise), ref,
                         st["theta"], st["theta0"], st["rng"], st["mu"], st["xi"], st["acc"],
                         st["status"], st["rec"], st["rec_theta"], optimizer, st["opt_m"], st["opt_v"],

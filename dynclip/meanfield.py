@@ -30,9 +30,8 @@ from dataclasses import dataclass
 import math
 
 import numpy as np
-from numba import prange
 
-from ._jit import njit, pjit
+from ._jit import njit, run_rows
 from ._kernels import mean_field, minibatch_update, N_ACC
 from .clipping import ClipKind, check_rule, alrc_lmax
 from .model import (check_net, check_data, check_theta, make_workspace, full_loss_grad, forward,
@@ -82,7 +81,7 @@ def _lmax(rule, lmax):
 
 
 @njit
-def _H_rows(thetas, lo, hi, widths, offs, act, lossk, X, Y, rule, lmax, wd, out):
+def _H_rows(lo, hi, thetas, widths, offs, act, lossk, X, Y, rule, lmax, wd, out):
     P = thetas.shape[1]
     nE = min(EVAL_BLOCK, X.shape[0])
     ws1 = make_workspace(widths, 1)
@@ -94,16 +93,8 @@ def _H_rows(thetas, lo, hi, widths, offs, act, lossk, X, Y, rule, lmax, wd, out)
         drift(thetas[m], widths, offs, act, lossk, X, Y, rule, lmax, wd, wsE, rowsE, ws1, rows1, tmp, out[m])
 
 
-@pjit
-def _H_many(thetas, widths, offs, act, lossk, X, Y, rule, lmax, wd, out):
-    M = thetas.shape[0]
-    nblk = min(M, 64)
-    for k in prange(nblk):
-        _H_rows(thetas, k * M // nblk, (k + 1) * M // nblk, widths, offs, act, lossk, X, Y, rule, lmax, wd, out)
-
-
 @njit
-def _gradF_rows(thetas, lo, hi, widths, offs, act, lossk, X, Y, wd, out, losses):
+def _gradF_rows(lo, hi, thetas, widths, offs, act, lossk, X, Y, wd, out, losses):
     nE = min(EVAL_BLOCK, X.shape[0])
     ws = make_workspace(widths, nE)
     rows = np.zeros(nE, dtype=np.int64)
@@ -113,24 +104,16 @@ def _gradF_rows(thetas, lo, hi, widths, offs, act, lossk, X, Y, wd, out, losses)
             losses[m] += decay_term(thetas[m], wd, out[m])
 
 
-@pjit
-def _gradF_many(thetas, widths, offs, act, lossk, X, Y, wd, out, losses):
-    M = thetas.shape[0]
-    nblk = min(M, 64)
-    for k in prange(nblk):
-        _gradF_rows(thetas, k * M // nblk, (k + 1) * M // nblk, widths, offs, act, lossk, X, Y, wd, out, losses)
-
-
 #: below this many points the serial kernels run: a parallel launch costs more than the work
 #: on small problems (and much more when the other core is busy)
 SERIAL_BELOW = 4
 
 
-@pjit
-def _H_batch_many(thetas, widths, offs, act, lossk, X, Y, rule, batches, out, out_sq):
-    M, P = thetas.shape
+@njit
+def _H_batch_rows(lo, hi, thetas, widths, offs, act, lossk, X, Y, rule, batches, out, out_sq):
+    P = thetas.shape[1]
     nb, B = batches.shape
-    for m in prange(M):
+    for m in range(lo, hi):
         ws = make_workspace(widths, B)
         ws1 = make_workspace(widths, 1)
         rows1 = np.zeros(1, dtype=np.int64)
@@ -153,12 +136,11 @@ def _H_batch_many(thetas, widths, offs, act, lossk, X, Y, rule, batches, out, ou
             out_sq[m] += sq / nb
 
 
-@pjit
-def _sample_norms(thetas, widths, offs, act, lossk, X, Y, out):
-    M = thetas.shape[0]
+@njit
+def _sample_norm_rows(lo, hi, thetas, widths, offs, act, lossk, X, Y, out):
     N = X.shape[0]
     nE = min(EVAL_BLOCK, N)
-    for m in prange(M):
+    for m in range(lo, hi):
         ws = make_workspace(widths, nE)
         rows = np.zeros(nE, dtype=np.int64)
         nrm = np.zeros(nE)
@@ -212,10 +194,8 @@ def H(net, X, Y, rule, theta, loss="mse", *, batch_size=1, clip_per="batch", lma
     wd = check_weight_decay(weight_decay)
     out = np.zeros_like(th)
     if batch_size == 1 or clip_per == "sample" or rule.kind in (ClipKind.none, ClipKind.alrc):
-        serial = th.shape[0] < SERIAL_BELOW
-        kern = _H_rows if serial else _H_many
-        args = (th, 0, th.shape[0]) if serial else (th,)
-        kern(*args, net.widths_array(), net.offsets(), net.act, lk, X, Y2, rule, lmax, wd, out)
+        run_rows(_H_rows, th.shape[0], th, net.widths_array(), net.offsets(), net.act, lk, X, Y2, rule, lmax, wd,
+                 out, serial_below=SERIAL_BELOW)
     else:
         out = H_batch_estimate(net, X, Y, rule, th, loss, batch_size=batch_size, n_batches=n_batches,
                                seed=seed, weight_decay=wd)[0]
@@ -240,7 +220,8 @@ def H_batch_estimate(net, X, Y, rule, theta, loss="mse", *, batch_size, n_batche
     batches = rng.integers(0, X.shape[0], size=(n_batches, batch_size)).astype(np.int64)
     out = np.zeros_like(th)
     sq = np.zeros(th.shape[0])
-    _H_batch_many(th, net.widths_array(), net.offsets(), net.act, lk, X, Y2, rule, batches, out, sq)
+    run_rows(_H_batch_rows, th.shape[0], th, net.widths_array(), net.offsets(), net.act, lk, X, Y2, rule, batches,
+             out, sq)
     var = np.maximum(sq - np.sum(out ** 2, axis=1), 0.0) / net.n_params
     for m in range(th.shape[0]):       # exact: adds nothing to the standard error
         decay_term(th[m], wd, out[m])
@@ -255,10 +236,8 @@ def _loss_grad(net, X, Y, theta, loss, weight_decay):
     wd = check_weight_decay(weight_decay)
     out = np.zeros_like(th)
     losses = np.zeros(th.shape[0])
-    if th.shape[0] < SERIAL_BELOW:
-        _gradF_rows(th, 0, th.shape[0], net.widths_array(), net.offsets(), net.act, lk, X, Y2, wd, out, losses)
-    else:
-        _gradF_many(th, net.widths_array(), net.offsets(), net.act, lk, X, Y2, wd, out, losses)
+    run_rows(_gradF_rows, th.shape[0], th, net.widths_array(), net.offsets(), net.act, lk, X, Y2, wd, out, losses,
+             serial_below=SERIAL_BELOW)
     return (float(losses[0]), out[0]) if single else (losses, out)
 
 
@@ -298,7 +277,7 @@ def per_sample_grad_norms(net, X, Y, theta, loss="mse"):
     X, Y2, lk = check_data(net, X, Y, loss)
     th, single = _thetas(net, theta)
     out = np.zeros((th.shape[0], X.shape[0]))
-    _sample_norms(th, net.widths_array(), net.offsets(), net.act, lk, X, Y2, out)
+    run_rows(_sample_norm_rows, th.shape[0], th, net.widths_array(), net.offsets(), net.act, lk, X, Y2, out)
     return out[0] if single else out
 
 
@@ -445,10 +424,8 @@ def find_equilibrium(net, X, Y, rule, theta_start, *, loss="mse", weight_decay=0
     def field(th):
         th = np.ascontiguousarray(th, dtype=np.float64)
         out = np.zeros_like(th)
-        if th.shape[0] < SERIAL_BELOW:
-            _H_rows(th, 0, th.shape[0], widths, offs, net.act, lk, X, Y2, rule, lmax, wd, out)
-        else:
-            _H_many(th, widths, offs, net.act, lk, X, Y2, rule, lmax, wd, out)
+        run_rows(_H_rows, th.shape[0], th, widths, offs, net.act, lk, X, Y2, rule, lmax, wd, out,
+                 serial_below=SERIAL_BELOW)
         return out
 
     if tol is None:

@@ -13,9 +13,8 @@ import math
 import warnings
 
 import numpy as np
-from numba import prange
 
-from ._jit import njit, pjit
+from ._jit import njit, run_rows
 from .clipping import check_rule, ClipKind, alrc_lmax
 from .meanfield import H as _H, F as _F, _H_rows, _lmax, drift
 from .model import (check_net, check_data, check_theta, make_workspace, EVAL_BLOCK, as_float_array, check_int,
@@ -100,7 +99,7 @@ def integrate(net, X, Y, rule, theta0, t_eval, *, loss="mse", method="DOP853", r
         if not np.all(np.isfinite(th)):
             return np.full(th.shape[1], np.nan)     # a failed stage: the solver rejects the step
         out = np.zeros_like(th)
-        _H_rows(th, 0, 1, widths, offs, net.act, lk, X, Y2, rule, lmax, wd, out)
+        _H_rows(0, 1, th, widths, offs, net.act, lk, X, Y2, rule, lmax, wd, out)
         return -out[0]
 
     message = ""
@@ -175,12 +174,12 @@ def _axpy(out, x, a, y):
         out[i] = x[i] + a * y[i]
 
 
-@pjit
-def _rk4_kernel(thetas0, times, dt_max, widths, offs, act, lossk, X, Y, rule, lmax, wd, out):
-    M, P = thetas0.shape
+@njit
+def _rk4_rows(lo, hi, thetas0, times, dt_max, widths, offs, act, lossk, X, Y, rule, lmax, wd, out):
+    P = thetas0.shape[1]
     K = times.shape[1]
     nE = min(EVAL_BLOCK, X.shape[0])
-    for m in prange(M):
+    for m in range(lo, hi):
         ws1 = make_workspace(widths, 1)
         wsE = make_workspace(widths, nE)
         rowsE = np.zeros(nE, dtype=np.int64)
@@ -267,8 +266,8 @@ def rk4(net, X, Y, rule, theta0, times, *, dt, loss="mse", max_steps=MAX_RK4_STE
                          f"max_steps={max_steps}")
     lmax = float(alrc_lmax(rule, rule.mu1, rule.mu2)) if rule.kind == ClipKind.alrc else np.inf
     out = np.full((M, tt.shape[1], P), np.nan)
-    _rk4_kernel(th, np.ascontiguousarray(tt), dt, net.widths_array(), net.offsets(), net.act, lk, X, Y2,
-                rule, lmax, wd, out)
+    run_rows(_rk4_rows, M, th, np.ascontiguousarray(tt), dt, net.widths_array(), net.offsets(), net.act, lk, X, Y2,
+             rule, lmax, wd, out)
     return out[0] if single else out
 
 

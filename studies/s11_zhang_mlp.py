@@ -44,7 +44,6 @@ from scipy.stats import spearmanr
 import dynclip as dc
 from dynclip import clipping as C, schedules as S, smoothness as sm, plotting
 from dynclip import meanfield as mf
-from dynclip.model import check_data
 from studies._harness import claim, crit
 
 TITLE = "Zhang et al.: smoothness grows with the gradient norm, and clipping tolerates larger steps (MLP)"
@@ -119,13 +118,8 @@ QUICK = Config(a_scales=(10.0,), a_seeds=2, a_steps=100, a_boot=200, a_sens_h=(1
 
 # ----------------------------------------------------------------------------------------
 def _loss_grad_many(net, X, Y, thetas, loss):
-    """Full-data loss and gradient at many points in one compiled call (grad_F's kernel also
-    returns the losses; dynclip.meanfield.grad_F discards them)."""
-    X2, Y2, lk = check_data(net, X, Y, loss)
-    out = np.zeros_like(thetas)
-    losses = np.zeros(thetas.shape[0])
-    mf._gradF_many(np.ascontiguousarray(thetas), net.widths_array(), net.offsets(), net.act, lk, X2, Y2, 0.0, out, losses)
-    return losses, out
+    """Full-data loss and gradient at many points (one parallel call)."""
+    return mf.grad_F(net, X, Y, np.ascontiguousarray(thetas), loss, return_loss=True)
 
 
 def _high_loss_init(net, seed, scale):
