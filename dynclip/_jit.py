@@ -61,9 +61,28 @@ def announce_compile(what="dynclip"):
           "'dynclip warmup' does it up front) ...", file=sys.stderr, flush=True)
 
 
+def _one_specialisation(disp):
+    """Make calls from other kernels compile ``disp`` for the plain argument types only.
+
+    By default Numba compiles a separate copy of a kernel for every constant argument a caller
+    passes (``norm(x, 0, n)`` and ``norm(x, i, n)`` become two compilations, ``backward(..., True)``
+    a third), each with everything it inlines. Here a literal argument type is widened to its plain
+    type before the kernel is compiled; the arithmetic is the same (only branches on the constant
+    stay in the code instead of being pruned at compile time), so results do not change.
+    """
+    from numba.core import types
+    base = disp.get_call_template
+
+    def get_call_template(args, kws):
+        return base(tuple(types.unliteral(a) for a in args), {k: types.unliteral(v) for k, v in kws.items()})
+
+    disp.get_call_template = get_call_template
+    return disp
+
+
 def njit(fn):
     """Compile ``fn`` with dynclip's options."""
-    return numba.njit(**_OPTS)(fn)
+    return _one_specialisation(numba.njit(**_OPTS)(fn))
 
 
 def hot(fn):
@@ -75,7 +94,7 @@ def hot(fn):
     refuses to compile it), and the arrays it receives must outlive the call, which holds
     for every caller in dynclip (workspaces are owned by the calling kernel).
     """
-    return numba.njit(_nrt=False, **_OPTS)(fn)
+    return _one_specialisation(numba.njit(_nrt=False, **_OPTS)(fn))
 
 
 def pjit(fn):
@@ -138,4 +157,4 @@ def hot_inline(fn):
     Not for the large kernels (forward, backward): inlining those was slower and doubled the
     compile time.
     """
-    return numba.njit(_nrt=False, inline="always", **_OPTS)(fn)
+    return _one_specialisation(numba.njit(_nrt=False, inline="always", **_OPTS)(fn))
