@@ -545,7 +545,7 @@ def plot(res, cfg, outdir):
     fig, axs = plt.subplots(1, 2, figsize=(12, 5.2))
     styles = [("root1", "B = 1: certified root of H_μ (the limit)", "k", "o", "-")]
     for B, col in zip(cfg.batch_sizes, ["C0", "C1", "C2", "C4"]):
-        styles.append((f"sgd{B}", f"B = {B}: SGD from θ*, Polyak average, τ_T = {res['tau_T']:.1f} (thin: its noise floor)",
+        styles.append((f"sgd{B}", f"B = {B}: SGD from θ*, Polyak average, τ_T = {res['tau_T']:.1f} (short bars: its noise floor)",
                        col, "s", "--"))
     styles.append(("rootN", "B = N: certified root of ∇F/c + μθ (full-batch clipped GD, the limit)", "C3", "^", "-"))
     floor_y = {"grad": 1e-13, "F": 1e-5}
@@ -560,7 +560,6 @@ def plot(res, cfg, outdir):
             if key.startswith("sgd"):
                 f = (res[f"{key}_floor"] if what == "grad" else res[f"{key}_F_floor"])[o]
                 ax.plot(x[o], f, "_", color=col, ms=14, mew=2, alpha=0.6)
-                ax.plot(x[o], f, ":", color=col, lw=0.8, alpha=0.6)
         ax.set_xscale("log")
         if what == "grad":
             ax.set_yscale("log")
@@ -586,7 +585,7 @@ def plot(res, cfg, outdir):
     fig.legend(loc="lower center", ncol=2, fontsize=8, frameon=False, title="markers: measured at 5 thresholds and "
                "without clipping (∞); dotted lines only guide the eye", title_fontsize=8)
     # inset: the 1-D H and F'
-    ins = axs[0].inset_axes([0.22, 0.12, 0.5, 0.29])
+    ins = axs[0].inset_axes([0.22, 0.16, 0.5, 0.27])
     ins.plot(res["grid_a"], res["H_a"], "C0", label="H (clipped field)")
     ins.plot(res["grid_a"], res["Fp_a"], "C1", label="F′ (true gradient)")
     ins.axhline(0, color="k", lw=0.6)
