@@ -281,4 +281,5 @@ def plot(res, cfg, outdir):
     a2.legend()
     fig.suptitle(f"F5c  clipped SGD replicas (quantile bands) over the ODE path, in ODE time; steps a(k) = a₀/(k+{cfg.t0:g})\n"
                  f"{plotting.NETS['A']}, {plotting.DATA['light']}, classic clipping λ = {cfg.lam:g}")
+    fig.subplots_adjust(top=0.82)
     plotting.savefig(fig, outdir, "F5c_ode_time_bands")
