@@ -564,7 +564,7 @@ def plot(res, cfg, outdir):
     ax.set_ylabel("log₁₀ ||θ_t||")
     ax.set_title("(A2) schedule a(t) = (N/λ)/(t+1), Σa = ∞, Σa² < ∞:\ntransient then recovery; × = ∇f overflow (float32)",
                  fontsize=9)
-    ax.legend(fontsize=6.5, ncol=2)
+    ax.legend(fontsize=6.5, ncol=2, loc="center right")
     fig.suptitle("F8c  log₁₀||θ_t|| paths of adaptive clipping (||g|| capped at λ·||θ||), f = ||θ||⁴/4, λ = 1:\n"
                  "constant steps, which violate the paper's (A2): Σa = ∞, Σa² < ∞ (left), and an (A2) schedule (right)\n"
                  "(dotted: float32 ∇f and float64 f overflow levels)")

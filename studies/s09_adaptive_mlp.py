@@ -466,13 +466,14 @@ def plot(res, cfg, outdir):
     ax = axes[1]
     q = res["cos_q"]
     ax.fill_between(al, q[:, 0], q[:, 2], color="C0", alpha=0.2, label="cos φ: 10–90 % of clipped steps")
-    ax.plot(al, q[:, 1], "C0--", lw=1, label="median cos φ")
+    plotting.guide(ax, al, q[:, 1], "_", color="C0", ms=9, mew=1.5, label="median cos φ")
     plotting.guide(ax, al, res["cos_mean"], "o", color="C0", label="⟨cos φ⟩ (mean; dotted: guide only)")
-    ax.plot(al, al / 2, "k:", label="aλ / 2  (growth iff cos φ < aλ/2)")
+    ag = np.geomspace(al.min(), al.max(), 200)
+    ax.plot(ag, ag / 2, "k--", lw=1, label="aλ / 2  (growth iff cos φ < aλ/2)")
     ax.axhline(c, color="C2", lw=1, label=f"pooled ⟨cos φ⟩ = {c:.3f}")
     ax.set_xscale("log")
     ax.set_ylim(-0.05, 1.0)
-    ax.set_xlabel("aλ")
+    ax.set_xlabel("aλ (constant step; markers: the measured values, band: 10–90 % between them)")
     ax.set_ylabel("cos φ = ⟨θ, g⟩ / (||θ|| ||g||) on clipped steps")
     ax.set_title("per-sample gradients are nearly orthogonal to θ", fontsize=9)
     ax.legend(fontsize=7)
