@@ -415,7 +415,7 @@ def plot(res, cfg, outdir):
                 label=fr"$N(5,\lambda^2\Sigma_2)$, $\Sigma_2$={s2:.3f}")
     ax.axvspan(0, 1, color="0.85", zorder=0)
     ax.axvspan(9, 10, color="0.85", zorder=0)
-    ax.text(1.15, ax.get_ylim()[1] * 0.95, "every point of [1, 9] is a zero of H;\ngrey: outside [1, 9]", ha="left",
+    ax.text(1.15, ax.get_ylim()[1] * 0.95, "every point of [1, 9] is a zero of\nH = mean clipped gradient;\ngrey: outside [1, 9]", ha="left",
             va="top", fontsize=8, color="0.3")
     ax.set_xlabel(r"$\theta_T$ (the bias $b$; $f=b$ since $x=0$)")
     ax.set_ylabel("density")

@@ -354,8 +354,8 @@ def plot(res, cfg, outdir):
     ax.set_xlim(res["grid_x"][0], res["grid_x"][-1])
     ax.set_ylim(res["grid_y"][0], res["grid_y"][-1])
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=2, fontsize=7)
-    ax.set_title("F7a. Arrows H(θ) (two per-sample clipped quadratics, λ = 1; the flow\n"
-                 "θ' = −H runs against them), colour curl H: not a gradient field (curl ≠ 0)")
+    ax.set_title("F7a. Arrows H(θ) = mean clipped gradient (two per-sample quadratics, λ = 1; the flow\n"
+                 "θ' = −H runs against them), colour curl H: not a gradient field (curl ≠ 0)", fontsize=10)
     fig.tight_layout()
     plotting.savefig(fig, outdir, "F7a_curl_quiver")
     # F7b
@@ -387,7 +387,7 @@ def plot(res, cfg, outdir):
                  "F_μ rises along every clipped flow (LSODA) to a certified root; λ_ref = median ‖g‖ at θ*"
                  % (plotting.setup("A", "skew"), cfg.mu, res["F_star"]), fontsize=9)
     ax.legend(fontsize=7, loc="lower right")
-    fig.suptitle("F7b. F is not a Lyapunov function of the clipped flow θ' = −H(θ)", fontsize=11)
+    fig.suptitle("F7b. The loss F is not a Lyapunov function of the clipped flow θ' = −H(θ), H = mean clipped gradient", fontsize=11)
     fig.tight_layout()
     plotting.savefig(fig, outdir, "F7b_F_along_flow")
     # F7c
