@@ -408,8 +408,8 @@ def plot(res, cfg, outdir):
     fig, axes = plt.subplots(1, 2, figsize=(13, 5.6), gridspec_kw={"width_ratios": [2.2, 1]})
     ax = axes[0]
     ax.axvspan(2 * c * cfg.crossing_window[0], 2 * c * cfg.crossing_window[1], color="C2", alpha=0.12,
-               label=f"pass window for the 50 % crossing: [1, 2] × 2⟨cos φ⟩, ⟨cos φ⟩ = {c:.3f}")
-    ax.axvline(2 * c, color="C2", lw=1.5, label="aλ = 2⟨cos φ⟩ (radial identity: norm grows beyond, on average)")
+               label=f"pass window for the adaptive 50 % crossing: [1, 2] × 2⟨cos φ⟩, ⟨cos φ⟩ = {c:.3f}")
+    ax.axvline(2 * c, color="C2", lw=1.5, label="aλ = 2⟨cos φ⟩ (radial identity of adaptive clipping: its norm grows beyond, on average)")
     jit = {"adaptive": 1.0, "layerwise_layer": 0.96, "layerwise_global": 1.04}
     styles = {"adaptive": ("C0", "o", "adaptive (17)"), "layerwise_layer": ("C1", "s", "layer-wise (18), numerator ||g_l||"),
               "layerwise_global": ("C4", "D", "layer-wise (18), numerator ||g||")}
