@@ -411,8 +411,8 @@ def plot(res, cfg, outdir):
                label=f"pass window for the adaptive 50 % crossing: [1, 2] × 2⟨cos φ⟩, ⟨cos φ⟩ = {c:.3f}")
     ax.axvline(2 * c, color="C2", lw=1.5, label="aλ = 2⟨cos φ⟩ (radial identity of adaptive clipping: its norm grows beyond, on average)")
     jit = {"adaptive": 1.0, "layerwise_layer": 0.96, "layerwise_global": 1.04}
-    styles = {"adaptive": ("C0", "o", "adaptive (17)"), "layerwise_layer": ("C1", "s", "layer-wise (18), numerator ||g_l||"),
-              "layerwise_global": ("C4", "D", "layer-wise (18), numerator ||g||")}
+    styles = {"adaptive": ("C0", "o", "adaptive (eq. 17)"), "layerwise_layer": ("C1", "s", "layer-wise per layer (eq. 18), numerator ||g_l||"),
+              "layerwise_global": ("C4", "D", "layer-wise per layer (eq. 18), numerator ||g||")}
     for name, (col, mk, lab) in styles.items():
         _prob(ax, al * jit[name], res[f"div_{name}"], R, col, mk, lab)
     _prob(ax, al, res["div_classic"], R, "k", "v", "classic λ = 1 (x = a)", ms=5)
@@ -427,7 +427,7 @@ def plot(res, cfg, outdir):
     ax.set_title(f"constant step (violates (A2)): fraction of {R} replicas diverging (bars: 95 % Clopper–Pearson)\n"
                  "markers: the measured step sizes; dotted lines only guide the eye (nothing measured in between)",
                  fontsize=9)
-    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2)
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.17), ncol=2)
     ax = axes[1]
     _prob(ax, np.array(cfg.a2_a0_lams), res["div_a2"], R, "C0", "o", "adaptive, a(t) = a₀/(t+1)")
     ax.set_xscale("log")
