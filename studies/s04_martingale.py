@@ -328,7 +328,7 @@ def plot(res, cfg, outdir):
     cols = [f"C{i}" for i in range(len(ks))]
     lam2 = cfg.lam ** 2
     # F4a
-    fig, axs = plt.subplots(1, 3, figsize=(16, 4.8))
+    fig, axs = plt.subplots(1, 3, figsize=(16, 6.2))
     ax = axs[0]
     allv = []
     for i, k in enumerate(ks):
@@ -346,7 +346,7 @@ def plot(res, cfg, outdir):
     ax.set_xlabel(r"$E\sum_{t<T} a_t^2\|M(t+1)\|^2$ (engine's exact sum, mean over replicas)")
     ax.set_ylabel(r"$E\|\xi_T\|^2$")
     ax.set_title("orthogonality identity (error bars: ±2 SE)")
-    ax.legend(fontsize=6.5, ncol=1)
+    ax.legend(fontsize=6.5, ncol=1, loc="lower right")
     for ax, which in ((axs[1], "1d"), (axs[2], "mlp")):
         for i, k in enumerate(ks):
             sched = _sched(cfg, k)
@@ -364,7 +364,7 @@ def plot(res, cfg, outdir):
         ax.set_yscale("log")
         ax.set_xlabel("steps T")
         ax.set_ylabel(r"$E\|\xi_T\|^2$")
-        plotting.legend_outside(ax, "below", fontsize=7, ncol=2)
+        plotting.legend_outside(ax, "below", offset=0.2, fontsize=7, ncol=2)
     axs[1].set_title("1-D, two data points y ∈ {0, 10}, start 5 (every step clipped to ±1):\n"
                      r"$E\|\xi_T\|^2=\lambda^2\Sigma_2(T)$ exactly", fontsize=10)
     axs[1].text(0.02, 0.97, "curves joined from independent runs of T = " + ", ".join(_fmtT(T) for T in Ts)
@@ -380,7 +380,7 @@ def plot(res, cfg, outdir):
     fig.tight_layout()
     plotting.savefig(fig, outdir, "F4a_orthogonality")
     # F4b
-    fig, ax = plt.subplots(figsize=(7, 5))
+    fig, ax = plt.subplots(figsize=(7, 6.2))
     T = np.array(Ts, float)
     logT = np.log10(T)
     for i, k in enumerate(ks):
@@ -392,14 +392,12 @@ def plot(res, cfg, outdir):
         ax.plot(T, ref, ":", color=cols[i], lw=1.5, label=fr"$\kappa$={k:g}: theory slope $1/2-\kappa$ = {0.5 - k:+.2f}")
     ax.set_xscale("log")
     ax.set_yscale("log")
-    ax.set_xlabel("steps T")
+    ax.set_xlabel(f"steps T ({len(T)} run lengths measured; dotted: theory slope through the middle point)")
     ax.set_ylabel(r"median $\mathrm{Osc}_T=\max_{T/2\leq s\leq T}|\xi_s-\xi_{T/2}|$ (bars: quartiles)")
-    ax.text(0.98, 0.02, f"{len(T)} run lengths measured; dotted: theory slope\nthrough the middle point",
-            transform=ax.transAxes, ha="right", va="bottom", fontsize=7.5, color="0.3")
     ax.set_title("F4b. Tail oscillation of the noise sum; 1-D, two data points y ∈ {0, 10}\n"
-                 r"(step size $a(t)=0.5/(t+10)^\kappa$) "
+                 r"(step size $a(t)=0.5/(t+10)^\kappa$)" "\n"
                  r"$\kappa>1/2$: $\xi_t$ converges (Osc $\sim T^{1/2-\kappa}$); $\kappa=1/2$: it does not", fontsize=10)
-    ax.legend(fontsize=7, ncol=2)
+    plotting.legend_outside(ax, "below", offset=0.13, fontsize=7, ncol=2)
     fig.tight_layout()
     plotting.savefig(fig, outdir, "F4b_oscillation")
     # F4c
