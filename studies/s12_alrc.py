@@ -645,8 +645,8 @@ def _fig_tables(res, cfg, opt, plt):
     """F12a (SGD) / F12d (Adam): both tables in the paper's layout, and the effects against B with CIs."""
     Bs = list(res["batch_sizes"])
     lr = cfg.lr if opt == "sgd" else cfg.adam_lr
-    fig = plt.figure(figsize=(15, 15))
-    gs = fig.add_gridspec(3, 2, height_ratios=[0.5, 0.5, 1.0], hspace=0.16, wspace=0.15)
+    fig = plt.figure(figsize=(15, 17))
+    gs = fig.add_gridspec(3, 2, height_ratios=[0.62, 0.62, 1.0], hspace=0.16, wspace=0.15, top=0.925)
     for k, loss in enumerate(LOSSES):
         ax = fig.add_subplot(gs[k, :])
         ax.axis("off")
@@ -776,9 +776,9 @@ def plot(res, cfg, outdir):
         axr.legend(fontsize=7)
     fig.suptitle("F12b  Learning curves with ALRC threshold n = 3 (an example's loss above μ + 3σ of recent batch "
                  "losses is capped) against n = ∞ (no clipping)\n(left: median and min–max over the paired seeds of the "
-                 f"full-data loss, recorded every {cfg.record_every} steps; right: mean over seeds of the per-seed "
+                 f"full-data loss, recorded every {cfg.record_every} steps;\nright: mean over seeds of the per-seed "
                  f"relative change with its {100 * cfg.conf:g} % paired-t CI). Yellow: the metric window", fontsize=11)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 0.985))
     plotting.savefig(fig, outdir, "F12b_learning_curves")
 
     # F12c: clipped-example fraction against B
