@@ -411,8 +411,8 @@ def plot(res, cfg, outdir):
                label=f"pass window for the adaptive 50 % crossing: [1, 2] × 2⟨cos φ⟩, ⟨cos φ⟩ = {c:.3f}")
     ax.axvline(2 * c, color="C2", lw=1.5, label="aλ = 2⟨cos φ⟩ (radial identity of adaptive clipping: its norm grows beyond, on average)")
     jit = {"adaptive": 1.0, "layerwise_layer": 0.96, "layerwise_global": 1.04}
-    styles = {"adaptive": ("C0", "o", "adaptive (eq. 17)"), "layerwise_layer": ("C1", "s", "layer-wise per layer (eq. 18), numerator ||g_l||"),
-              "layerwise_global": ("C4", "D", "layer-wise per layer (eq. 18), numerator ||g||")}
+    styles = {"adaptive": ("C0", "o", "adaptive (eq. 17)"), "layerwise_layer": ("C1", "s", "layer-wise (eq. 18, threshold per layer), numerator ||g_l||"),
+              "layerwise_global": ("C4", "D", "layer-wise (eq. 18, threshold per layer), numerator ||g|| (whole gradient)")}
     for name, (col, mk, lab) in styles.items():
         _prob(ax, al * jit[name], res[f"div_{name}"], R, col, mk, lab)
     _prob(ax, al, res["div_classic"], R, "k", "v", "classic λ = 1 (x = a)", ms=5)
