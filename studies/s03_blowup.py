@@ -313,7 +313,7 @@ def plot(res, cfg, outdir):
     fig.legend(h, l, loc="upper center", ncol=2, fontsize=8, bbox_to_anchor=(0.5, 0.0), frameon=False)
     fig.suptitle(fr"F3. Chance that SGD moves far from its start: {plotting.setup('A', 'heavy')}" "\n"
                  fr"classic clipping at $\lambda$={lam:g}, steps $a(t)=1/(t+{cfg.t0:g})$, T={cfg.n_steps} steps, "
-                 fr"$\Sigma_2=\sum a^2$={res['sum_a2']:.3f}, $A(T)=\sum a$={res['A_T']:.2f}; "
+                 fr"$\Sigma_2=\sum a^2$={res['sum_a2']:.3f}, $A(T)=\sum a$={res['A_T']:.2f}" "\n"
                  fr"$\theta_c$ = end of the clipped gradient flow at time {cfg.tau_c:g} (near-stationary); "
                  r"$H(\theta)$ = mean clipped gradient",
                  y=1.0, fontsize=10.5)
