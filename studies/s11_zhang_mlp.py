@@ -641,7 +641,7 @@ def _plot_b(res, cfg, outdir, plt):
     ax0.set_xlabel("iteration k + 1")
     ax0.set_ylabel(f"training loss F ({cfg.b_loss})")
     ax0.set_title(f"seed {cfg.seed}: training curves, output ×{cfg.b_scale:g} (thick: best step)")
-    ax0.legend(fontsize=7, ncol=2, loc="upper left", bbox_to_anchor=(0.0, -0.12))     # below the axes
+    ax0.legend(fontsize=7, ncol=2, loc="upper left", bbox_to_anchor=(0.0, -0.15))     # below the axes
     # (b) iterations to target against the learning rate, one colour per seed
     for r in range(nR):
         col = f"C{r % 10}"
@@ -671,7 +671,7 @@ def _plot_b(res, cfg, outdir, plt):
     ax1.set_xlabel("learning rate (h for GD, η for clipped GD); six grid points per decade")
     ax1.set_ylabel(f"iterations to F ≤ {cfg.b_target}")
     ax1.set_title(f"iterations to target against the learning rate ({nR} seeds)")
-    ax1.legend(fontsize=7, loc="upper left", bbox_to_anchor=(0.0, -0.12), ncol=2)     # below the axes
+    ax1.legend(fontsize=7, loc="upper left", bbox_to_anchor=(0.0, -0.15), ncol=2)     # below the axes
     ax1.yaxis.set_minor_formatter(NullFormatter())
     # (c) the per-seed ratio
     ratio = b["ratio"]
