@@ -501,8 +501,8 @@ def plot(res, cfg, outdir):
     ax.plot(A, 1.0 * A, "k--", lw=1, label=r"sure bound $\lambda A(s)$")
     ax.axhline(cfg.i_rho, color="grey", lw=0.8, ls=":")
     ax.text(0.3, cfg.i_rho + 0.15, r"$\rho=5$: (15) says $P(S_s>5)\leq1.3\times10^{-13}$", fontsize=8)
-    ax.set(xlabel=r"$A(s)=\sum_{t<s}a(t)$", ylabel="displacement / update sum",
-           title=f"(i) two-point 1-D, $\\lambda=1$, {res['i_S_fine'].shape[0]} replicas")
+    ax.set(xlabel=r"$A(s)=\sum_{t<s}a(t)$ (sum of the step sizes)", ylabel="displacement / update sum",
+           title=f"(i) 1-D, two data points y ∈ {{0, 10}},\n$\\theta_0=5$, $\\lambda=1$, {res['i_S_fine'].shape[0]} replicas")
     ax.legend(loc="upper left")
     ax = axs[1]
     for nm, c in (("std", "C0"), ("far", "C1")):
@@ -514,7 +514,7 @@ def plot(res, cfg, outdir):
         ax.plot(A, res[f"ii_{nm}_disp_q"][1], color=c, lw=1, ls="-.", label=r"$\|\theta_s-\theta_0\|$, " + lab)
     ax.plot(A, cfg.ii_lam * A, "k--", lw=1, label=r"sure bound $\lambda A(s)$")
     ax.set(xlabel=r"$A(s)$", ylabel="displacement / update sum",
-           title=f"(ii) MLP-A on D64-heavy, $\\lambda={cfg.ii_lam:g}$ (median, 10-90 %)")
+           title=f"(ii) {plotting.NETS['A']}, 64 points with heavy-\ntailed noise, $\\lambda={cfg.ii_lam:g}$ (median, 10-90 %)")
     ax.legend(loc="upper left", fontsize=7)
     ax = axs[2]
     A = res["iii_A"]
@@ -525,38 +525,36 @@ def plot(res, cfg, outdir):
     ax.axhline(cfg.iii_rho, color="grey", lw=0.8, ls=":")
     ax.text(0.2, cfg.iii_rho + 2, r"$\rho=50$: (15) says $P\leq1.3\times10^{-13}$", fontsize=8)
     ax.set(xlabel=r"$A(s)$", ylabel="displacement / update sum",
-           title=f"(iii) drift case, $\\lambda={cfg.iii_lam:g}$, $\\theta_0={cfg.iii_theta0:g}$: bound attained")
+           title=f"(iii) drift: 1-D quadratic, data near 0, start $\\theta_0={cfg.iii_theta0:g}$,\n"
+                 f"$\\lambda={cfg.iii_lam:g}$ (always clipped): bound attained")
     ax.legend(loc="upper left")
-    fig.suptitle(r"F1a. Sure bound $\|\theta_s-\theta_0\|\leq S_s\leq\lambda A(s)$ on every path (Lemma 1, eqs. 12-13)")
+    for ax in axs:
+        ax.title.set_fontsize(9.5)
+    fig.suptitle(r"F1a. Sure bound $\|\theta_s-\theta_0\|\leq S_s\leq\lambda A(s)$ on every path (Lemma 1, eqs. 12-13); "
+                 r"$S_s=\sum_{t<s}a(t)\,\|$clipped gradient$_t\|$ (length of the path so far)")
     fig.tight_layout()
     plotting.savefig(fig, outdir, "F1a_sure_bound")
 
     # F1b -------------------------------------------------------------------------------------
     fig, axs = plt.subplots(1, 3, figsize=(14, 4.2))
-    panels = [("(i) two-point 1-D", [("", res["i_S_T"], res["i_maxdisp"], "C0")], 1.0, res["i_A_T"]),
-              ("(ii) MLP-A, D64-heavy", [("std init", res["ii_std_S_T"], res["ii_std_maxdisp"], "C0"),
+    panels = [("(i) 1-D, two data points", [("", res["i_S_T"], res["i_maxdisp"], "C0")], 1.0, res["i_A_T"]),
+              ("(ii) tanh net 2-8-1, heavy-tailed noise", [("std init", res["ii_std_S_T"], res["ii_std_maxdisp"], "C0"),
                                          ("far init", res["ii_far_S_T"], res["ii_far_maxdisp"], "C1")],
                cfg.ii_lam, res["ii_A_T"]),
-              ("(iii) drift case", [("", res["iii_S_T"], res["iii_maxdisp"], "C0")], cfg.iii_lam,
+              ("(iii) drift case (1-D, far start)", [("", res["iii_S_T"], res["iii_maxdisp"], "C0")], cfg.iii_lam,
                res["iii_lamA_T"] / cfg.iii_lam)]
     from matplotlib.lines import Line2D
     marks = {"i": (cfg.i_rho, 1.0, res["i_k_after"] / cfg.i_R), "iii": (cfg.iii_rho, cfg.iii_lam,
                                                                      float(np.mean(res["iii_maxdisp"] > cfg.iii_rho)))}
     for ax, key, (title, series, lam, AT) in zip(axs, ("i", "ii", "iii"), panels):
         rho = np.linspace(0, 1.15 * lam * AT, 24)[1:]
-        handles = []
         for lab, ST, md, c in series:
             n = ST.size
-            pre = f"{lab}: " if lab else ""
             plotting.prob_with_ci(ax, rho, np.sum(ST[:, None] > rho[None, :], axis=0), n, color=c, marker="s")
             plotting.prob_with_ci(ax, rho, np.sum(md[:, None] > rho[None, :], axis=0), n, color=c, marker="o")
-            handles += [Line2D([], [], color=c, marker="s", ls="", label=pre + r"$\hat P(S_T>\rho)$"),
-                        Line2D([], [], color=c, marker="o", ls="", label=pre + r"$\hat P(\max_s\|\theta_s-\theta_0\|>\rho)$")]
-        handles.append(Line2D([], [], color="k", marker="v", mfc="none", ls="", label="0 hits: upper 95 % limit"))
         rr = np.linspace(1e-3, rho[-1], 400)
-        handles += ax.plot(rr, bounds.clip_prob(bounds.paper_azuma(rr, lam, GAMMA)), "r--", lw=1.5,
-                           label=r"paper (15): $2e^{-2\rho^2/(\gamma\lambda^2)}$, $\gamma=\pi^2/6$")
-        handles.append(ax.axvline(lam * AT, color="k", lw=1, ls=":", label=r"sure bound $\lambda A(T)$"))
+        ax.plot(rr, bounds.clip_prob(bounds.paper_azuma(rr, lam, GAMMA)), "r--", lw=1.5)
+        ax.axvline(lam * AT, color="k", lw=1, ls=":")
         if key in marks:
             r0, l0, p0 = marks[key]
             p15 = bounds.paper_azuma(r0, l0, GAMMA)
@@ -566,9 +564,18 @@ def plot(res, cfg, outdir):
         ax.set_yscale("log")
         ax.set_ylim(1e-15, 3)
         ax.set(xlabel=r"$\rho$", ylabel="probability", title=title + f", R = {series[0][1].size}")
-        ax.legend(handles=handles, loc="lower left", fontsize=6.5, framealpha=0.95)
-    fig.suptitle(r"F1b. Tails of $S_T$ and of the displacement against the paper's (15) "
-                 r"(95 % Clopper-Pearson; $\triangledown$ = 0 hits, upper limit)")
+    handles = [Line2D([], [], color="0.3", marker="s", ls="", label=r"$\hat P(S_T>\rho)$ (path length)"),
+               Line2D([], [], color="0.3", marker="o", ls="", label=r"$\hat P(\max_s\|\theta_s-\theta_0\|>\rho)$ (distance)"),
+               Line2D([], [], color="0.3", marker="v", mfc="none", ls="",
+                      label="none of R runs exceeded ρ: only P < 95 % upper limit is known"),
+               Line2D([], [], color="C0", lw=6, label="(i), (iii); (ii) standard init"),
+               Line2D([], [], color="C1", lw=6, label=f"(ii) far init (output weights ×{cfg.ii_far:g})"),
+               Line2D([], [], color="r", ls="--", label=r"paper (15) as printed: $2e^{-2\rho^2/(\gamma\lambda^2)}$, "
+                                                       r"$\gamma=\pi^2/6$ (claimed for clipped SGD)"),
+               Line2D([], [], color="k", ls=":", label=r"sure bound $\lambda A(T)$")]
+    fig.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=3, fontsize=8, frameon=False)
+    fig.suptitle(r"F1b. Tails of the path length $S_T$ and of the distance travelled against the paper's (15) "
+                 r"(estimates with 95 % Clopper-Pearson intervals)")
     fig.tight_layout()
     plotting.savefig(fig, outdir, "F1b_tails_vs_eq15")
 
@@ -583,7 +590,7 @@ def plot(res, cfg, outdir):
         st = res[f"ii_{nm}_c_step"][:-1]
         q = res[f"ii_{nm}_aE_q"]
         ax.fill_between(st + 1, q[0], q[2], color=c, alpha=0.25, lw=0)
-        ax.plot(st + 1, q[1], color=c, lw=1.5, label=f"(ii) MLP-A, {nm} init (median, 10-90 %)")
+        ax.plot(st + 1, q[1], color=c, lw=1.5, label=f"(ii) tanh net, {nm} init (median, 10-90 %)")
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set(xlabel="step $s$ (+1)", ylabel=r"$a(s)\,\bar E(\theta_s)$",
@@ -600,7 +607,9 @@ def plot(res, cfg, outdir):
     ax.set(xlabel=r"$A(s)$", ylabel=r"$E[S_s]$",
            title=r"$E[S_s]$ increases from $S_0=0$: a submartingale, not a supermartingale")
     ax.legend(fontsize=7, loc="upper left")
-    fig.suptitle(r"F1c. $M_s=M_0+S_s$ is a submartingale: $\bar E(\theta)=$ mean$_j\|$clip$_\lambda g(\theta;z_j)\|>0$")
+    fig.suptitle(r"F1c. $M_s=M_0+S_s$ is a submartingale: $\bar E(\theta)=$ mean$_j\|$clip$_\lambda g(\theta;z_j)\|>0$"
+                 "\n(i) 1-D, two data points; (ii) tanh net 2-8-1 on 64 points with heavy-tailed noise; "
+                 "(iii) 1-D quadratic started far away")
     fig.tight_layout()
     plotting.savefig(fig, outdir, "F1c_submartingale")
 
@@ -616,7 +625,7 @@ def plot(res, cfg, outdir):
     axs[1].plot(t, 100 * res["iv_rel"], color="C0")
     axs[1].axhline(100 * cfg.iv_tol, color="r", ls="--", lw=1, label=f"pass threshold {100 * cfg.iv_tol:g} %")
     axs[1].axvline(cfg.iv_t_min, color="grey", ls=":", lw=1, label=f"t = {cfg.iv_t_min}")
-    axs[1].set(xscale="log", yscale="log", xlabel="step t (+1)", ylabel="rel. error SA vs ODE (%)")
+    axs[1].set(xscale="log", yscale="log", xlabel="step t (+1)", ylabel="rel. error, SGD vs ODE (%)")
     axs[1].legend(fontsize=7)
     fig.tight_layout()
     plotting.savefig(fig, outdir, "F1d_escape")

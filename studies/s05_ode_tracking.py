@@ -212,7 +212,7 @@ def plot(res, cfg, outdir):
     for r in range(D.shape[0]):
         ax.plot(tn + 0.08 * (r / D.shape[0] - 0.5), D[r], "o", color="C0", alpha=0.25, ms=3,
                 label="single replica" if r == 0 else None)
-    ax.plot(tn, Dm, "o-", color="C0", lw=2, ms=6, label=f"median over {D.shape[0]} replicas")
+    plotting.guide(ax, tn, Dm, "o", color="C0", ms=6, label=f"median over {D.shape[0]} replicas (dotted: guide only)")
     x = np.linspace(tn[0], tn[-1], 50)
     ax.plot(x, np.exp(res["intercept"] + res["slope"] * x), "--", color="k",
             label=f"fit: slope {res['slope']:.3f}")
@@ -222,16 +222,17 @@ def plot(res, cfg, outdir):
     ax.set_yscale("log")
     ax.set_xlabel("window start τₙ (ODE time Σa)")
     ax.set_ylabel(r"$D_n=\max_{\tau_n\leq\tau_k\leq\tau_n+W}\ \Vert\theta_k-\Phi_{\tau_k-\tau_n}(\theta_{t_n})\Vert$")
-    ax.set_title(f"F5a  SA vs ODE restarted at the SA iterate, windows of length W = {cfg.width:g}\n"
-                 f"MLP-A, D64-light, classic λ = {cfg.lam:g}, a(k) = {cfg.a0:g}/(k+{cfg.t0:g})")
-    ax.legend()
+    ax.set_title(f"F5a  clipped SGD (SA) vs its ODE restarted at the SGD iterate, windows of length W = {cfg.width:g}\n"
+                 f"{plotting.NETS['A']}, {plotting.DATA['light']},\n"
+                 f"classic clipping λ = {cfg.lam:g}, steps a(k) = {cfg.a0:g}/(k+{cfg.t0:g})", fontsize=9.5)
+    ax.legend(fontsize=7.5)
     plotting.savefig(fig, outdir, "F5a_window_deviation")
     # F5b
     fig, ax = plt.subplots(figsize=(6.4, 5.2))
     ps, po = res["proj_sa"], res["proj_ode"]
     for r in range(ps.shape[0]):
         ax.plot(ps[r, :, 0], ps[r, :, 1], lw=0.5, alpha=0.6, color=f"C{r % 10}",
-                label="SA replicas (same θ₀)" if r == 0 else None)
+                label="clipped SGD (SA) replicas (same θ₀)" if r == 0 else None)
     ax.plot(po[:, 0], po[:, 1], color="k", lw=2.2, label="ODE θ̇ = −H(θ) from θ₀")
     i0 = 0
     for j, n in enumerate(res["seg_len"]):
@@ -244,13 +245,14 @@ def plot(res, cfg, outdir):
     ax.plot(*po[-1], "*", color="k", ms=12, label=f"ODE at τ_T = {res['tau_T']:.1f}")
     ax.set_xlabel(f"PC 1 ({res['pca_var'][0]:.0%} of variance)")
     ax.set_ylabel(f"PC 2 ({res['pca_var'][1]:.0%} of variance)")
-    ax.set_title("F5b  SA paths and the ODE path in parameter space (2-D PCA)")
+    ax.set_title("F5b  clipped SGD paths and the ODE path in weight space\n"
+                 f"(2-D principal-component projection; {plotting.NETS['A']},\n{plotting.DATA['light']})", fontsize=9.5)
     ax.legend(loc="best")
     plotting.savefig(fig, outdir, "F5b_pca_paths")
     # F5c
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(12, 4.6), gridspec_kw=dict(wspace=0.28))
     tau = res["tau"]
-    plotting.band(a1, tau, res["loss"], color="C0", label=f"SA, a₀ = {cfg.a0:g}: median and 10–90 % band "
+    plotting.band(a1, tau, res["loss"], color="C0", label=f"clipped SGD, a₀ = {cfg.a0:g}: median and 10–90 % band "
                                                          f"({res['loss'].shape[0]} replicas)")
     a1.plot(tau, res["ode_loss"], color="k", lw=1.2, ls="--", label="ODE path from θ₀")
     a1.set_yscale("log")
@@ -277,5 +279,7 @@ def plot(res, cfg, outdir):
     a2.set_ylabel("‖θₖ − θ_ODE(τₖ)‖  (same θ₀)")
     a2.set_title("distance to the ODE path over the whole horizon")
     a2.legend()
-    fig.suptitle(f"F5c  SA replicas (quantile bands) over the ODE path, in ODE time; a(k) = a₀/(k+{cfg.t0:g})")
+    fig.suptitle(f"F5c  clipped SGD replicas (quantile bands) over the ODE path, in ODE time; steps a(k) = a₀/(k+{cfg.t0:g})\n"
+                 f"{plotting.NETS['A']}, {plotting.DATA['light']}, classic clipping λ = {cfg.lam:g}")
+    fig.subplots_adjust(top=0.82)
     plotting.savefig(fig, outdir, "F5c_ode_time_bands")

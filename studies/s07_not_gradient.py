@@ -354,8 +354,8 @@ def plot(res, cfg, outdir):
     ax.set_xlim(res["grid_x"][0], res["grid_x"][-1])
     ax.set_ylim(res["grid_y"][0], res["grid_y"][-1])
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=2, fontsize=7)
-    ax.set_title("S7 (i): arrows H(θ) (two per-sample clipped quadratics, λ = 1; the flow\n"
-                 "θ' = −H runs against them), colour curl H: not a gradient field (curl ≠ 0)")
+    ax.set_title("F7a. Arrows H(θ) = mean clipped gradient (two per-sample quadratics, λ = 1; the flow\n"
+                 "θ' = −H runs against them), colour curl H: not a gradient field (curl ≠ 0)", fontsize=10)
     fig.tight_layout()
     plotting.savefig(fig, outdir, "F7a_curl_quiver")
     # F7b
@@ -383,11 +383,11 @@ def plot(res, cfg, outdir):
     ax.set_yscale("log")
     ax.set_xlabel("ODE time τ")
     ax.set_ylabel("F_μ(θ(τ)) − F_μ(θ*)")
-    ax.set_title("MLP-A, D64-skew, F_μ = F + (μ/2)‖θ‖², μ = %g, from the certified minimiser θ*\n"
-                 "(F_μ(θ*) = %.3f): F_μ rises along every clipped flow (LSODA) to a certified root"
-                 % (cfg.mu, res["F_star"]), fontsize=10)
+    ax.set_title("%s,\nloss F_μ = F + (μ/2)‖θ‖², μ = %g, from the certified minimiser θ* (F_μ(θ*) = %.3f):\n"
+                 "F_μ rises along every clipped flow (LSODA) to a certified root; λ_ref = median ‖g‖ at θ*"
+                 % (plotting.setup("A", "skew"), cfg.mu, res["F_star"]), fontsize=9)
     ax.legend(fontsize=7, loc="lower right")
-    fig.suptitle("S7 (iii): F is not a Lyapunov function of the clipped flow θ' = −H(θ)", fontsize=11)
+    fig.suptitle("F7b. The loss F is not a Lyapunov function of the clipped flow θ' = −H(θ), H = mean clipped gradient", fontsize=11)
     fig.tight_layout()
     plotting.savefig(fig, outdir, "F7b_F_along_flow")
     # F7c
@@ -399,12 +399,16 @@ def plot(res, cfg, outdir):
     fig, (ax, ax2) = plt.subplots(2, 1, figsize=(7.5, 7.2), sharex=True, gridspec_kw=dict(height_ratios=(2, 1)))
     rmsH = _rms(res["circ_H"])
     maxG = np.max(np.abs(res["circ_gradF"]), axis=-1)
+    fo = o[fin[o]]                       # finite thresholds: dotted guides; lambda = inf: a separate point
     for j, rho in enumerate(res["rhos"]):
-        ax.plot(x[o], rmsH[o, j], "-o", color=f"C{j}", label=f"|∮H_μ·dθ|, ρ = {rho:g} (RMS over planes)")
-        ax.plot(x[o], np.maximum(maxG[o, j], 1e-20), ":x", color=f"C{j}",
-                label=f"|∮∇F_μ·dθ| (control, max over planes), ρ = {rho:g}")
-        ax2.plot(x[o], 100 * res["clip_fraction_circle"][o, j].mean(axis=-1), "-s", color=f"C{j}", ms=4,
-                 label=f"ρ = {rho:g}")
+        for sel in (fo, o[~fin[o]]):
+            first = sel is fo
+            plotting.guide(ax, x[sel], rmsH[sel, j], "o", color=f"C{j}",
+                           label=f"|∮H_μ·dθ|, ρ = {rho:g} (RMS over planes)" if first else None)
+            plotting.guide(ax, x[sel], np.maximum(maxG[sel, j], 1e-20), "x", color=f"C{j}",
+                           label=f"|∮∇F_μ·dθ| (control, max over planes), ρ = {rho:g}" if first else None)
+            plotting.guide(ax2, x[sel], 100 * res["clip_fraction_circle"][sel, j].mean(axis=-1), "s", color=f"C{j}",
+                           ms=4, label=f"ρ = {rho:g}" if first else None)
     ax2.axhspan(100 * cfg.clip_lo, 100 * cfg.clip_hi, color="0.92", zorder=0, label="10-90 %: criterion applies")
     ax.set_xscale("log")
     ax.set_yscale("log")
@@ -412,13 +416,15 @@ def plot(res, cfg, outdir):
     ax2.set_xticks(list(x[o]))
     ax2.xaxis.set_minor_formatter(NullFormatter())
     ax2.set_xticklabels([("∞" if np.isinf(v) else f"{v:g}") for v in lams[o]])
-    ax2.set_xlabel("λ / λ_ref   (λ_ref = %.2f)" % res["lam_ref"])
+    ax2.set_xlabel("clipping threshold λ / λ_ref   (λ_ref = median ‖g‖ at θ* = %.2f; ∞ = no clipping)\n"
+                   "markers: measured; dotted lines only guide the eye" % res["lam_ref"])
     ax.set_ylabel("circulation")
     ax2.set_ylabel("% samples clipped\non the circles (mean)")
     ax2.set_ylim(0, 100)
     ax2.legend(fontsize=7, loc="upper right")
     ax.legend(fontsize=7, loc="center left")
-    ax.set_title("S7 (ii): MLP-A (μ = %g), circulation on circles around the certified θ_c(λ)\n" % cfg.mu +
-                 "(a gradient field has zero circulation: the control is quadrature roundoff)", fontsize=10)
+    ax.set_title("F7c. %s, weight decay μ = %g:\ncirculation on small circles around the certified zero θ_c(λ) of H\n"
+                 % (plotting.setup("A", "skew"), cfg.mu) +
+                 "(a gradient field has zero circulation: the control is quadrature roundoff)", fontsize=9)
     fig.tight_layout()
     plotting.savefig(fig, outdir, "F7c_mlp_circulation")

@@ -455,7 +455,7 @@ def plot(res, cfg, outdir):
             nf = res[f"const_nonfinite_{meth}_d{d}"] >= 0
             yf = np.clip(_log10(fin), floor, None)
             yf[nf] = np.nan
-            ax.plot(x, yf, "o-", color=c, ms=5, label=f"{meth}: final ||θ_T||")
+            plotting.guide(ax, x, yf, "o", color=c, label=f"{meth}: final ||θ_T|| (dotted: guide only)")
             yp = _log10(pk)
             yp[nf] = np.nan
             ax.plot(x, yp, "s", color=c, ms=9, mfc="none", label=f"{meth}: peak max_t ||θ_t||")
@@ -477,9 +477,11 @@ def plot(res, cfg, outdir):
         ax.set_ylim(floor - 2, top + 6)
     axes[0].set_ylabel("log₁₀ ||θ||   (values below 1e-18, e.g. exact 0, drawn at −18)")
     axes[-1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
-    fig.suptitle(f"F8a  f = ||θ||⁴/4, constant step (outside (A2)), T = {T}, θ₀ = {cfg.theta0_scale:g}√λ·u, λ = {lam:g}, "
-                 f"ε = {cfg.eps:g}:\nadaptive clipping diverges for aλ > 2 (as (aλ−1)^T), classic never, "
-                 "unclipped iff aθ₀² > 2")
+    fig.suptitle(f"F8a  f = ||θ||⁴/4, constant step a (violates the paper's (A2): Σa = ∞, Σa² < ∞), T = {T}, "
+                 f"θ₀ = {cfg.theta0_scale:g}√λ·u (u a unit vector), λ = {lam:g}, ε = {cfg.eps:g}\n"
+                 "classic clipping: ||g|| capped at λ; adaptive: capped at λ·max(||θ||, ε). "
+                 "Adaptive diverges for aλ > 2 (as (aλ−1)^T), classic never, unclipped iff aθ₀² > 2\n"
+                 "markers: the measured step sizes; dotted lines only guide the eye", fontsize=10)
     fig.tight_layout()
     plotting.savefig(fig, outdir, "F8a_constant_step")
     # ---- F8b
@@ -525,7 +527,8 @@ def plot(res, cfg, outdir):
     on64 = res["scan_s8_onsets_float64"]
     axes[0].set_title(f"all N; measured onsets: float64 f from N = {on64[0]:g}, ∇f from N = {on64[1]:g}")
     axes[1].set_title(f"zoom: float32 f overflows from N = {on32[0]:g}, ∇f from N = {on32[1]:g}")
-    fig.suptitle(f"F8b  (A2) schedule a(t) = a₀/(t+1) (Σa = ∞, Σa² < ∞): transient of adaptive clipping on ||θ||⁴/4 "
+    fig.suptitle(f"F8b  Schedule a(t) = a₀/(t+1) (meets the paper's (A2): Σa = ∞, Σa² < ∞): transient of adaptive clipping "
+                 f"(||g|| capped at λ·||θ||) on f = ||θ||⁴/4 "
                  f"(λ = {lam:g}, θ₀ = {th0n:g}, d = 1):\nbounded in exact arithmetic, overflows in floating point "
                  "from an onset in N = a₀λ on")
     fig.tight_layout()
@@ -541,7 +544,7 @@ def plot(res, cfg, outdir):
     ax.set_xscale("log")
     ax.set_xlabel("step t + 1")
     ax.set_ylabel("log₁₀ ||θ_t||")
-    ax.set_title("adaptive clipping, constant a (outside (A2)), d = 1; lines end where ∇f overflows;\n"
+    ax.set_title("adaptive clipping, constant a (violates (A2)), d = 1; lines end where ∇f overflows;\n"
                  "θ = 0 exactly (aλ = 1) drawn at −18", fontsize=9)
     ax.legend(fontsize=7, ncol=2)
     ax = axes[1]
@@ -561,8 +564,9 @@ def plot(res, cfg, outdir):
     ax.set_ylabel("log₁₀ ||θ_t||")
     ax.set_title("(A2) schedule a(t) = (N/λ)/(t+1), Σa = ∞, Σa² < ∞:\ntransient then recovery; × = ∇f overflow (float32)",
                  fontsize=9)
-    ax.legend(fontsize=6.5, ncol=2)
-    fig.suptitle("F8c  log₁₀||θ_t|| paths, f = ||θ||⁴/4, λ = 1: constant steps, outside (A2) (left), and the (A2) "
-                 "schedule (right)\n(dotted: float32 ∇f and float64 f overflow levels)")
+    ax.legend(fontsize=6.5, ncol=2, loc="center right")
+    fig.suptitle("F8c  log₁₀||θ_t|| paths of adaptive clipping (||g|| capped at λ·||θ||), f = ||θ||⁴/4, λ = 1:\n"
+                 "constant steps, which violate the paper's (A2): Σa = ∞, Σa² < ∞ (left), and an (A2) schedule (right)\n"
+                 "(dotted: float32 ∇f and float64 f overflow levels)")
     fig.tight_layout()
     plotting.savefig(fig, outdir, "F8c_paths")

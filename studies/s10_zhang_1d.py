@@ -380,7 +380,7 @@ def check(res, cfg):
 def plot(res, cfg, outdir):
     plt = plotting.plt()
     s = _slopes(res, cfg)
-    fig, axes = plt.subplots(1, 2, figsize=(12, 5))
+    fig, axes = plt.subplots(1, 2, figsize=(12, 7.4))
     styles = [("gd", "fixed-step GD, h tuned", "C0", "o"),
               ("clip_zhang", "clipped GD, Zhang's η = 1/(10 L0), γ = min(1/η, 1/(10 L1 η))", "C3", "s"),
               ("clip_tuned", "clipped GD, (η, γ) tuned", "C1", "^"),
@@ -390,32 +390,34 @@ def plot(res, cfg, outdir):
         for key, lab, col, mk in styles:
             it = res[f"{name}_{key}"].astype(float)
             sl = s[f"{name}_{key}"]
-            ax.plot(M[it > 0], it[it > 0], marker=mk, color=col, label=f"{lab} (slope {sl:.2f})")
+            plotting.guide(ax, M[it > 0], it[it > 0], mk, color=col, label=f"{lab} (fitted slope {sl:.2f})")
         ax.plot(M, res[f"{name}_bound"], "--", color="C3", lw=1,
-                label="Zhang's upper bound for clipped GD\n20 L0 Δ/ε² + 20 max(1, L1²) Δ/L0")
+                label="Zhang's upper bound, valid for clipped GD with Zhang's η, γ only:\n20 L0 Δ/ε² + 20 max(1, L1²) Δ/L0")
         Mg = np.geomspace(M.min(), M.max(), 50)
         gd, cz = res[f"{name}_gd"], res[f"{name}_clip_tuned"]
         if name == "cosh":
             ax.plot(Mg, gd[-1] * (Mg / np.log(Mg)) / (M[-1] / np.log(M[-1])), ":", color="k", lw=1,
-                    label="guide ∝ M / log M")
+                    label="reference slope ∝ M / log M")
             ax.plot(Mg, res["cosh_clip_zhang"][-1] * np.log(Mg) / np.log(M[-1]), "-.", color="gray", lw=1,
-                    label="guide ∝ log M")
+                    label="reference slope ∝ log M")
             ax.set_title(f"f = cosh x, (L0, L1) = (1, 1), ε = {eps:g}; Zhang's η = 0.1, γ = 1")
             ax.set_xlabel("M = sup |f'| on the sublevel set = sinh x0")
         else:
-            ax.plot(Mg, gd[-1] * (Mg / M[-1]) ** (2 / 3), ":", color="k", lw=1, label="guide ∝ M^(2/3)")
-            ax.plot(Mg, cz[-1] * (Mg / M[-1]) ** (1 / 3), "-.", color="gray", lw=1, label="guide ∝ M^(1/3)")
+            ax.plot(Mg, gd[-1] * (Mg / M[-1]) ** (2 / 3), ":", color="k", lw=1, label="reference slope ∝ M^(2/3)")
+            ax.plot(Mg, cz[-1] * (Mg / M[-1]) ** (1 / 3), "-.", color="gray", lw=1, label="reference slope ∝ M^(1/3)")
             ax.set_title(f"f = x⁴, (L0, L1) = (16, 1), ε = {eps:g}; Zhang's η = 1/160, γ = 16")
             ax.set_xlabel("M = sup |f'| on the sublevel set = 4 x0³")
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_ylabel("iterations to |f'(x)| ≤ ε (worst over starts)")
-        ax.legend(loc="upper left")
+        plotting.legend_outside(ax, "below", offset=0.14, fontsize=7.5)
         for x0, m in zip(res[f"{name}_x0"], M):
             ax.annotate(f"x0={x0:g}", (m, 1.5), fontsize=7, ha="center", color="0.4")
         ax.set_ylim(1, None)
     fig.suptitle("F10a. Zhang et al. (2020): iterations against the gradient bound M "
-                 "(every method tuned by the minimax over start points)")
+                 "(every method tuned by the minimax over start points)\n"
+                 "markers: the measured start ranges (0, x0]; dotted lines only guide the eye; "
+                 "(L0, L1): f'' ≤ L0 + L1|f'|; Δ = f(x0) − min f")
     fig.tight_layout()
     plotting.savefig(fig, outdir, "F10a_iterations_vs_M")
 

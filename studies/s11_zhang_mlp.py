@@ -585,14 +585,15 @@ def plot(res, cfg, outdir):
                     ok = m[r]
                     if ok.sum() >= 3:
                         bs = sm.binned_spearman(g[r][ok], L[r][ok], cfg.a_bins, cfg.a_bin_min)
-                        ax.plot(bs.g_median, bs.L_median, "o-", color="k", ms=3, lw=0.8, alpha=0.7,
-                                label=f"bin medians (one line per seed)" if r == 0 else None)
+                        plotting.guide(ax, bs.g_median, bs.L_median, "o", color="k", ms=3, alpha=0.7,
+                                       label="bin medians, one dotted guide per seed\n(empty bins: nothing measured in between)"
+                                       if r == 0 else None)
             if m.sum() >= 2:
                 env = sm.fit_l0_l1(g[m], L[m], cfg.coverage)
                 gg = np.geomspace(g[m].min(), g[m].max(), 100)
                 ax.plot(gg, env.L0 + env.L1 * gg, "r-", lw=1.5,
                         label=f"envelope L0 + L1‖∇F‖ above {cfg.coverage:.0%}\nL0 = {env.L0:.3g}, L1 = {env.L1:.3g}")
-            ax.legend(loc="upper left", fontsize=7)
+            plotting.legend_outside(ax, "below", offset=0.2, fontsize=7, ncol=2)
             ax.set_xscale("log")
             ax.set_yscale("log")
             for axis in (ax.xaxis, ax.yaxis):
@@ -602,7 +603,9 @@ def plot(res, cfg, outdir):
             ax.set_title(f"{loss} loss, {title}\n{stats}", fontsize=8)
         fig.colorbar(sc_, ax=axes[il, :].tolist(), label="iteration k", shrink=0.9)
     fig.suptitle("F11a. Zhang et al. Fig. 1 analogue: local smoothness against gradient norm along the path "
-                 f"(MLP-C on D256, {cfg.a_seeds} seeds)")
+                 f"({plotting.setup('C', 'D256')}, {cfg.a_seeds} seeds)\n"
+                 "L̂_k = largest ‖∇F(x_k + αd) − ∇F(x_k)‖ / (α‖d‖) over a few steps α along the update d; "
+                 "ρ = Spearman rank correlation of L̂_k with ‖∇F(x_k)‖")
     plotting.savefig(fig, outdir, "F11a_smoothness_vs_gradnorm")
     _plot_b(res, cfg, outdir, plt)
 
@@ -632,7 +635,7 @@ def _plot_b(res, cfg, outdir, plt):
     ax0.set_xlabel("iteration k + 1")
     ax0.set_ylabel(f"training loss F ({cfg.b_loss})")
     ax0.set_title(f"seed {cfg.seed}: training curves, output ×{cfg.b_scale:g} (thick: best step)")
-    ax0.legend(fontsize=7, ncol=2, loc="lower left")
+    ax0.legend(fontsize=7, ncol=2, loc="upper left", bbox_to_anchor=(0.0, -0.15))     # below the axes
     # (b) iterations to target against the learning rate, one colour per seed
     for r in range(nR):
         col = f"C{r % 10}"
@@ -662,7 +665,7 @@ def _plot_b(res, cfg, outdir, plt):
     ax1.set_xlabel("learning rate (h for GD, η for clipped GD); six grid points per decade")
     ax1.set_ylabel(f"iterations to F ≤ {cfg.b_target}")
     ax1.set_title(f"iterations to target against the learning rate ({nR} seeds)")
-    ax1.legend(fontsize=7, loc="upper left", bbox_to_anchor=(0.0, -0.12), ncol=2)     # below the axes
+    ax1.legend(fontsize=7, loc="upper left", bbox_to_anchor=(0.0, -0.15), ncol=2)     # below the axes
     ax1.yaxis.set_minor_formatter(NullFormatter())
     # (c) the per-seed ratio
     ratio = b["ratio"]
@@ -681,6 +684,6 @@ def _plot_b(res, cfg, outdir, plt):
     ax2.set_ylim(0, max(np.nanmax(ratio[np.isfinite(ratio)]) if np.isfinite(ratio).any() else 1, cfg.speedup_min) * 1.3)
     ax2.legend(fontsize=7, loc="upper right")
     lg, lc = b["stable_gd"], b["stable_clip"]
-    fig.suptitle(f"F11b. Learning-rate tolerance and speed ({cfg.b_loss} loss, MLP-C, high-loss init): largest stable "
-                 f"step clipped {lc:g} vs GD {lg:g}; best-vs-best speed-up per seed")
+    fig.suptitle(f"F11b. Learning-rate tolerance and speed ({cfg.b_loss} loss, {plotting.setup('C', 'D256')}, "
+                 f"high-loss init):\nlargest stable step clipped GD {lc:g} vs GD {lg:g}; best-vs-best speed-up per seed")
     plotting.savefig(fig, outdir, "F11b_lr_tolerance")
