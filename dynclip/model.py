@@ -17,8 +17,10 @@ import numpy as np
 
 from ._jit import njit, hot, hot_inline
 from ._fastmath import tanh as fast_tanh, tanh_range
-from ._simd import sumsq_lanes, sqdist_lanes, affine8, step_sqdist_lanes, axpy_rows, ger_rows
+from ._simd import affine8, axpy_rows, ger_rows
+from ._norms import norm
 from ._blas import matmul
+from .checks import check_choice, check_widths, check_net, check_data, check_theta, check_seed
 
 
 class Activation(IntEnum):
@@ -48,8 +50,8 @@ def _code(enum, name, argname):
     return int(enum[check_choice(argname, name, tuple(enum.__members__))])
 
 
-def activation_code(name):
-    return _code(Activation, name, "activation")
+def activation_code(name, argname="activation"):
+    return _code(Activation, name, argname)
 
 
 def loss_code(name):
@@ -151,92 +153,6 @@ def init_params(net, seed=0):
 # ----------------------------------------------------------------------------------------
 # jitted maths
 # ----------------------------------------------------------------------------------------
-@hot
-def sumsq(v, lo, hi):
-    """sum_{lo <= i < hi} v_i^2 in 32 SIMD lanes (:func:`dynclip._simd.sumsq_lanes`).
-
-    Strict IEEE cannot reorder one running sum, so a single accumulator runs at the add
-    latency; 32 independent ones (four 8-lane registers, in a fixed documented order) keep
-    four vector additions in flight. The tail (hi - lo) mod 8 goes to lane 0, then the lanes
-    are combined as ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7)).
-
-    Performance notes that hold for every kernel in dynclip: the per-step functions are
-    compiled without reference counting (:func:`dynclip._jit.hot`; with it, every array
-    argument, attribute and view costs atomic increments, measured at half of a small
-    step), loops run over k >= 0 at an offset (``a[o + k]``; a loop over [o, o + n) does not
-    vectorise), and each function first rejects negative offsets, which lets LLVM drop
-    Numba's negative-index fix-up and vectorise.
-    """
-    if lo < 0 or hi <= lo or hi > v.shape[0]:
-        return 0.0
-    m = lo + ((hi - lo) // 8) * 8
-    s0, s1, s2, s3, s4, s5, s6, s7 = sumsq_lanes(v, lo, m)
-    for i in range(m, hi):
-        s0 += v[i] * v[i]
-    return ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))
-
-
-@hot
-def norm(v, lo, hi):
-    """||v[lo:hi]||, safe from overflow and underflow of the sum of squares.
-
-    Gradients of diverging runs can exceed 1e154, where v_i^2 overflows although v is
-    finite: the fast sum is rescaled by max |v_i| only in that rare case. Non-finite entries
-    propagate as in torch and JAX: a NaN anywhere gives NaN, an infinite entry (and no NaN)
-    gives inf; a sum of squares holding a NaN is NaN, so the check costs nothing on the fast path.
-    """
-    s = sumsq(v, lo, hi)
-    if s < math.inf and s > 1e-280:
-        return math.sqrt(s)
-    m = maxabs(v, lo, hi)
-    if m == 0.0 or not m < math.inf:
-        return m                        # 0, inf or NaN
-    return m * math.sqrt(scaled_sumsq(v, lo, hi, m))
-
-
-@hot
-def absmax_step(m, x):
-    """max(m, |x|) for a running maximum m that keeps a NaN once seen: inf without NaN gives
-    inf, any NaN gives NaN. (``max()`` skips a NaN in some argument orders, and replacing m
-    whenever ``not (|x| <= m)`` would restart the maximum at the entry after a NaN.)"""
-    a = abs(x)
-    if a > m or a != a:
-        return a
-    return m
-
-
-@hot
-def maxabs(v, lo, hi):
-    """max |v_i| over [lo, hi) (0 for an empty range); NaN if some v_i is NaN."""
-    m = 0.0
-    for i in range(lo, hi):
-        m = absmax_step(m, v[i])
-    return m
-
-
-@hot
-def scaled_sumsq(v, lo, hi, m):
-    """sum (v_i / m)^2 over [lo, hi): the sum of squares rescaled by m = max |v_i|, which
-    neither overflows nor underflows (the slow path of :func:`norm` and of the clipping rules)."""
-    t = 0.0
-    for i in range(lo, hi):
-        q = v[i] / m
-        t += q * q
-    return t
-
-
-@hot
-def sqdist(v, w):
-    """||v - w||^2 summed in SIMD lanes as :func:`sumsq`."""
-    n = min(v.shape[0], w.shape[0])
-    m = (n // 8) * 8
-    s0, s1, s2, s3, s4, s5, s6, s7 = sqdist_lanes(v, w, m)
-    for i in range(m, n):
-        d = v[i] - w[i]
-        s0 += d * d
-    return ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))
-
-
 _SQRT1_2 = 1.0 / math.sqrt(2.0)
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 
@@ -670,197 +586,6 @@ def full_loss_grad(theta, widths, offs, act, lossk, X, Y, ws, rows, grad):
     return tot
 
 
-@hot
-def dist(v, w):
-    """||v - w|| (safe from overflow and underflow of the squares, and NaN/inf as :func:`norm`)."""
-    s = sqdist(v, w)
-    if s < math.inf and s > 1e-280:     # else: overflow, or underflow into subnormals
-        return math.sqrt(s)
-    m = 0.0
-    for i in range(v.shape[0]):
-        m = absmax_step(m, v[i] - w[i])
-    if m == 0.0 or not m < math.inf:
-        return m                        # 0, inf or NaN
-    t = 0.0
-    for i in range(v.shape[0]):
-        q = (v[i] - w[i]) / m
-        t += q * q
-    return m * math.sqrt(t)
-
-
-# ----------------------------------------------------------------------------------------
-# validation shared by the public functions
-# ----------------------------------------------------------------------------------------
-#: the largest value of the int64 counters and indices of the kernels
-INT64_MAX = 2**63 - 1
-
-
-def describe(v, limit=60):
-    """A short one-line description of a value, for error messages."""
-    if isinstance(v, np.ndarray) and v.ndim > 0:
-        return f"an array of shape {v.shape} and dtype {v.dtype}"
-    try:
-        r = " ".join(repr(v).split())
-    except Exception:       # a broken __repr__ must not hide the real error
-        r = f"a {type(v).__name__}"
-    return r if len(r) <= limit else r[:limit - 3] + "..."
-
-
-#: keyword arguments users bring from torch/optax, and what dynclip calls them
-ML_HINTS = {"lr": "the step size is a schedule: schedule=schedules.constant(lr)",
-            "learning_rate": "the step size is a schedule: schedule=schedules.constant(learning_rate)",
-            "max_norm": "the clipping threshold is lam: rule=clipping.classic(lam=max_norm, convention='torch')",
-            "clip_value": "element-wise clipping is its own rule: clipping.value(v)",
-            "momentum": "pass optimizer=optimizers.momentum(beta)",
-            "weight_decay": "pass optimizer=optimizers.sgd(weight_decay=...) (or momentum/adam)",
-            "batch": "the minibatch size is batch_size", "steps": "the number of steps is n_steps",
-            "epochs": "dynclip counts steps: n_steps"}
-
-
-def check_no_unknown(fn, unknown):
-    """TypeError for unexpected keyword arguments, with a hint for the names torch/optax users try."""
-    if unknown:
-        k = sorted(unknown)[0]
-        hint = f" ({ML_HINTS[k]})" if k in ML_HINTS else ""
-        raise TypeError(f"{fn}() got an unexpected keyword argument {k!r}{hint}")
-
-
-def check_int(name, v, lo=1, hi=INT64_MAX):
-    """``v`` as an int in [lo, hi]: an int, a NumPy integer or an integral float (not a bool)."""
-    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)):
-        if isinstance(v, (float, np.floating)) and float(v).is_integer():
-            v = int(v)
-        else:
-            raise ValueError(f"{name} must be an integer >= {lo}; got {describe(v)}")
-    if v < lo:
-        raise ValueError(f"{name} must be an integer >= {lo}; got {describe(v)}")
-    if v > hi:
-        raise ValueError(f"{name} must be an integer in [{lo}, {hi}]; got {describe(v)}")
-    return int(v)
-
-
-def check_real(name, v, what, ok=None):
-    """``v`` as a float: a real number (int, float, NumPy scalar or 0-d array; not a bool or a string)
-    with ``ok(value)`` true; else ValueError "{name} must be {what}; got ..."."""
-    x = None
-    if isinstance(v, np.ndarray) and v.ndim == 0 and v.dtype.kind in "iuf":
-        x = float(v)
-    elif isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool):
-        try:
-            x = float(v)
-        except OverflowError:       # an int beyond the float range
-            x = math.inf if v > 0 else -math.inf
-    if x is None or (ok is not None and not ok(x)):
-        raise ValueError(f"{name} must be {what}; got {describe(v)}")
-    return x
-
-
-def check_choice(name, v, allowed):
-    """``v`` if it is one of the strings ``allowed``; else ValueError naming ``name`` and the choices."""
-    if not isinstance(v, str) or v not in allowed:
-        raise ValueError(f"{name} must be one of {', '.join(map(repr, allowed))}; got {describe(v)}")
-    return v
-
-
-def check_bool(name, v, allow_none=False):
-    """``v`` as a bool: True/False (or NumPy bools, 0 and 1); None too when ``allow_none``."""
-    if v is None and allow_none:
-        return None
-    if isinstance(v, (bool, np.bool_)) or (isinstance(v, (int, np.integer)) and v in (0, 1)):
-        return bool(v)
-    raise ValueError(f"{name} must be True or False{' (or None)' if allow_none else ''}; got {describe(v)}")
-
-
-def check_seed(seed, name="seed"):
-    """A seed: a non-negative integer (not a bool)."""
-    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"{name} must be a non-negative integer; got {describe(seed)}")
-    return int(seed)
-
-
-def as_float_array(v, name, what="a float array"):
-    """``v`` as a C-contiguous float64 array of its own shape (a scalar stays 0-d); ValueError
-    "{name} must be {what}" if NumPy cannot convert it."""
-    try:
-        a = np.asarray(v, dtype=np.float64)
-    except (TypeError, ValueError, OverflowError):
-        raise ValueError(f"{name} must be {what}; got {describe(v)}") from None
-    return np.ascontiguousarray(a) if a.ndim else a
-
-
-def check_widths(widths, name="widths"):
-    """Layer widths as a tuple of at least two ints >= 1 (from a list, tuple or 1-D array; not a string)."""
-    msg = f"{name} must be a sequence of at least two integers >= 1; got {describe(widths)}"
-    if isinstance(widths, (str, bytes, bytearray, memoryview)) or not isinstance(widths, (list, tuple, np.ndarray)):
-        raise ValueError(msg)
-    try:
-        w = tuple(check_int(name, v) for v in widths)
-    except (TypeError, ValueError):     # also a 0-d array (not iterable)
-        raise ValueError(msg) from None
-    if len(w) < 2:
-        raise ValueError(msg)
-    return w
-
-
-def check_net(net):
-    """``net`` is an MLP with valid widths and activation (also when built by hand, not by :func:`mlp`)."""
-    if not isinstance(net, MLP):
-        raise TypeError(f"net must be an MLP from dynclip.mlp(); got {type(net).__name__}")
-    check_widths(net.widths, "net.widths")
-    _code(Activation, net.activation, "net.activation")
-
-
-def check_data(net, X, Y, loss):
-    """Validate and cast X, Y; return (X, Y2d, loss_code)."""
-    lk = loss_code(loss)
-    X = as_float_array(X, "X", "a float array of shape (N, d_in)")
-    if X.ndim != 2 or X.shape[1] != net.widths[0] or X.shape[0] < 1:
-        raise ValueError(f"X must have shape (N, {net.widths[0]}) with N >= 1; got {X.shape}")
-    if not np.all(np.isfinite(X)):
-        raise ValueError("X must be finite (no NaN or inf)")
-    try:
-        Y = np.asarray(Y)
-        Yf = Y.astype(np.float64)
-    except (TypeError, ValueError):
-        raise ValueError("Y must be a numeric array") from None
-    N, dout = X.shape[0], net.widths[-1]
-    if lk == Loss.cross_entropy:
-        if dout < 2:
-            raise ValueError(f"loss 'cross_entropy' needs a net with >= 2 outputs (one per class); this net has "
-                             f"{dout}: use widths ending in the number of classes, or loss 'mse' for one output")
-        Yf = Yf.reshape(-1) if Yf.ndim == 2 and Yf.shape[1] == 1 else Yf
-        if Yf.shape != (N,):
-            raise ValueError(f"Y must have shape ({N},) of integer class labels for cross_entropy; got {Y.shape}")
-        if not np.all(np.isfinite(Yf)) or np.any(Yf != np.round(Yf)) or np.any(Yf < 0) or np.any(Yf >= dout):
-            raise ValueError(f"Y must hold integer class labels in [0, {dout}) for cross_entropy")
-        Yf = Yf.reshape(N, 1)
-    else:
-        if Yf.ndim == 1 and dout == 1:
-            Yf = Yf.reshape(N, 1) if Yf.shape[0] == N else Yf
-        if Yf.shape != (N, dout):
-            raise ValueError(f"Y must have shape ({N}, {dout})" + (f" or ({N},)" if dout == 1 else "")
-                             + f"; got {Y.shape}")
-        if not np.all(np.isfinite(Yf)):
-            raise ValueError("Y must be finite (no NaN or inf)")
-    return X, np.ascontiguousarray(Yf), lk
-
-
-def check_theta(net, theta, name="theta", rows=None):
-    th = as_float_array(theta, name)
-    P = net.n_params
-    if rows is None:
-        ok = th.shape == (P,)
-        want = f"({P},)"
-    else:
-        ok = th.shape in ((P,), (rows, P))
-        want = f"({P},) or ({rows}, {P})"
-    if not ok:
-        raise ValueError(f"{name} must have shape {want}; got {th.shape}")
-    if not np.all(np.isfinite(th)):
-        raise ValueError(f"{name} must be finite (no NaN or inf)")
-    return th
-
-
 def loss_and_grad(net, theta, X, Y, loss="mse"):
     """Mean loss and its gradient over the rows of X.
 
@@ -886,21 +611,3 @@ def loss_and_grad(net, theta, X, Y, loss="mse"):
     val = full_loss_grad(theta, net.widths_array(), net.offsets(), net.act, lk, X, Y, ws,
                          np.zeros(B, np.int64), grad)
     return float(val), grad
-
-
-@hot
-def step_dist(th, u, a, w, th0):
-    """The SA step th <- th - a (w u) in place, fused with the pass that returns ||th - th0||
-    (bit-identical to the step followed by :func:`dist`). With w = 1 it is th - a u; with
-    u = g and w = 1 / c it applies a scalar clipping rule without writing the update."""
-    n = min(th.shape[0], u.shape[0], th0.shape[0])
-    m = (n // 8) * 8
-    s0, s1, s2, s3, s4, s5, s6, s7 = step_sqdist_lanes(th, u, a, w, th0, m)
-    for i in range(m, n):
-        th[i] -= a * (w * u[i])
-        d = th[i] - th0[i]
-        s0 += d * d
-    s = ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))
-    if s < math.inf and s > 1e-280:
-        return math.sqrt(s)
-    return dist(th, th0)

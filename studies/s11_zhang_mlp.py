@@ -44,7 +44,7 @@ from scipy.stats import spearmanr
 import dynclip as dc
 from dynclip import clipping as C, schedules as S, smoothness as sm, plotting
 from dynclip import meanfield as mf
-from dynclip.model import check_data
+from dynclip.checks import check_data
 from studies._harness import claim, crit
 
 TITLE = "Zhang et al.: smoothness grows with the gradient norm, and clipping tolerates larger steps (MLP)"

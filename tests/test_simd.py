@@ -5,7 +5,7 @@ import pytest
 from dynclip._jit import hot
 from dynclip._simd import sumsq_lanes, sqdist_lanes
 from dynclip._blas import matmul
-from dynclip.model import sumsq, sqdist
+from dynclip._norms import sumsq, sqdist
 
 
 def lanes_reference(x, lo, m):
@@ -89,7 +89,7 @@ def test_strided_arrays_are_refused_at_compile_time():
 @pytest.mark.parametrize("w", [1.0, 0.37])
 def test_step_dist_is_the_step_then_dist(n, w):
     """The fused SA step th <- th - a (w u) with ||th - th0|| equals the plain loop followed by dist()."""
-    from dynclip.model import step_dist, dist
+    from dynclip._norms import step_dist, dist
     rng = np.random.default_rng(n)
     th, u, th0 = rng.standard_normal((3, n))
     want = th - 0.01 * (w * u)
