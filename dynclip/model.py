@@ -17,9 +17,8 @@ import numpy as np
 
 from ._jit import njit, hot, hot_inline
 from ._fastmath import tanh as fast_tanh, tanh_range
-from ._simd import affine8, axpy_rows, ger_rows
+from ._layers import BLAS_MIN_ROWS, block, layer, flat, affine, weight_grads, backprop, backprop_rows
 from ._norms import norm
-from ._blas import matmul
 from .checks import check_choice, check_widths, check_net, check_data, check_theta, check_seed
 
 
@@ -211,11 +210,6 @@ class Workspace(NamedTuple):
     redo: np.ndarray   # (B,) bool: samples whose per-sample norm is recomputed overflow-safely
 
 
-#: blocks of at least this many rows use BLAS matrix products (dgemm); smaller ones use
-#: compiled loops, which beat a BLAS call's fixed cost on tiny matrices
-BLAS_MIN_ROWS = 16
-
-
 @njit
 def make_workspace(widths, B):
     aoff = act_offsets(widths, B)
@@ -232,271 +226,177 @@ def make_workspace(widths, B):
 
 @hot
 def forward(theta, widths, offs, act, X, rows, nb, ws):
-    """Forward pass over the ``nb`` samples ``X[rows[:nb]]``; fills ws.acts / ws.zs."""
-    acts = ws.acts
-    zs = ws.zs
-    aoff = ws.aoff
-    d0 = widths[0]
-    for b in range(nb):
-        r = rows[b]
-        for i in range(d0):
-            acts[b * d0 + i] = X[r, i]
+    """Forward pass over the ``nb`` samples ``X[rows[:nb]]``: a_0 = x, z_{l+1} = W_l a_l + b_l,
+    a_{l+1} = sigma(z_{l+1}) on hidden layers and f = z_L on the output layer, all samples of the
+    block at once (one row each); fills ws.acts and ws.zs."""
     L = widths.shape[0] - 1
+    A = block(ws.acts, ws.aoff[0], nb, widths[0])
+    for k in range(nb):
+        r = rows[k]
+        for i in range(widths[0]):
+            A[k, i] = X[r, i]
     for l in range(L):
-        ni = widths[l]
-        no = widths[l + 1]
-        ow = offs[l]
-        ob = ow + no * ni
-        ai = aoff[l]
-        ao = aoff[l + 1]
-        if ni <= 0 or no <= 0 or ow < 0 or ai < 0 or ao < 0:
-            return
-        if nb >= BLAS_MIN_ROWS:
-            matmul(acts[ai:ai + nb * ni].reshape((nb, ni)), theta[ow:ob].reshape((no, ni)).T,
-                   zs[ao:ao + nb * no].reshape((nb, no)))
-            ger_rows(zs, ao, no, None, 0, nb, theta, ob, no, False)      # + bias, row by row
-            nb_loop = 0
-        else:
-            nb_loop = nb
-        for b in range(nb_loop):
-            # eight outputs at a time: bias + eight-lane dot products (the SIMD row kernel)
-            for o in range(0, no, 8):
-                affine8(theta, ow + o * ni, ni, acts, ai + b * ni, ni, min(8, no - o), theta, ob + o,
-                        zs, ao + b * no + o)
-        # loops over k >= 0 at offset ao (a loop over [ao, ao + n) does not vectorise)
+        W, b = layer(theta, widths, offs, l)
+        Z = block(ws.zs, ws.aoff[l + 1], nb, widths[l + 1])
+        affine(W, A, b, Z)
+        A = block(ws.acts, ws.aoff[l + 1], nb, widths[l + 1])
         if l < L - 1:
-            if act == 0:
-                tanh_range(zs, ao, acts, ao, nb * no)
-            else:
-                for k in range(nb * no):
-                    acts[ao + k] = act_value(zs[ao + k], act)
+            activate(flat(Z), flat(A), act)
         else:
-            for k in range(nb * no):
-                acts[ao + k] = zs[ao + k]
+            copy(flat(Z), flat(A))
+
+
+@hot
+def copy(src, dst):
+    for k in range(src.shape[0]):
+        dst[k] = src[k]
+
+
+@hot
+def activate(z, a, act):
+    """a = sigma(z) elementwise (tanh in its 8-lane form)."""
+    n = z.shape[0]
+    if act == 0:
+        tanh_range(z, 0, a, 0, n)
+    else:
+        for k in range(n):
+            a[k] = act_value(z[k], act)
 
 
 @hot_inline
 def losses_and_dout(widths, lossk, Y, rows, nb, ws):
-    """Per-sample losses into ws.lossv; dloss/df into the output-layer slot of ws.zs.
+    """Per-sample losses l(f, y) into ws.lossv; dl/df into the output-layer slot of ws.zs.
 
     The forward pass must have run. After this, ws.zs of the last layer holds dl/df
     (the output pre-activation is not needed any more: the output layer is linear).
     """
     L = widths.shape[0] - 1
     no = widths[L]
-    f0 = ws.aoff[L]
-    if f0 < 0 or no <= 0:
-        return
-    acts = ws.acts
-    zs = ws.zs
-    for b in range(nb):
-        r = rows[b]
-        fb = f0 + b * no
+    F = block(ws.acts, ws.aoff[L], nb, no)
+    dF = block(ws.zs, ws.aoff[L], nb, no)
+    for k in range(nb):
+        r = rows[k]
         if lossk == 3:
-            m = acts[fb]
+            m = F[k, 0]
             for o in range(1, no):
-                m = max(m, acts[fb + o])
+                m = max(m, F[k, o])
             s = 0.0
             for o in range(no):
-                s += math.exp(acts[fb + o] - m)
+                s += math.exp(F[k, o] - m)
             lse = m + math.log(s)
             lab = int(Y[r, 0])
-            ws.lossv[b] = lse - acts[fb + lab]
+            ws.lossv[k] = lse - F[k, lab]
             for o in range(no):
-                zs[fb + o] = math.exp(acts[fb + o] - lse) - (1.0 if o == lab else 0.0)
+                dF[k, o] = math.exp(F[k, o] - lse) - (1.0 if o == lab else 0.0)
         else:
             s = 0.0
             for o in range(no):
-                e = acts[fb + o] - Y[r, o]
+                e = F[k, o] - Y[r, o]
                 if lossk == 0:
                     s += e * e
-                    zs[fb + o] = 2.0 * e
+                    dF[k, o] = 2.0 * e
                 elif lossk == 1:
                     s += 0.5 * e * e
-                    zs[fb + o] = e
+                    dF[k, o] = e
                 else:
                     e2 = e * e
                     s += e2 * e2
-                    zs[fb + o] = 4.0 * e2 * e
-            ws.lossv[b] = s
+                    dF[k, o] = 4.0 * e2 * e
+            ws.lossv[k] = s
 
 
 @hot
-def _backward_layer_blas(theta, grad, acts, ai, ow, ni, no, nb, dcur, dprev, gt, propagate, overwrite):
-    """BLAS form of one backprop layer: grad W += D^T A, grad b += sum_b D, dprev = D W."""
-    if ow < 0 or ai < 0:     # (lets LLVM drop the negative-index fix-up and vectorise)
-        return
-    ob = ow + no * ni
-    D = dcur[:nb * no].reshape((nb, no))
-    A = acts[ai:ai + nb * ni].reshape((nb, ni))
-    G = gt[:no * ni].reshape((no, ni))
-    matmul(D.T, A, G)
-    if overwrite:
-        for k in range(no * ni):
-            grad[ow + k] = gt[k]
+def times_deriv(D, Z, A, act):
+    """D *= sigma'(Z) elementwise, given Z and A = sigma(Z) (tanh in its own loop, which vectorises)."""
+    d = flat(D)
+    z = flat(Z)
+    a = flat(A)
+    if act == 0:
+        for k in range(d.shape[0]):
+            d[k] *= 1.0 - a[k] * a[k]
     else:
-        for k in range(no * ni):
-            grad[ow + k] += gt[k]
-    axpy_rows(dcur, 0, no, None, 0, nb, grad, ob, no, not overwrite)      # grad b (+)= sum over rows of D
-    if propagate:
-        matmul(D, theta[ow:ob].reshape((no, ni)), dprev[:nb * ni].reshape((nb, ni)))
-
-
-@hot_inline
-def _backward_layer_rows(theta, grad, acts, ai, ow, ni, no, nb, dcur, dprev, propagate, overwrite):
-    """Loop form of one backprop layer, sample by sample: the rank-1 update grad W += d a^T,
-    grad b += d, and dprev = W^T d, with the SIMD row kernels."""
-    if ow < 0 or ai < 0:
-        return
-    ob = ow + no * ni
-    for b in range(nb):
-        db = b * no
-        first = overwrite and b == 0
-        ger_rows(grad, ow, ni, dcur, db, no, acts, ai + b * ni, ni, first)
-        if first:       # (branch hoisted out of the loop, which then vectorises)
-            for o in range(no):
-                grad[ob + o] = dcur[db + o]
-        else:
-            for o in range(no):
-                grad[ob + o] += dcur[db + o]
-        if propagate:
-            axpy_rows(theta, ow, ni, dcur, db, no, dprev, b * ni, ni, False)
+        for k in range(d.shape[0]):
+            d[k] *= act_deriv(z[k], a[k], act)
 
 
 @hot
 def backward(theta, widths, offs, act, nb, ws, grad, overwrite=False):
-    """Accumulate sum_b ws.wts[b] * grad l_b into ``grad`` (or, with ``overwrite``, write it
-    there: no separate zeroing pass). The deltas alternate between ws.d1 and ws.d2 by layer parity.
+    """Accumulate sum_k ws.wts[k] grad l_k into ``grad`` (or, with ``overwrite``, write it
+    there: no separate zeroing pass), for the samples of the last forward pass.
+
+    Deltas d_k = wts[k] dl/df at the output; then for l = L-1, ..., 0: grad W_l += d_k a_k^T and
+    grad b_l += d_k summed over the block, and (l > 0) d_k <- (W_l^T d_k) * sigma'(z_k). The
+    deltas alternate between ws.d1 and ws.d2.
     """
-    acts = ws.acts
-    zs = ws.zs
-    aoff = ws.aoff
-    d1 = ws.d1
-    d2 = ws.d2
     L = widths.shape[0] - 1
-    no = widths[L]
-    f0 = aoff[L]
-    if f0 < 0:
-        return
-    for b in range(nb):
-        w = ws.wts[b]
-        for o in range(no):
-            d1[b * no + o] = w * zs[f0 + b * no + o]
+    dcur = ws.d1
+    dnext = ws.d2
+    D = block(dcur, 0, nb, widths[L])
+    dF = block(ws.zs, ws.aoff[L], nb, widths[L])
+    for k in range(nb):
+        w = ws.wts[k]
+        for o in range(widths[L]):
+            D[k, o] = w * dF[k, o]
     for l in range(L - 1, -1, -1):
-        odd = (L - 1 - l) % 2 == 1      # current deltas in d2 (odd) or d1 (even)
-        ni = widths[l]
-        no = widths[l + 1]
-        ow = offs[l]
-        ai = aoff[l]
-        if ni <= 0 or no <= 0 or ow < 0 or ai < 0:
-            return
-        if nb >= BLAS_MIN_ROWS:
-            if odd:
-                _backward_layer_blas(theta, grad, acts, ai, ow, ni, no, nb, d2, d1, ws.gt, l > 0, overwrite)
-            else:
-                _backward_layer_blas(theta, grad, acts, ai, ow, ni, no, nb, d1, d2, ws.gt, l > 0, overwrite)
-        elif odd:
-            _backward_layer_rows(theta, grad, acts, ai, ow, ni, no, nb, d2, d1, l > 0, overwrite)
-        else:
-            _backward_layer_rows(theta, grad, acts, ai, ow, ni, no, nb, d1, d2, l > 0, overwrite)
+        W = layer(theta, widths, offs, l)[0]
+        G, gb = layer(grad, widths, offs, l)
+        A = block(ws.acts, ws.aoff[l], nb, widths[l])
+        D = block(dcur, 0, nb, widths[l + 1])
+        weight_grads(G, gb, D, A, ws.gt, overwrite)
         if l > 0:
-            _times_deriv(d1 if odd else d2, zs, acts, ai, nb * ni, act)
-
-
-@hot_inline
-def _times_deriv(d, zs, acts, ai, n, act):
-    """d[k] *= sigma'(z) at the activations [ai, ai + n) (tanh in its own loop, which vectorises)."""
-    if ai < 0:
-        return
-    if act == 0:
-        for k in range(n):
-            a = acts[ai + k]
-            d[k] *= 1.0 - a * a
-    else:
-        for k in range(n):
-            d[k] *= act_deriv(zs[ai + k], acts[ai + k], act)
-
-
-@hot
-def _dnorm(d1, d2, odd, lo, hi):
-    """||d[lo:hi]|| (overflow-safe) of the current delta buffer (d2 when odd, else d1)."""
-    if odd:
-        return norm(d2, lo, hi)
-    return norm(d1, lo, hi)
+            Dprev = block(dnext, 0, nb, widths[l])
+            backprop(D, W, Dprev)
+            times_deriv(Dprev, block(ws.zs, ws.aoff[l], nb, widths[l]), A, act)
+            dcur, dnext = dnext, dcur
 
 
 @hot
 def _sample_grad_norms(theta, widths, offs, act, nb, ws, out, safe):
     """Core of :func:`sample_norms`.
 
-    Fast pass (``safe`` False): out[b] = sum over layers of ||delta||^2 (||a||^2 + 1).
-    Otherwise only the samples with ws.redo[b] are computed again, overflow-safely, and out[b]
-    becomes their *norm* (not squared): per layer ||delta|| * hypot(1, ||a||) with the
-    rescaling norm(), summed by hypot. The deltas propagate as in :func:`backward` (same
-    buffers; call it before, not after, ws.d1/d2 are needed).
+    Fast pass (``safe`` False): out[k] = sum over layers of ||d_k||^2 (||a_k||^2 + 1).
+    Otherwise only the samples with ws.redo[k] are computed again, overflow-safely, and out[k]
+    becomes their *norm* (not squared): per layer ||d_k|| * hypot(1, ||a_k||) with the
+    rescaling norm(), summed by hypot. The deltas propagate as in :func:`backward`, in its
+    loop form (same buffers; call it before, not after, ws.d1/d2 are needed).
     """
     redo = ws.redo
-    acts = ws.acts
-    zs = ws.zs
-    aoff = ws.aoff
-    d1 = ws.d1
-    d2 = ws.d2
     L = widths.shape[0] - 1
-    no = widths[L]
-    f0 = aoff[L]
-    if f0 < 0:
-        return
-    for b in range(nb):
-        if not safe or redo[b]:
-            out[b] = 0.0
-        for o in range(no):
-            d1[b * no + o] = zs[f0 + b * no + o]
+    dcur = ws.d1
+    dnext = ws.d2
+    D = block(dcur, 0, nb, widths[L])
+    dF = block(ws.zs, ws.aoff[L], nb, widths[L])
+    for k in range(nb):
+        if not safe or redo[k]:
+            out[k] = 0.0
+        for o in range(widths[L]):
+            D[k, o] = dF[k, o]
     for l in range(L - 1, -1, -1):
-        odd = (L - 1 - l) % 2 == 1
         ni = widths[l]
         no = widths[l + 1]
-        ow = offs[l]
-        ai = aoff[l]
-        if ni <= 0 or no <= 0 or ow < 0 or ai < 0:
-            return
-        for b in range(nb):
+        W = layer(theta, widths, offs, l)[0]
+        A = block(ws.acts, ws.aoff[l], nb, ni)
+        D = block(dcur, 0, nb, no)
+        d = flat(D)
+        a = flat(A)
+        for k in range(nb):
             if safe:
-                if redo[b]:
-                    t = _dnorm(d1, d2, odd, b * no, b * no + no) * math.hypot(
-                        1.0, norm(acts, ai + b * ni, ai + b * ni + ni))
-                    out[b] = math.nan if (t != t or out[b] != out[b]) else math.hypot(out[b], t)
+                if redo[k]:
+                    t = norm(d, k * no, k * no + no) * math.hypot(1.0, norm(a, k * ni, k * ni + ni))
+                    out[k] = math.nan if (t != t or out[k] != out[k]) else math.hypot(out[k], t)
                 continue
             dd = 0.0
             for o in range(no):
-                d = d2[b * no + o] if odd else d1[b * no + o]
-                dd += d * d
+                dd += D[k, o] * D[k, o]
             aa = 1.0
             for i in range(ni):
-                aa += acts[ai + b * ni + i] * acts[ai + b * ni + i]
-            out[b] += dd * aa
+                aa += A[k, i] * A[k, i]
+            out[k] += dd * aa
         if l > 0:
-            for k in range(nb * ni):
-                if odd:
-                    d1[k] = 0.0
-                else:
-                    d2[k] = 0.0
-            for b in range(nb):
-                pb = b * ni
-                for o in range(no):
-                    d = d2[b * no + o] if odd else d1[b * no + o]
-                    base = ow + o * ni
-                    if odd:
-                        for i in range(ni):
-                            d1[pb + i] += d * theta[base + i]
-                    else:
-                        for i in range(ni):
-                            d2[pb + i] += d * theta[base + i]
-            for k in range(nb * ni):
-                f = act_deriv(zs[ai + k], acts[ai + k], act)
-                if odd:
-                    d1[k] *= f
-                else:
-                    d2[k] *= f
+            Dprev = block(dnext, 0, nb, ni)
+            backprop_rows(D, W, Dprev)
+            times_deriv(Dprev, block(ws.zs, ws.aoff[l], nb, ni), A, act)
+            dcur, dnext = dnext, dcur
 
 
 @hot
