@@ -4,10 +4,13 @@ Flat layout: for each layer l in order, W_l of shape (out, in) in C order, then 
 shape (out,). Hidden layers apply the activation; the output layer is linear.
 
 Minibatches are processed as matrix-matrix work over a block of rows (activations stored
-row-major, one row per sample), with hand-derived backprop: BLAS for blocks of 16 rows or
-more, the explicit SIMD row kernels of :mod:`dynclip._simd` for smaller ones. The same functions serve the
-engine, the mean field and the public ``loss_and_grad``, so there is one definition of
-the maths.
+row-major, one row per sample), with hand-derived backprop written on matrix views of the
+flat vectors (:mod:`dynclip._layers`: ``affine``, ``weight_grads``, ``backprop``, which choose
+BLAS for blocks of 16 rows or more and the explicit SIMD row kernels of :mod:`dynclip._simd`
+for smaller ones). The same functions serve the engine, the mean field and the public
+``loss_and_grad``, so there is one definition of the maths (its naive twin is
+``tests/reference.py``). Argument checks live in :mod:`dynclip.checks`, vector norms in
+:mod:`dynclip._norms`.
 """
 from enum import IntEnum
 from typing import NamedTuple
@@ -248,6 +251,7 @@ def forward(theta, widths, offs, act, X, rows, nb, ws):
 
 @hot
 def copy(src, dst):
+    """dst = src elementwise."""
     for k in range(src.shape[0]):
         dst[k] = src[k]
 
