@@ -185,3 +185,24 @@ def test_row_kernels_with_unit_coefficients_and_accumulation():
     want = g + y
     addrow(g.reshape(-1), 5, y, 40)
     np.testing.assert_array_equal(g, want)
+
+
+def test_matrix_and_flat_views_alias_the_buffer():
+    """matrix_view(buf, off, n0, n1) is buf[off:off + n0 n1].reshape(n0, n1) (a view: writes reach
+    buf), flat_view is its C-order ravel; used inside kernels compiled without reference counting."""
+    from dynclip._simd import matrix_view, flat_view
+
+    @hot
+    def fill(buf, off, n0, n1):
+        M = matrix_view(buf, off, n0, n1)
+        for i in range(n0):
+            for j in range(n1):
+                M[i, j] = 10.0 * i + j
+        f = flat_view(M)
+        return M.shape[0], M.shape[1], M.strides[0], f.shape[0], f[f.shape[0] - 1]
+
+    buf = np.full(20, -1.0)
+    assert fill(buf, 3, 3, 5) == (3, 5, 40, 15, 24.0)
+    want = np.full(20, -1.0)
+    want[3:18] = (10.0 * np.arange(3)[:, None] + np.arange(5)).ravel()
+    np.testing.assert_array_equal(buf, want)
