@@ -17,8 +17,9 @@ import numpy as np
 from ._jit import njit, hot
 from .clipping import apply, apply_gn, alrc_lmax, alrc_weight, clip_factor, is_scalar_rule, scale_factor, TINY
 from .optimizers import optimizer_step
-from .model import (dist, step_dist, norm, make_workspace, block_loss_grad, forward, losses_and_dout, backward,
-                    sample_norms, full_loss, EVAL_BLOCK)
+from ._norms import dist, step_dist, norm
+from .model import (make_workspace, block_loss_grad, forward, losses_and_dout, backward, sample_norms, full_loss,
+                    EVAL_BLOCK)
 from .rng import randint
 
 # accumulator columns (acc[r, :])

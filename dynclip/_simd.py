@@ -359,3 +359,55 @@ def ger_rows(typingctx, g, go, stride, d, do, nrows, a, ao, n, overwrite):
         return context.get_dummy_value()
 
     return sig, codegen
+
+
+# --- views: a block of a flat buffer as a matrix, a matrix as a flat vector ---------------
+_MAT = types.Array(types.float64, 2, "C")
+_VEC = types.Array(types.float64, 1, "C")
+
+
+def _view(context, builder, src_ty, src_val, dst_ty, offset, shape):
+    """A C-order view of ``shape`` starting ``offset`` elements into the source's data."""
+    from numba.np.arrayobj import populate_array
+    from numba.core.imputils import impl_ret_borrowed
+    src = context.make_array(src_ty)(context, builder, value=src_val)
+    dst = context.make_array(dst_ty)(context, builder)
+    intp = context.get_value_type(types.intp)
+    itemsize = ir.Constant(intp, 8)
+    strides = [itemsize]
+    for n in reversed(shape[1:]):
+        strides.insert(0, builder.mul(strides[0], n))
+    populate_array(dst, data=builder.gep(src.data, [offset]), shape=shape, strides=strides, itemsize=itemsize,
+                   meminfo=src.meminfo, parent=src.parent)
+    return impl_ret_borrowed(context, builder, dst_ty, dst._getvalue())
+
+
+@intrinsic
+def matrix_view(typingctx, buf, off, n0, n1):
+    """The (n0, n1) C-order view of buf[off : off + n0 n1], with no checks (the range must lie
+    inside buf). Numba's ``reshape`` calls an out-of-line helper and re-checks the size, which
+    costs more than a small layer's work."""
+    if not (_vec(buf) and all(isinstance(t, types.Integer) for t in (off, n0, n1))):
+        return None
+
+    def codegen(context, builder, signature, args):
+        intp = types.intp
+        off_, a, b = (context.cast(builder, v, t, intp) for v, t in zip(args[1:], signature.args[1:]))
+        return _view(context, builder, signature.args[0], args[0], _MAT, off_, [a, b])
+
+    return _MAT(buf, off, n0, n1), codegen
+
+
+@intrinsic
+def flat_view(typingctx, m):
+    """The 1-D view of all entries of a C-contiguous float64 matrix, in C order."""
+    if not (isinstance(m, types.Array) and m.ndim == 2 and m.layout == "C" and m.dtype == types.float64):
+        return None
+
+    def codegen(context, builder, signature, args):
+        mat = context.make_array(signature.args[0])(context, builder, value=args[0])
+        s0, s1 = cgutils.unpack_tuple(builder, mat.shape)
+        return _view(context, builder, signature.args[0], args[0], _VEC,
+                     context.get_constant(types.intp, 0), [builder.mul(s0, s1)])
+
+    return _VEC(m), codegen

@@ -61,6 +61,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .checks import check_broadcast, real_array, nonneg_array, positive_array, positive_int_array, describe_values
+
 __all__ = [
     "clip_prob",
     "paper_azuma",
@@ -85,76 +87,6 @@ EXPONENT_KINDS = ("paper", "azuma", "pinelis", "pinelis_bennett")
 # ---------------------------------------------------------------------------
 def _is_scalar(x):
     return np.ndim(x) == 0
-
-
-def _as_float_array(x, name):
-    try:
-        arr = np.asarray(x, dtype=float)
-    except (TypeError, ValueError, OverflowError):
-        raise ValueError(f"{name} must be a real number or array of real numbers, got {_fmt(x)}") from None
-    if np.any(np.isnan(arr)):
-        raise ValueError(f"{name} must not be NaN, got {_fmt(x)}")
-    return arr
-
-
-def _fmt(x):
-    """Format an offending value for an error message (one line, any type)."""
-    try:
-        a = np.asarray(x)
-        if a.ndim == 0 and a.dtype.kind in "biuf":
-            v = float(a)
-            return repr(int(v)) if v.is_integer() else repr(v)
-        if a.ndim == 0 and a.dtype.kind == "c":
-            return repr(a.item())
-        if a.ndim > 0 and a.dtype.kind != "O" and a.size <= 6:
-            return repr(a.tolist())
-    except Exception:       # ragged sequences, odd objects: fall through to repr
-        pass
-    if isinstance(x, np.ndarray):
-        return f"an array of shape {x.shape} with offending entries"
-    r = " ".join(repr(x).split())
-    return r if len(r) <= 60 else r[:57] + "..."
-
-
-def _broadcast(**args):
-    """Check that the named arguments broadcast together; ValueError naming the first that does not."""
-    shape, seen = (), []
-    for name, x in args.items():
-        try:
-            shape = np.broadcast_shapes(shape, np.shape(x))
-        except ValueError:
-            others = ", ".join(f"{n} of shape {np.shape(v)}" for n, v in seen)
-            raise ValueError(f"{name} of shape {np.shape(x)} does not broadcast with {others}") from None
-        seen.append((name, x))
-
-
-def _nonneg(x, name):
-    """Finite, >= 0 (used for r)."""
-    arr = _as_float_array(x, name)
-    bad = ~np.isfinite(arr) | (arr < 0)
-    if np.any(bad):
-        raise ValueError(f"{name} must be finite and >= 0, got {_fmt(x)}")
-    return arr
-
-
-def _positive(x, name):
-    """Finite, > 0 (used for lam, sum_a2, a_max, ...)."""
-    arr = _as_float_array(x, name)
-    bad = ~np.isfinite(arr) | (arr <= 0)
-    if np.any(bad):
-        raise ValueError(f"{name} must be finite and > 0, got {_fmt(x)}")
-    return arr
-
-
-def _positive_int(x, name):
-    """Integer-valued, >= 1 (used for d)."""
-    if isinstance(x, (bool, np.bool_)):
-        raise ValueError(f"{name} must be an integer >= 1, got {x!r}")
-    arr = _as_float_array(x, name)
-    bad = ~np.isfinite(arr) | (arr < 1) | (arr != np.round(arr))
-    if np.any(bad):
-        raise ValueError(f"{name} must be an integer >= 1, got {_fmt(x)}")
-    return arr
 
 
 def _out(value, *inputs):
@@ -185,9 +117,9 @@ def clip_prob(p):
     ValueError
         If ``p`` is negative or NaN.
     """
-    arr = _as_float_array(p, "p")
+    arr = real_array("p", p)
     if np.any(arr < 0):
-        raise ValueError(f"p must be >= 0, got {_fmt(p)}")
+        raise ValueError(f"p must be >= 0, got {describe_values(p)}")
     return _out(np.minimum(arr, 1.0), p)
 
 
@@ -303,9 +235,9 @@ def hoeffding_range(r, range_sq_sum):
     float or ndarray
         The (unclipped) bound.
     """
-    r_ = _nonneg(r, "r")
-    s = _positive(range_sq_sum, "range_sq_sum")
-    _broadcast(r=r_, range_sq_sum=s)
+    r_ = nonneg_array("r", r)
+    s = positive_array("range_sq_sum", range_sq_sum)
+    check_broadcast(r=r_, range_sq_sum=s)
     with np.errstate(all="ignore"):
         e = _quadratic(2.0 * r_**2 / s, s, 2.0, r_, 1.0, s)
     return _out(2.0 * np.exp(-e), r, range_sq_sum)
@@ -376,11 +308,11 @@ def coordinate_union(r, d, lam, sum_a2):
     float or ndarray
         The (unclipped) bound.
     """
-    r_ = _nonneg(r, "r")
-    d_ = _positive_int(d, "d")
-    lam_ = _positive(lam, "lam")
-    s = _positive(sum_a2, "sum_a2")
-    _broadcast(r=r_, d=d_, lam=lam_, sum_a2=s)
+    r_ = nonneg_array("r", r)
+    d_ = positive_int_array("d", d)
+    lam_ = positive_array("lam", lam)
+    s = positive_array("sum_a2", sum_a2)
+    check_broadcast(r=r_, d=d_, lam=lam_, sum_a2=s)
     with np.errstate(all="ignore"):
         den = 2.0 * d_ * lam_**2 * s
         e = _quadratic(r_**2 / den, den, 0.5 / d_, r_, lam_, s)
@@ -532,8 +464,8 @@ def sure_displacement(lam, a):
     """
     if not _is_scalar(lam):
         raise ValueError(f"lam must be a scalar > 0, got array of shape {np.shape(lam)}")
-    lam_ = float(_positive(lam, "lam"))
-    a_ = _as_float_array(a, "a")
+    lam_ = float(positive_array("lam", lam))
+    a_ = real_array("a", a)
     if a_.ndim != 1:
         raise ValueError(f"a must be a 1-D array of step sizes, got ndim={a_.ndim}")
     if np.any(~np.isfinite(a_) | (a_ < 0)):
@@ -573,12 +505,12 @@ def exponent(kind, r, lam, sum_a2, a_max=None):
         The exponent :math:`E \\ge 0`.
     """
     if not isinstance(kind, str) or kind not in EXPONENT_KINDS:
-        raise ValueError(f"kind must be one of {EXPONENT_KINDS}, got {_fmt(kind)}")
-    r_ = _nonneg(r, "r")
-    lam_ = _positive(lam, "lam")
-    s = _positive(sum_a2, "sum_a2")
+        raise ValueError(f"kind must be one of {EXPONENT_KINDS}, got {describe_values(kind)}")
+    r_ = nonneg_array("r", r)
+    lam_ = positive_array("lam", lam)
+    s = positive_array("sum_a2", sum_a2)
     if kind != "pinelis_bennett":
-        _broadcast(r=r_, lam=lam_, sum_a2=s)
+        check_broadcast(r=r_, lam=lam_, sum_a2=s)
         with np.errstate(all="ignore"):
             if kind == "paper":
                 den = lam_**2 * s
@@ -592,8 +524,8 @@ def exponent(kind, r, lam, sum_a2, a_max=None):
         return _out(e, r, lam, sum_a2)
     if a_max is None:
         raise ValueError("a_max must be given (> 0) for kind 'pinelis_bennett', got None")
-    am = _positive(a_max, "a_max")
-    _broadcast(r=r_, lam=lam_, sum_a2=s, a_max=am)
+    am = positive_array("a_max", a_max)
+    check_broadcast(r=r_, lam=lam_, sum_a2=s, a_max=am)
     return _out(_bennett_exponent(r_, lam_, s, am), r, lam, sum_a2, a_max)
 
 
@@ -629,8 +561,8 @@ def paper_plugin_exponents(rho=1024, lam=30, gamma=np.pi**2 / 6, a_max=1.0):
         ``{"paper": ..., "azuma": ..., "pinelis": ..., "pinelis_bennett": ...}``
         mapping each kind of :func:`exponent` to its value (float).
     """
-    _broadcast(rho=_nonneg(rho, "rho"), lam=_positive(lam, "lam"), gamma=_positive(gamma, "gamma"),
-               a_max=_positive(a_max, "a_max"))
+    check_broadcast(rho=nonneg_array("rho", rho), lam=positive_array("lam", lam), gamma=positive_array("gamma", gamma),
+               a_max=positive_array("a_max", a_max))
     return {kind: exponent(kind, rho, lam, gamma, a_max=a_max) for kind in EXPONENT_KINDS}
 
 
@@ -671,11 +603,11 @@ def clopper_pearson(k, n, level=0.95):
         raise ValueError(f"level must be a real number with 0 < level < 1, got {level!r}") from None
     if not (0.0 < level_ < 1.0):
         raise ValueError(f"level must satisfy 0 < level < 1, got {level!r}")
-    n_ = _positive_int(n, "n")
-    k_ = _as_float_array(k, "k")
+    n_ = positive_int_array("n", n)
+    k_ = real_array("k", k)
     if np.any(~np.isfinite(k_) | (k_ != np.round(k_))):
-        raise ValueError(f"k must be integer-valued, got {_fmt(k)}")
-    _broadcast(k=k_, n=n_)
+        raise ValueError(f"k must be integer-valued, got {describe_values(k)}")
+    check_broadcast(k=k_, n=n_)
     k_, n_ = np.broadcast_arrays(k_, n_)
     if np.any((k_ < 0) | (k_ > n_)):
         raise ValueError("k must satisfy 0 <= k <= n")

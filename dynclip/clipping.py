@@ -29,8 +29,9 @@ import math
 import numpy as np
 
 from ._jit import hot
-from .model import (norm, maxabs, absmax_step, scaled_sumsq, check_net, check_real, check_choice, check_int,
-                    as_float_array, check_no_unknown)
+from ._norms import norm, maxabs, absmax_step, scaled_sumsq
+from .checks import (check_net, check_real, check_choice, check_int, as_float_array, check_no_unknown,
+                     check_positive as _positive)
 
 
 class ClipKind(IntEnum):
@@ -99,11 +100,6 @@ class ClipRule(NamedTuple):
         return cls(**{k: (int(v) if isinstance(cls._field_defaults.get(k, 0), int) and k in
                           ("kind", "convention", "numerator", "variant") else float(v))
                       for k, v in d.items()})
-
-
-def _positive(name, v, allow_inf=False):
-    what = "a number > 0" + (" (inf allowed)" if allow_inf else " and finite")
-    return check_real(name, v, what, lambda x: x > 0 and (allow_inf or x < math.inf))
 
 
 def none():

@@ -15,8 +15,9 @@ import numpy as np
 from . import __version__
 from .clipping import ClipKind, check_rule
 from .optimizers import check_optimizer, state_shapes
-from .model import (check_no_unknown, check_net, check_data, check_theta, init_params, loss_code, check_int as _int, check_real,
-                    check_choice, check_bool, check_seed, as_float_array, describe)
+from .model import init_params, loss_code
+from .checks import (check_no_unknown, check_net, check_data, check_theta, check_int, check_positive, check_choice,
+                     check_bool, check_seed, check_path, as_float_array, describe)
 from .results import SAResult, atomic_savez, read_npz
 from .rng import replica_seeds
 from .schedules import check_schedule
@@ -29,20 +30,6 @@ NONFINITE = ("stop", "raise")
 _CHUNK_WORK = 3e7
 
 
-def _radius(name, v):
-    return check_real(name, v, "a number > 0 (np.inf for none)", lambda x: x > 0)
-
-
-def _path(name, v):
-    """A file path (str, bytes or os.PathLike) or None."""
-    if v is None:
-        return None
-    try:
-        return os.fspath(v)
-    except TypeError:
-        raise TypeError(f"{name} must be a file path (str or os.PathLike); got {describe(v)}") from None
-
-
 def record_steps(n_steps, record_every):
     """Steps at which records are taken: 0, e, 2e, ... and n_steps."""
     s = np.arange(0, n_steps, record_every, dtype=np.int64)
@@ -51,7 +38,7 @@ def record_steps(n_steps, record_every):
 
 def record_times(schedule, n_steps, record_every=None):
     """``(step, time)`` of the records of a run: use ``time`` as ``t_eval`` for a reference flow."""
-    n_steps = _int("n_steps", n_steps)
+    n_steps = check_int("n_steps", n_steps)
     record_every = _default_every(n_steps, record_every)
     steps = record_steps(n_steps, record_every)
     t = np.concatenate(([0.0], np.cumsum(check_schedule(schedule).values(0, n_steps))))
@@ -61,7 +48,7 @@ def record_times(schedule, n_steps, record_every=None):
 def _default_every(n_steps, record_every):
     if record_every is None:
         return max(1, n_steps // 100)
-    return _int("record_every", record_every)
+    return check_int("record_every", record_every)
 
 
 def _fingerprint(*arrays):
@@ -160,19 +147,19 @@ def simulate(net, X, Y, rule, schedule, *, n_steps, seed, batch_size=1, n_replic
     rule = check_rule(rule)
     optimizer = check_optimizer(optimizer)
     schedule = check_schedule(schedule)
-    n_steps = _int("n_steps", n_steps)
-    B = _int("batch_size", batch_size)
-    R = _int("n_replicas", n_replicas)
-    rstart = _int("_replica_start", _replica_start, lo=0)
+    n_steps = check_int("n_steps", n_steps)
+    B = check_int("batch_size", batch_size)
+    R = check_int("n_replicas", n_replicas)
+    rstart = check_int("_replica_start", _replica_start, lo=0)
     seed = check_seed(seed)
     clip_per = check_choice("clip_per", clip_per, CLIP_PER)
     nonfinite = check_choice("nonfinite", nonfinite, NONFINITE)
     record_theta = check_bool("record_theta", record_theta)
     track_noise = check_bool("track_noise", track_noise)
     progress = check_bool("progress", progress, allow_none=True)
-    checkpoint, resume = _path("checkpoint", checkpoint), _path("resume", resume)
-    proj = _radius("project_radius", project_radius)
-    blow = _radius("blowup_radius", blowup_radius)
+    checkpoint, resume = check_path("checkpoint", checkpoint), check_path("resume", resume)
+    proj = check_positive("project_radius", project_radius, allow_inf=True)
+    blow = check_positive("blowup_radius", blowup_radius, allow_inf=True)
     every = _default_every(n_steps, record_every)
     per_sample = clip_per == "sample"
     N, P = X.shape[0], net.n_params
@@ -250,7 +237,7 @@ def simulate(net, X, Y, rule, schedule, *, n_steps, seed, batch_size=1, n_replic
         # resume == checkpoint with no file yet is the "start or continue" idiom
         raise ValueError(f"resume file {os.fspath(resume)!r} does not exist")
     if checkpoint is not None:
-        ce = _int("checkpoint_every", checkpoint_every if checkpoint_every is not None else max(1, n_steps // 10))
+        ce = check_int("checkpoint_every", checkpoint_every if checkpoint_every is not None else max(1, n_steps // 10))
     else:
         ce = None
     # chunking: enough work per call to amortise the call, little enough to react to Ctrl-C

@@ -34,9 +34,9 @@ import numpy as np
 from ._jit import njit, run_rows
 from ._kernels import mean_field, minibatch_update, N_ACC
 from .clipping import ClipKind, check_rule, alrc_lmax
-from .model import (check_net, check_data, check_theta, make_workspace, full_loss_grad, forward,
-                    losses_and_dout, sample_norms, EVAL_BLOCK, as_float_array, check_int, check_real,
-                    check_choice, check_seed)
+from .model import make_workspace, full_loss_grad, forward, losses_and_dout, sample_norms, EVAL_BLOCK
+from .checks import (check_net, check_data, check_theta, as_float_array, check_int, check_real, check_fraction,
+                     check_choice, check_seed)
 from .engine import CLIP_PER
 from .optimizers import check_weight_decay
 
@@ -416,7 +416,7 @@ def find_equilibrium(net, X, Y, rule, theta_start, *, loss="mse", weight_decay=0
         tol = check_real("tol", tol, "a finite number > 0 (or None)", lambda x: 0 < x < math.inf)
     max_iter = check_int("max_iter", max_iter)
     fd_step = check_real("fd_step", fd_step, "a number in (0, 1e-2]", lambda x: 0 < x <= 1e-2)
-    eig_rtol = check_real("eig_rtol", eig_rtol, "a number in [0, 1)", lambda x: 0 <= x < 1)
+    eig_rtol = check_fraction("eig_rtol", eig_rtol)
     wd = check_weight_decay(weight_decay)
     lmax = _lmax(rule, None)
     widths, offs = net.widths_array(), net.offsets()

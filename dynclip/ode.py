@@ -17,8 +17,9 @@ import numpy as np
 from ._jit import njit, run_rows
 from .clipping import check_rule, ClipKind, alrc_lmax
 from .meanfield import H as _H, F as _F, _H_rows, _lmax, drift
-from .model import (check_net, check_data, check_theta, make_workspace, EVAL_BLOCK, as_float_array, check_int,
-                    check_real, check_choice)
+from .model import make_workspace, EVAL_BLOCK
+from .checks import (check_net, check_data, check_theta, as_float_array, check_int, check_positive, check_nonneg,
+                     check_choice)
 from .optimizers import check_weight_decay
 from .results import FlowResult
 
@@ -29,10 +30,6 @@ METHODS = ("RK23", "RK45", "DOP853", "Radau", "BDF", "LSODA")
 MAX_RHS = 100_000
 #: default budget of RK4 steps per initial point of :func:`rk4`
 MAX_RK4_STEPS = 10_000_000
-
-
-def _tol(name, v):
-    return check_real(name, v, "a finite number > 0", lambda x: 0 < x < math.inf)
 
 
 def _method(method):
@@ -84,7 +81,7 @@ def integrate(net, X, Y, rule, theta0, t_eval, *, loss="mse", method="DOP853", r
         if t.size < 1 or not np.all(np.isfinite(t)) or np.any(np.diff(t) < 0) or t[0] < 0:
             raise ValueError("t_eval must be a non-empty, finite, nondecreasing array of times >= 0")
     solver_cls = _method(method)
-    rtol, atol = _tol("rtol", rtol), _tol("atol", atol)
+    rtol, atol = check_positive("rtol", rtol), check_positive("atol", atol)
     max_rhs = check_int("max_rhs", max_rhs)
     wd = check_weight_decay(weight_decay)
     widths, offs, lmax = net.widths_array(), net.offsets(), _lmax(rule, None)
@@ -251,7 +248,7 @@ def rk4(net, X, Y, rule, theta0, times, *, dt, loss="mse", max_steps=MAX_RK4_STE
         tt = np.tile(tt, (M, 1))
     if tt.ndim != 2 or tt.shape[0] != M or tt.shape[1] < 1:
         raise ValueError(f"times must have shape (K,) or ({M}, K); got {np.shape(times)}")
-    dt = check_real("dt", dt, "a finite number > 0", lambda x: 0 < x < math.inf)
+    dt = check_positive("dt", dt)
     max_steps = check_int("max_steps", max_steps)
     wd = check_weight_decay(weight_decay)
     nan = np.isnan(tt)
@@ -290,7 +287,7 @@ def window_deviations(net, X, Y, rule, sa_theta, sa_time, starts, width, *, dt=0
     sa_theta = as_float_array(sa_theta, "sa_theta", "a float array of shape (K, P)")
     sa_time = as_float_array(sa_time, "sa_time", "a float array of shape (K,)")
     starts = as_float_array(starts, "starts", "a float array of start times").reshape(-1)
-    width = check_real("width", width, "a finite number >= 0", lambda x: 0 <= x < math.inf)
+    width = check_nonneg("width", width)
     if sa_theta.ndim != 2 or sa_time.shape != sa_theta.shape[:1]:
         raise ValueError(f"sa_theta and sa_time must have shapes (K, P) and (K,); got {sa_theta.shape} and "
                          f"{sa_time.shape}")

@@ -40,7 +40,7 @@ from typing import NamedTuple
 import math
 
 from ._jit import hot
-from .model import check_real, check_bool, check_int
+from .checks import check_positive, check_nonneg, check_fraction, check_bool, check_int
 
 
 class OptKind(IntEnum):
@@ -82,13 +82,9 @@ class Optimizer(NamedTuple):
         return check_optimizer(cls(**d))
 
 
-def _beta(name, v):
-    return check_real(name, v, "a number in [0, 1)", lambda x: 0.0 <= x < 1.0)
-
-
 def check_weight_decay(v):
     """``weight_decay`` as a float: a finite number >= 0 (ValueError naming it otherwise)."""
-    return check_real("weight_decay", v, "a finite number >= 0", lambda x: 0.0 <= x < math.inf)
+    return check_nonneg("weight_decay", v)
 
 
 def sgd(weight_decay=0.0):
@@ -107,7 +103,7 @@ def momentum(beta=0.9, nesterov=False, weight_decay=0.0):
     ``0 <= beta < 1``; Nesterov needs ``beta > 0``. ``beta = 0`` is plain SGD. ``weight_decay``
     (a finite number >= 0) is added to the clipped update before the momentum buffer.
     """
-    b = _beta("beta", beta)
+    b = check_fraction("beta", beta)
     nesterov = check_bool("nesterov", nesterov)
     if nesterov and b == 0.0:
         raise ValueError("nesterov=True needs beta > 0 (beta must be in (0, 1)); got beta=0")
@@ -121,8 +117,8 @@ def adam(beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0):
     ``0 <= beta1, beta2 < 1``; ``eps`` a finite number > 0. ``weight_decay`` (a finite number >= 0)
     is torch's L2 form: added to the clipped update before the moments (not AdamW's decoupled decay).
     """
-    b1, b2 = _beta("beta1", beta1), _beta("beta2", beta2)
-    e = check_real("eps", eps, "a finite number > 0", lambda x: 0.0 < x < math.inf)
+    b1, b2 = check_fraction("beta1", beta1), check_fraction("beta2", beta2)
+    e = check_positive("eps", eps)
     return Optimizer(int(OptKind.adam), beta1=b1, beta2=b2, eps=e, weight_decay=check_weight_decay(weight_decay))
 
 

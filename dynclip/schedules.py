@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 
-from .model import check_int, check_real
+from .checks import check_int, check_positive
 
 
 class ScheduleKind(IntEnum):
@@ -73,10 +73,6 @@ class Schedule(NamedTuple):
 _TINY = np.finfo(np.float64).tiny
 
 
-def _pos(name, v):
-    return check_real(name, v, "a finite number > 0", lambda x: 0 < x < math.inf)
-
-
 def _first_step(a0, t0, kappa, names):
     """Refuse a power schedule whose first step a(0) = a0 / t0**kappa overflows (checked in logs)."""
     if math.log(a0) - kappa * math.log(t0) >= math.log(np.finfo(np.float64).max):
@@ -86,12 +82,12 @@ def _first_step(a0, t0, kappa, names):
 
 def constant(a):
     """Constant step a(k) = a (violates A2)."""
-    return Schedule(int(ScheduleKind.constant), _pos("a", a))
+    return Schedule(int(ScheduleKind.constant), check_positive("a", a))
 
 
 def inverse(a0, t0=1.0):
     """a(k) = a0 / (k + t0): satisfies A2. a0 and t0 are finite and > 0, with a(0) = a0 / t0 finite."""
-    a0, t0 = _pos("a0", a0), _pos("t0", t0)
+    a0, t0 = check_positive("a0", a0), check_positive("t0", t0)
     _first_step(a0, t0, 1.0, "a0 and t0")
     return Schedule(int(ScheduleKind.power), a0, t0, 1.0)
 
@@ -101,7 +97,7 @@ def power(a0, t0, kappa):
 
     a0, t0 and kappa are finite and > 0, with a(0) = a0 / t0**kappa finite.
     """
-    a0, t0, kappa = _pos("a0", a0), _pos("t0", t0), _pos("kappa", kappa)
+    a0, t0, kappa = check_positive("a0", a0), check_positive("t0", t0), check_positive("kappa", kappa)
     _first_step(a0, t0, kappa, "a0, t0 and kappa")
     return Schedule(int(ScheduleKind.power), a0, t0, kappa)
 

@@ -172,7 +172,7 @@ def local_smoothness(net, X, Y, path, alphas=DEFAULT_ALPHAS, loss="mse", *, next
     LocalSmoothness ``(L_hat, grad_norm)``, arrays (K-1,) (or (K,) with ``next_points``).
     """
     from .meanfield import grad_F
-    from .model import check_net, check_data
+    from .checks import check_net, check_data
     check_net(net)
     check_data(net, X, Y, loss)
     alphas = _check_alphas(alphas)

@@ -35,7 +35,8 @@ from dataclasses import fields
 import numpy as np
 
 from .engine import simulate, _fingerprint, NONFINITE
-from .model import MLP, check_theta, init_params, check_choice
+from .model import MLP, init_params
+from .checks import check_theta, check_choice, check_int
 from .results import SAResult
 from .rng import replica_seeds
 
@@ -110,12 +111,6 @@ def _check_configs(configs):
         if not isinstance(c["net"], MLP):
             raise TypeError(f"configs[{i}]['net'] must be an MLP from dynclip.mlp(); got {type(c['net']).__name__}")
     return out, False
-
-
-def _int(name, v, lo=1):
-    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)) or v < lo:
-        raise ValueError(f"{name} must be an integer >= {lo}; got {v!r}")
-    return int(v)
 
 
 def _blocks(R, block_size):
@@ -298,7 +293,7 @@ def sweep(configs, *, n_replicas, block_size=None, client=None, progress=None):
         config included except ``wall_time_s`` (the sum of the blocks' times).
     """
     cfgs, single = _check_configs(configs)
-    R = _int("n_replicas", n_replicas)
+    R = check_int("n_replicas", n_replicas)
     if client is not None and not (hasattr(client, "submit") and hasattr(client, "cancel")):
         raise TypeError(f"client must be a dask.distributed.Client or None; got {type(client).__name__}")
     if block_size is None:
@@ -308,7 +303,7 @@ def sweep(configs, *, n_replicas, block_size=None, client=None, progress=None):
             nthreads = sum(client.nthreads().values()) or 1
             bs = max(1, math.ceil(R / nthreads))
     else:
-        bs = _int("block_size", block_size)
+        bs = check_int("block_size", block_size)
     blocks = _blocks(R, bs)
     per = [{name: _per_replica(i, c, name, R) for name in ("theta0", "indices")} for i, c in enumerate(cfgs)]
     jobs = [(i, start, size) for i in range(len(cfgs)) for start, size in blocks]

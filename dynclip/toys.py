@@ -38,7 +38,8 @@ from numba import prange
 
 from ._jit import njit, pjit
 from .clipping import ClipKind, ClipRule, apply, check_rule
-from .model import sumsq, check_int as _int
+from ._norms import sumsq, rescaled_norm
+from .checks import check_int
 from .rng import next_u64, replica_seeds
 from .schedules import check_schedule
 
@@ -186,18 +187,7 @@ def _vg_many(kind, kpar, theta, f, g):
 @njit
 def safe_norm(v):
     """||v|| without overflow or underflow of the squares (scaled by max |v_i|); inf/NaN propagate."""
-    m = 0.0
-    for i in range(v.shape[0]):
-        x = abs(v[i])
-        if x > m or x != x:
-            m = x
-    if m == 0.0 or not math.isfinite(m):
-        return m
-    s = 0.0
-    for i in range(v.shape[0]):
-        x = v[i] / m
-        s += x * x
-    return m * math.sqrt(s)
+    return rescaled_norm(v, 0, v.shape[0])
 
 
 @njit
@@ -524,7 +514,7 @@ def run(objective, rule, schedule, theta0, n_steps, *, noise_sd=0.0, seed=0, dty
     dt = _dtype(dtype)
     th = _theta(theta0, dt, "theta0")
     M, d = th.shape
-    T = _int("n_steps", n_steps, 1)
+    T = check_int("n_steps", n_steps, 1)
     try:
         nsd = float(noise_sd)
     except (TypeError, ValueError):
@@ -533,7 +523,7 @@ def run(objective, rule, schedule, theta0, n_steps, *, noise_sd=0.0, seed=0, dty
         raise ValueError(f"noise_sd must be a finite number >= 0; got {noise_sd!r}")
     if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer; got {seed!r}")
-    every = max(1, T // 100) if record_every is None else _int("record_every", record_every, 1)
+    every = max(1, T // 100) if record_every is None else check_int("record_every", record_every, 1)
     if tol is None:
         tl = -math.inf
     else:

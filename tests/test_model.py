@@ -110,7 +110,7 @@ def test_bad_loss_and_grad_input():
 
 # ---- non-finite entries propagate through every norm (the peers' inputs: torch's clip_grad_norm_
 # tests use nan, +-inf, 2e22 and 2e200 as gradient entries) ----------------------------------
-from dynclip.model import norm, maxabs, dist  # noqa: E402
+from dynclip._norms import norm, maxabs, dist  # noqa: E402
 
 N_SIMD = 45                                   # lanes: a 32-block [0, 32), an 8-step [32, 40), the tail [40, 45)
 POSITIONS = [0, 5, 31, 32, 39, 40, 44]        # first, inside/last of the 32-block, the 8-step, tail start, last

@@ -5,7 +5,7 @@ import pytest
 from dynclip._jit import hot
 from dynclip._simd import sumsq_lanes, sqdist_lanes
 from dynclip._blas import matmul
-from dynclip.model import sumsq, sqdist
+from dynclip._norms import sumsq, sqdist
 
 
 def lanes_reference(x, lo, m):
@@ -89,7 +89,7 @@ def test_strided_arrays_are_refused_at_compile_time():
 @pytest.mark.parametrize("w", [1.0, 0.37])
 def test_step_dist_is_the_step_then_dist(n, w):
     """The fused SA step th <- th - a (w u) with ||th - th0|| equals the plain loop followed by dist()."""
-    from dynclip.model import step_dist, dist
+    from dynclip._norms import step_dist, dist
     rng = np.random.default_rng(n)
     th, u, th0 = rng.standard_normal((3, n))
     want = th - 0.01 * (w * u)
@@ -185,3 +185,24 @@ def test_row_kernels_with_unit_coefficients_and_accumulation():
     want = g + y
     addrow(g.reshape(-1), 5, y, 40)
     np.testing.assert_array_equal(g, want)
+
+
+def test_matrix_and_flat_views_alias_the_buffer():
+    """matrix_view(buf, off, n0, n1) is buf[off:off + n0 n1].reshape(n0, n1) (a view: writes reach
+    buf), flat_view is its C-order ravel; used inside kernels compiled without reference counting."""
+    from dynclip._simd import matrix_view, flat_view
+
+    @hot
+    def fill(buf, off, n0, n1):
+        M = matrix_view(buf, off, n0, n1)
+        for i in range(n0):
+            for j in range(n1):
+                M[i, j] = 10.0 * i + j
+        f = flat_view(M)
+        return M.shape[0], M.shape[1], M.strides[0], f.shape[0], f[f.shape[0] - 1]
+
+    buf = np.full(20, -1.0)
+    assert fill(buf, 3, 3, 5) == (3, 5, 40, 15, 24.0)
+    want = np.full(20, -1.0)
+    want[3:18] = (10.0 * np.arange(3)[:, None] + np.arange(5)).ravel()
+    np.testing.assert_array_equal(buf, want)
