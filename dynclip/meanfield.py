@@ -34,7 +34,7 @@ from numba import prange
 
 from ._jit import njit, pjit
 from ._kernels import mean_field, minibatch_update, N_ACC
-from .clipping import ClipKind, check_rule, alrc_lmax
+from .clipping import capabilities, check_rule, alrc_lmax
 from .model import (check_net, check_data, check_theta, make_workspace, full_loss_grad, forward,
                     losses_and_dout, sample_norms, EVAL_BLOCK, as_float_array, check_int, check_real,
                     check_choice, check_seed)
@@ -74,7 +74,7 @@ def _thetas(net, theta):
 def _lmax(rule, lmax):
     if lmax is not None:
         lmax = check_real("lmax", lmax, "a number >= 0 (inf: never clip)", lambda x: x >= 0)
-    if rule.kind != ClipKind.alrc:
+    if not capabilities(rule).clips_losses:
         return np.inf
     if lmax is None:
         return float(alrc_lmax(rule, rule.mu1, rule.mu2))
@@ -211,7 +211,7 @@ def H(net, X, Y, rule, theta, loss="mse", *, batch_size=1, clip_per="batch", lma
     lmax = _lmax(rule, lmax)
     wd = check_weight_decay(weight_decay)
     out = np.zeros_like(th)
-    if batch_size == 1 or clip_per == "sample" or rule.kind in (ClipKind.none, ClipKind.alrc):
+    if batch_size == 1 or clip_per == "sample" or capabilities(rule).exact_H_batch:
         serial = th.shape[0] < SERIAL_BELOW
         kern = _H_rows if serial else _H_many
         args = (th, 0, th.shape[0]) if serial else (th,)
