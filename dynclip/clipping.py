@@ -605,8 +605,8 @@ def check_rule(rule):
     reset to their defaults.
     """
     if not isinstance(rule, ClipRule):
-        raise ValueError(f"rule must be a ClipRule from dynclip.clipping ({', '.join(s.name for s in _SPECS.values())}); "
-                         f"got {type(rule).__name__}")
+        names = ", ".join(s.name for s in _SPECS.values())
+        raise ValueError(f"rule must be a ClipRule from dynclip.clipping ({names}); got {type(rule).__name__}")
     try:
         kind = check_int("kind", rule.kind, 0, len(_SPECS) - 1)
         return _SPECS[kind].rebuild(rule)
