@@ -26,10 +26,11 @@ Layout. The module has one section per rule: its kind number, its factory, its m
 compiled functions and a :func:`_register` call that gives its description, its check of a
 hand-built rule and its :class:`Capabilities` (the flags the engine, the mean field and the
 kernels test instead of kind numbers). The last section holds the dispatch: :func:`scale_factor`
-and :func:`apply`.
+and :func:`apply`. The small per-rule functions are ``@hot_inline`` (inlined by Numba into their
+few callers): compiled separately, each would add to the one-off compile time of the kernels.
 
 How to add a rule. (1) Write a section like the others: ``MYRULE = <next free number>``, the
-factory (arguments checked, ValueError naming the argument), the maths as ``@hot`` functions and
+factory (arguments checked, ValueError naming the argument), the maths as ``@hot_inline`` functions and
 ``_register(MYRULE, "myrule", rebuild=..., describe=..., <capabilities>)``. A *scalar* rule
 (u = w g with w from ||g||, and from ||theta|| if ``theta_norm=True``) provides ``myrule_factor(...)
 -> (w, c, clipped)`` and the norm of a clipped update (for the overflow branch); it then runs
@@ -45,7 +46,7 @@ import math
 
 import numpy as np
 
-from ._jit import hot
+from ._jit import hot, hot_inline
 from .model import (norm, maxabs, absmax_step, scaled_sumsq, check_net, check_real, check_choice, check_int,
                     as_float_array, check_no_unknown)
 
@@ -220,7 +221,7 @@ def classic(lam=None, convention="paper", **unknown):
     return ClipRule(CLASSIC, lam=lam, convention=int(Convention[convention]))
 
 
-@hot
+@hot_inline
 def classic_factor(gn, lam, convention):
     """Eq. (11) for a gradient of norm ``gn``: ``(w, c, clipped)`` with u = w g, w = 1 / c.
 
@@ -245,7 +246,7 @@ def classic_factor(gn, lam, convention):
     return 1.0 / c, c, True
 
 
-@hot
+@hot_inline
 def classic_norm(gn, lam, convention):
     """||u|| of a clipped update (the overflow branch of :func:`apply`)."""
     if convention == 1:
@@ -274,7 +275,7 @@ def adaptive(lam, eps=1e-3):
     return ClipRule(ADAPTIVE, lam=_positive("lam", lam), eps=_positive("eps", eps))
 
 
-@hot
+@hot_inline
 def adaptive_threshold(lam, eps, thn):
     """The threshold ``lam max(||theta||, eps)`` of eq. (17) (also per layer, eq. 18, and per unit, AGC)."""
     return lam * max(thn, eps)
@@ -304,7 +305,7 @@ def layerwise(lam, eps=1e-3, numerator="layer"):
                     numerator=0 if numerator == "layer" else 1)
 
 
-@hot
+@hot_inline
 def layerwise_apply(rule, g, gn, theta, widths, offs, out):
     """Eq. (18) into ``out`` (may be ``g``); returns whether some layer was clipped."""
     P = g.shape[0]
@@ -367,7 +368,7 @@ def _unit_norm_rescaled(v, r0, ni, bi):
     return m * math.sqrt(t)
 
 
-@hot
+@hot_inline
 def unitwise_apply(rule, g, gn, theta, widths, offs, out):
     """AGC into ``out`` (may be ``g``); returns whether some unit was clipped."""
     clipped = False
@@ -421,7 +422,7 @@ def value(v):
     return ClipRule(VALUE, lam=_positive("v", v))
 
 
-@hot
+@hot_inline
 def value_apply(rule, g, gn, theta, widths, offs, out):
     """The clamp into ``out`` (may be ``g``); returns whether an entry changed (or is NaN)."""
     v = rule.lam
@@ -455,7 +456,7 @@ def normalized(beta):
     return ClipRule(NORMALIZED, beta=b)
 
 
-@hot
+@hot_inline
 def normalized_factor(gn, beta):
     """``(w, c, clipped)`` of the normalized gradient, c = ||g|| + beta (u = g unchanged when c is 0)."""
     c = gn + beta
@@ -464,7 +465,7 @@ def normalized_factor(gn, beta):
     return 1.0 / c, c, c != 1.0
 
 
-@hot
+@hot_inline
 def normalized_norm(gn, beta):
     """||u|| = ||g|| / (||g|| + beta) of the update (the overflow branch of :func:`apply`)."""
     return 1.0 / (1.0 + beta / gn)
@@ -534,7 +535,7 @@ def alrc_weight(L, lmax):
     return 1.0, False
 
 
-@hot
+@hot_inline
 def alrc_weights(rule, losses, n, lmax, wts):
     """The weights of n examples with losses ``losses[:n]`` into ``wts[:n]``.
 
@@ -561,7 +562,7 @@ def alrc_weights(rule, losses, n, lmax, wts):
     return ncl, lm / n, (lm / n) * (lm / n)
 
 
-@hot
+@hot_inline
 def alrc_moments(rule, mu1, mu2, m1, m2):
     """The running moments after a step with inputs m1, m2 (from :func:`alrc_weights`)."""
     return rule.beta1 * mu1 + (1.0 - rule.beta1) * m1, rule.beta2 * mu2 + (1.0 - rule.beta2) * m2
@@ -621,19 +622,19 @@ def is_scalar_rule(rule):
     return (_SCALAR >> rule.kind) & 1 == 1
 
 
-@hot
+@hot_inline
 def clips_losses(rule):
     """True for rules that clip each example's loss (ALRC): the kernels weight per-example gradients."""
     return (_CLIPS_LOSSES >> rule.kind) & 1 == 1
 
 
-@hot
+@hot_inline
 def is_stateful(rule):
     """True for rules with per-replica running state (ALRC's moments)."""
     return (_STATEFUL >> rule.kind) & 1 == 1
 
 
-@hot
+@hot_inline
 def factor_theta_norm(rule, theta):
     """||theta|| when the rule's scalar factor needs it, else 0 (the ``thn`` of :func:`scale_factor`)."""
     if (_THETA_NORM >> rule.kind) & 1 == 1:

@@ -13,7 +13,7 @@ import time as _time
 import numpy as np
 
 from . import __version__
-from .clipping import capabilities, check_rule
+from .clipping import ClipKind, capabilities, check_rule
 from .optimizers import check_optimizer, state_shapes
 from .model import (check_no_unknown, check_net, check_data, check_theta, init_params, loss_code, check_int as _int, check_real,
                     check_choice, check_bool, check_seed, as_float_array, describe)
@@ -179,8 +179,9 @@ def simulate(net, X, Y, rule, schedule, *, n_steps, seed, batch_size=1, n_replic
     N, P = X.shape[0], net.n_params
     caps = capabilities(rule)
     if track_noise and not (B == 1 or per_sample or caps.exact_H_batch):
+        exact = "/".join(k.name for k in ClipKind if capabilities(k).exact_H_batch)
         raise ValueError("track_noise needs an exactly computable mean field H: use batch_size=1, "
-                         "clip_per='sample', or rule none/alrc")
+                         f"clip_per='sample', or rule {exact}")
     if caps.clips_losses and per_sample:
         raise ValueError(f"clip_per must be 'batch' for {rule.name} (it clips each example's loss already)")
     # initial points
