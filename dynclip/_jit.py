@@ -29,7 +29,7 @@ def _cache_dir():
     for path in sorted(glob.glob(os.path.join(os.path.dirname(os.path.abspath(__file__)), "*.py"))):
         with open(path, "rb") as f:
             src = f.read()
-        if any(tag in src for tag in (b"@njit", b"@pjit", b"@hot", b"@intrinsic")):   # only modules with kernels
+        if any(tag in src for tag in (b"@njit", b"@hot", b"@intrinsic")):   # only modules with kernels
             h.update(os.path.basename(path).encode() + src)
     base = os.environ.get("NUMBA_CACHE_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "dynclip")
     return os.path.join(base, "dynclip-" + h.hexdigest()[:16])
@@ -95,11 +95,6 @@ def hot(fn):
     for every caller in dynclip (workspaces are owned by the calling kernel).
     """
     return _one_specialisation(numba.njit(_nrt=False, **_OPTS)(fn))
-
-
-def pjit(fn):
-    """Compile ``fn`` with dynclip's options and ``parallel=True`` (for ``prange``); prefer :func:`run_rows`."""
-    return numba.njit(parallel=True, **_OPTS)(fn)
 
 
 _pool = None

@@ -15,7 +15,8 @@ import math
 import numpy as np
 
 from ._jit import njit, hot
-from .clipping import apply, apply_gn, alrc_lmax, alrc_weight, clip_factor, is_scalar_rule, scale_factor, TINY
+from .clipping import (apply, apply_gn, alrc_lmax, alrc_moments, alrc_weights, clip_factor, clips_losses,
+                       factor_theta_norm, is_scalar_rule, is_stateful, scale_factor, NONE, TINY)
 from .optimizers import optimizer_step
 from ._norms import dist, step_dist, norm
 from .model import (make_workspace, block_loss_grad, forward, losses_and_dout, backward, sample_norms, full_loss,
@@ -39,17 +40,17 @@ def _norm(v):
 def sample_update(theta, widths, offs, act, lossk, X, Y, rule, lmax, row, ws1, rows1, out):
     """Clipped per-sample update u(theta; z_row) into ``out``; returns (c, clipped, ||g||).
 
-    For ALRC the per-example loss cap ``lmax`` scales the gradient by min(1, lmax / L).
-    This is the integrand of the mean field H (Ramaswamy eq. 21).
+    For a rule that clips losses (ALRC) the per-example loss cap ``lmax`` scales the gradient by
+    min(1, lmax / L). This is the integrand of the mean field H (Ramaswamy eq. 21).
     """
     rows1[0] = row
-    if rule.kind == 7:
+    if clips_losses(rule):
         forward(theta, widths, offs, act, X, rows1, 1, ws1)
         losses_and_dout(widths, lossk, Y, rows1, 1, ws1)
-        w, clipped = alrc_weight(ws1.lossv[0], lmax)
-        ws1.wts[0] = w
+        ncl = alrc_weights(rule, ws1.lossv, 1, lmax, ws1.wts)[0]
+        w = ws1.wts[0]
         backward(theta, widths, offs, act, 1, ws1, out, True)
-        if clipped:
+        if ncl > 0:
             return 1.0 / w, True, _norm(out) / w
         return 1.0, False, _norm(out)
     block_loss_grad(theta, widths, offs, act, lossk, X, Y, rows1, 1, ws1, out, 1.0, True)
@@ -61,22 +62,21 @@ def sample_update(theta, widths, offs, act, lossk, X, Y, rule, lmax, row, ws1, r
 @hot
 def _sample_weights(theta, widths, offs, act, rule, lmax, nb, ws, scale):
     """Per-sample weights w_b * scale into ws.wts for the last forward pass (scalar rules and
-    ALRC: the clipped per-sample gradient is w_b g_b); returns the number of clipped samples.
+    rules that clip losses: the clipped per-sample gradient is w_b g_b); returns the number of
+    clipped samples.
     A sample with a non-finite gradient norm gets weight NaN, so the weighted sum (H, or the
     per-sample-clipped update) is NaN, as clipping that gradient vector would give."""
-    ncl = 0
-    if rule.kind == 7:
+    if clips_losses(rule):
+        ncl = alrc_weights(rule, ws.lossv, nb, lmax, ws.wts)[0]
         for b in range(nb):
-            w, clipped = alrc_weight(ws.lossv[b], lmax)
-            ws.wts[b] = w * scale
-            if clipped:
-                ncl += 1
+            ws.wts[b] = ws.wts[b] * scale
         return ncl
-    if rule.kind == 0:
+    if rule.kind == NONE:
         for b in range(nb):
             ws.wts[b] = scale
         return 0
-    thn = norm(theta, 0, theta.shape[0]) if rule.kind == 2 else 0.0
+    ncl = 0
+    thn = factor_theta_norm(rule, theta)
     sample_norms(theta, widths, offs, act, nb, ws, ws.wts)
     for b in range(nb):
         gn = ws.wts[b]
@@ -93,13 +93,13 @@ def _sample_weights(theta, widths, offs, act, rule, lmax, nb, ws, scale):
 def mean_field(theta, widths, offs, act, lossk, X, Y, rule, lmax, wsE, rowsE, ws1, rows1, tmp, H):
     """H(theta) = mean over the data set of the clipped per-sample update (exact).
 
-    Scalar rules and ALRC run as weighted block backprop (per-sample norms from the rank-1
+    Scalar rules and rules that clip losses run as weighted block backprop (per-sample norms from the rank-1
     identity, then one backward pass with weights w_j / N); the per-layer and element-wise
     rules clip each per-sample gradient vector.
     """
     N = X.shape[0]
     H[:] = 0.0
-    if is_scalar_rule(rule) or rule.kind == 7:
+    if is_scalar_rule(rule) or clips_losses(rule):
         nbw = wsE.lossv.shape[0]
         for s in range(0, N, nbw):
             nb = min(nbw, N - s)
@@ -144,33 +144,19 @@ def minibatch_update(theta, widths, offs, act, lossk, X, Y, rule, lmax, per_samp
     Returns (c, m1, m2, ||g||, ||update||, w); counts clip decisions into acc[r, A_NCLIP] and
     acc[r, A_NDEC]. With w > 0 the update is w g (a scalar rule: no update vector is written,
     the step applies w); with w = 0 it is written into u. For ALRC, m1 and m2 are this step's
-    inputs to the running moments mu1, mu2 (:func:`dynclip.clipping.alrc`): the minibatch-mean
-    loss and its square (variant paper), or the means of the capped losses and of their squares
-    (variant code); 0 for the other rules.
+    inputs to the running moments mu1, mu2 (:func:`dynclip.clipping.alrc_weights`); 0 for the
+    other rules.
     """
     P = theta.shape[0]
-    if rule.kind == 7:
+    if clips_losses(rule):
         forward(theta, widths, offs, act, X, rows, B, ws)
         losses_and_dout(widths, lossk, Y, rows, B, ws)
-        lm = 0.0
-        lc = 0.0
-        lc2 = 0.0
-        ncl = 0
+        ncl, m1, m2 = alrc_weights(rule, ws.lossv, B, lmax, ws.wts)
         for b in range(B):
-            L = ws.lossv[b]
-            lm += L
-            w, clipped = alrc_weight(L, lmax)
-            ws.wts[b] = w / B
-            if clipped:
-                ncl += 1
-            lcap = lmax if L > lmax else L      # the capped loss (a NaN stays NaN)
-            lc += lcap
-            lc2 += lcap * lcap
+            ws.wts[b] = ws.wts[b] / B
         gn, un = _weighted_update(theta, widths, offs, act, B, ws, g, u, ncl, acc, r)
         c = clip_factor(gn, un) if ncl > 0 else 1.0
-        if rule.variant == 1:
-            return c, lc / B, lc2 / B, gn, un, 0.0
-        return c, lm / B, (lm / B) * (lm / B), gn, un, 0.0
+        return c, m1, m2, gn, un, 0.0
     if per_sample and is_scalar_rule(rule):
         forward(theta, widths, offs, act, X, rows, B, ws)
         losses_and_dout(widths, lossk, Y, rows, B, ws)
@@ -202,7 +188,7 @@ def minibatch_update(theta, widths, offs, act, lossk, X, Y, rule, lmax, per_samp
     gn = _norm(g)
     acc[r, A_NDEC] += 1
     if is_scalar_rule(rule):
-        w, c, clipped = scale_factor(rule, gn, norm(theta, 0, P) if rule.kind == 2 else 0.0)
+        w, c, clipped = scale_factor(rule, gn, factor_theta_norm(rule, theta))
         if clipped:
             acc[r, A_NCLIP] += 1
         if w >= TINY:       # else the overflow branch of apply_gn
@@ -321,7 +307,7 @@ def _steps(r, k0, k1, n_total, a_tab, rec_steps, j0, widths, offs, act, lossk, X
             else:
                 rows[b] = randint(rng, r, N)
         lmax = math.inf
-        if rule.kind == 7:
+        if clips_losses(rule):
             lmax = alrc_lmax(rule, mu[r, 0], mu[r, 1])
         if track:
             mean_field(th, widths, offs, act, lossk, X, Y, rule, lmax, wsE, rowsE, ws1, rows1, tmp2, H)
@@ -354,9 +340,8 @@ def _steps(r, k0, k1, n_total, a_tab, rec_steps, j0, widths, offs, act, lossk, X
             nn = _norm(xi[r])
             if nn > acc[r, A_MAXNOISE] or nn != nn:
                 acc[r, A_MAXNOISE] = nn
-        if rule.kind == 7:
-            mu[r, 0] = rule.beta1 * mu[r, 0] + (1.0 - rule.beta1) * q1
-            mu[r, 1] = rule.beta2 * mu[r, 1] + (1.0 - rule.beta2) * q2
+        if is_stateful(rule):
+            mu[r, 0], mu[r, 1] = alrc_moments(rule, mu[r, 0], mu[r, 1], q1, q2)
         acc[r, A_S] += a * un
         acc[r, A_WG] += gn
         acc[r, A_WC] += c

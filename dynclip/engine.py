@@ -13,7 +13,7 @@ import time as _time
 import numpy as np
 
 from . import __version__
-from .clipping import ClipKind, check_rule
+from .clipping import ClipKind, capabilities, check_rule
 from .optimizers import check_optimizer, state_shapes
 from .model import init_params, loss_code
 from .checks import (check_no_unknown, check_net, check_data, check_theta, check_int, check_positive, check_choice,
@@ -106,7 +106,8 @@ def simulate(net, X, Y, rule, schedule, *, n_steps, seed, batch_size=1, n_replic
     track_noise : bool
         Accumulate the martingale noise sum xi = sum a(s) (u_s - H(theta_s)) exactly
         (H recomputed at every step: costs N per-sample gradients per step). Needs an
-        exactly computable H: batch_size 1, or clip_per="sample", or rule none or alrc.
+        exactly computable H: batch_size 1, or clip_per="sample", or a rule with
+        ``capabilities(rule).exact_H_batch`` (none, alrc).
     blowup_radius : float
         A replica with ||theta - theta_0|| > blowup_radius, or a non-finite value (an entry of
         theta, or the norm of a minibatch gradient: a NaN or an overflow, even when the clipped
@@ -163,11 +164,13 @@ def simulate(net, X, Y, rule, schedule, *, n_steps, seed, batch_size=1, n_replic
     every = _default_every(n_steps, record_every)
     per_sample = clip_per == "sample"
     N, P = X.shape[0], net.n_params
-    if track_noise and not (B == 1 or per_sample or rule.kind in (ClipKind.none, ClipKind.alrc)):
+    caps = capabilities(rule)
+    if track_noise and not (B == 1 or per_sample or caps.exact_H_batch):
+        exact = "/".join(k.name for k in ClipKind if capabilities(k).exact_H_batch)
         raise ValueError("track_noise needs an exactly computable mean field H: use batch_size=1, "
-                         "clip_per='sample', or rule none/alrc")
-    if rule.kind == ClipKind.alrc and per_sample:
-        raise ValueError("clip_per must be 'batch' for alrc (it clips each example's loss already)")
+                         f"clip_per='sample', or rule {exact}")
+    if caps.clips_losses and per_sample:
+        raise ValueError(f"clip_per must be 'batch' for {rule.name} (it clips each example's loss already)")
     # initial points
     states, inits = replica_seeds(int(seed), R, start=rstart)
     if theta0 is None:

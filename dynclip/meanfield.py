@@ -33,7 +33,7 @@ import numpy as np
 
 from ._jit import njit, run_rows
 from ._kernels import mean_field, minibatch_update, N_ACC
-from .clipping import ClipKind, check_rule, alrc_lmax
+from .clipping import capabilities, check_rule, alrc_lmax
 from .model import make_workspace, full_loss_grad, forward, losses_and_dout, sample_norms, EVAL_BLOCK
 from .checks import (check_net, check_data, check_theta, as_float_array, check_int, check_real, check_fraction,
                      check_choice, check_seed)
@@ -73,7 +73,7 @@ def _thetas(net, theta):
 def _lmax(rule, lmax):
     if lmax is not None:
         lmax = check_real("lmax", lmax, "a number >= 0 (inf: never clip)", lambda x: x >= 0)
-    if rule.kind != ClipKind.alrc:
+    if not capabilities(rule).clips_losses:
         return np.inf
     if lmax is None:
         return float(alrc_lmax(rule, rule.mu1, rule.mu2))
@@ -193,7 +193,7 @@ def H(net, X, Y, rule, theta, loss="mse", *, batch_size=1, clip_per="batch", lma
     lmax = _lmax(rule, lmax)
     wd = check_weight_decay(weight_decay)
     out = np.zeros_like(th)
-    if batch_size == 1 or clip_per == "sample" or rule.kind in (ClipKind.none, ClipKind.alrc):
+    if batch_size == 1 or clip_per == "sample" or capabilities(rule).exact_H_batch:
         run_rows(_H_rows, th.shape[0], th, net.widths_array(), net.offsets(), net.act, lk, X, Y2, rule, lmax, wd,
                  out, serial_below=SERIAL_BELOW)
     else:

@@ -15,7 +15,7 @@ import warnings
 import numpy as np
 
 from ._jit import njit, run_rows
-from .clipping import check_rule, ClipKind, alrc_lmax
+from .clipping import check_rule, capabilities, alrc_lmax
 from .meanfield import H as _H, F as _F, _H_rows, _lmax, drift
 from .model import make_workspace, EVAL_BLOCK
 from .checks import (check_net, check_data, check_theta, as_float_array, check_int, check_positive, check_nonneg,
@@ -261,7 +261,7 @@ def rk4(net, X, Y, rule, theta0, times, *, dt, loss="mse", max_steps=MAX_RK4_STE
     if not steps <= max_steps:
         raise ValueError(f"dt={dt!r} is too small for times: one row needs {steps:.3g} RK4 steps, more than "
                          f"max_steps={max_steps}")
-    lmax = float(alrc_lmax(rule, rule.mu1, rule.mu2)) if rule.kind == ClipKind.alrc else np.inf
+    lmax = float(alrc_lmax(rule, rule.mu1, rule.mu2)) if capabilities(rule).clips_losses else np.inf
     out = np.full((M, tt.shape[1], P), np.nan)
     run_rows(_rk4_rows, M, th, np.ascontiguousarray(tt), dt, net.widths_array(), net.offsets(), net.act, lk, X, Y2,
              rule, lmax, wd, out)

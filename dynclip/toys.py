@@ -15,18 +15,15 @@ factory               f(theta)                          gradient
 
 :func:`run` applies (clipped) gradient descent ``theta_{t+1} = theta_t - a(t) u_t`` with
 ``u_t`` from the same jitted :func:`dynclip.clipping.apply` as the engine and the step
-table of a :mod:`dynclip.schedules` schedule, for M starting points in ``prange``.
+table of a :mod:`dynclip.schedules` schedule, for M starting points (in parallel, :func:`dynclip._jit.run_rows`).
 
 Floating point. In ``dtype="float32"`` mode the iterate is stored in float32 and f and
 its gradient are computed in float32 arithmetic, so they overflow where float32
 overflows (for ``quartic_norm``: f at ||theta|| > 4.3e9 since ||theta||^4 is formed
 first, the gradient at ||theta||^3 > 3.4e38). The clipping arithmetic (norms, the factor
-c) runs in float64, as :func:`~dynclip.clipping.apply` is compiled for float64; the new
-iterate is rounded to float32. :func:`~dynclip.clipping.apply` forms ``||g||`` as
-``sqrt(sum g_i^2)``, which overflows for ``||g|| > 1.3e154`` although ``g`` is finite;
-with ``safe_norm=True`` (default) such a gradient (or parameter vector) is first scaled by
-an exact power of two, together with the rule's thresholds, which gives the same update
-as exact arithmetic. ``safe_norm=False`` calls ``apply`` exactly as the engine does.
+c) runs in float64: the iterate and the gradient are widened to float64 (exactly) and passed
+to :func:`~dynclip.clipping.apply`, the engine's own clipping, whose norms do not overflow for
+finite vectors (``||g|| > 1.3e154`` is clipped exactly); the new iterate is rounded to float32.
 """
 from dataclasses import dataclass, field
 from enum import IntEnum
@@ -34,10 +31,9 @@ from typing import NamedTuple
 import math
 
 import numpy as np
-from numba import prange
 
-from ._jit import njit, pjit
-from .clipping import ClipKind, ClipRule, apply, check_rule
+from ._jit import njit, run_rows
+from .clipping import ADAPTIVE, apply, capabilities, check_rule
 from ._norms import sumsq, rescaled_norm
 from .checks import check_int
 from .rng import next_u64, replica_seeds
@@ -191,58 +187,6 @@ def safe_norm(v):
 
 
 @njit
-def _exponent(v):
-    """e with max |v_i| < 2^e (so ldexp(v, -e) is an exact scaling into [-1, 1])."""
-    m = 0.0
-    for i in range(v.shape[0]):
-        m = max(m, abs(v[i]))
-    if m == 0.0:
-        return 0
-    return math.frexp(m)[1]
-
-
-@njit
-def _scaled_apply(rule, g, theta, widths, offs, u, gs, ts, safe):
-    """clipping.apply(rule, g, theta, ...) into u, exact when sum g_i^2 or sum theta_i^2 overflows.
-
-    g / s_g and theta / s_t with powers of two s_g = 2^e_g, s_t = 2^e_t, and the rule's thresholds
-    moved accordingly: lam -> lam s_t / s_g and eps -> eps / s_t (adaptive, layerwise),
-    lam -> lam / s_g (classic, value), beta -> beta / s_g (normalized); then u = s_g u'
-    (normalized: u = u'). The torch convention is left as is (its 1e-6 cannot be moved exactly).
-    """
-    P = g.shape[0]
-    k = rule.kind
-    need = False
-    if safe and k != 0 and not (k == 1 and rule.convention == 1):
-        need = not math.isfinite(sumsq(g, 0, P)) or (k == 2 or k == 3) and not math.isfinite(sumsq(theta, 0, P))
-    if not need:
-        return apply(rule, g, theta, widths, offs, u)
-    for i in range(P):
-        if not math.isfinite(g[i]) or not math.isfinite(theta[i]):
-            return apply(rule, g, theta, widths, offs, u)
-    eg = _exponent(g)
-    et = 0
-    if (k == 2 or k == 3) and not math.isfinite(sumsq(theta, 0, P)):
-        et = _exponent(theta)
-    for i in range(P):
-        gs[i] = math.ldexp(g[i], -eg)
-        ts[i] = math.ldexp(theta[i], -et)
-    lam = math.ldexp(rule.lam, -eg)
-    eps = rule.eps
-    beta = math.ldexp(rule.beta, -eg)
-    if k == 2 or k == 3:
-        lam = math.ldexp(rule.lam, et - eg)
-        eps = math.ldexp(rule.eps, -et)
-    r2 = ClipRule(rule.kind, lam, eps, rule.convention, rule.numerator, beta, rule.n_sigma, rule.beta1,
-                  rule.beta2, rule.mu1, rule.mu2, rule.variant)
-    c, clipped = apply(r2, gs, ts, widths, offs, u)
-    if k != 6:
-        for i in range(P):
-            u[i] = math.ldexp(u[i], eg)
-    return c, clipped
-
-
-@njit
 def _normal(state, r):
     """A standard normal draw (Box-Muller on two 53-bit uniforms of the splitmix64 stream)."""
     u1 = ((next_u64(state, r) >> np.uint64(11)) + np.uint64(1)) * (1.0 / 9007199254740992.0)
@@ -256,7 +200,7 @@ N_INT = 9
 
 
 @njit
-def _start(m, kind, kpar, rule, widths, offs, a, theta, rec_steps, noise_sd, rng, tol, checks, ctol, safe,
+def _start(m, kind, kpar, rule, widths, offs, a, theta, rec_steps, noise_sd, rng, tol, checks, ctol,
            out_norm, out_f, out_gn, out_peak, out_ints, out_rad):
     d = theta.shape[1]
     T = a.shape[0]
@@ -267,7 +211,6 @@ def _start(m, kind, kpar, rule, widths, offs, a, theta, rec_steps, noise_sd, rng
     th64 = np.empty(d)
     u = np.empty(d)
     gs = np.empty(d)
-    ts = np.empty(d)
     nxt = np.empty(d)
     lam_k = rule.lam * max(1.0, rule.eps)
     j = 0
@@ -305,7 +248,7 @@ def _start(m, kind, kpar, rule, widths, offs, a, theta, rec_steps, noise_sd, rng
                 g[i] += noise_sd * _normal(rng, m)
                 g64[i] = g[i]
             gc = safe_norm(g64)
-        c, clipped = _scaled_apply(rule, g64, th64, widths, offs, u, gs, ts, safe)
+        c, clipped = apply(rule, g64, th64, widths, offs, u)
         if clipped:
             nclip += 1
         at = a[t]
@@ -338,25 +281,16 @@ def _start(m, kind, kpar, rule, widths, offs, a, theta, rec_steps, noise_sd, rng
     out_ints[m, I_NCLIP] = nclip
 
 
-@pjit
-def _run_kernel(kind, kpar, rule, widths, offs, a, theta, rec_steps, noise_sd, rng, tol, checks, ctol, safe,
-                out_norm, out_f, out_gn, out_peak, out_ints, out_rad):
-    M = theta.shape[0]
-    for m in prange(M):
-        _start(m, kind, kpar, rule, widths, offs, a, theta, rec_steps, noise_sd, rng, tol, checks, ctol, safe,
-               out_norm, out_f, out_gn, out_peak, out_ints, out_rad)
-
-
 @njit
-def _run_serial(kind, kpar, rule, widths, offs, a, theta, rec_steps, noise_sd, rng, tol, checks, ctol, safe,
-                out_norm, out_f, out_gn, out_peak, out_ints, out_rad):
-    for m in range(theta.shape[0]):
-        _start(m, kind, kpar, rule, widths, offs, a, theta, rec_steps, noise_sd, rng, tol, checks, ctol, safe,
+def _run_rows(lo, hi, kind, kpar, rule, widths, offs, a, theta, rec_steps, noise_sd, rng, tol, checks, ctol,
+              out_norm, out_f, out_gn, out_peak, out_ints, out_rad):
+    for m in range(lo, hi):
+        _start(m, kind, kpar, rule, widths, offs, a, theta, rec_steps, noise_sd, rng, tol, checks, ctol,
                out_norm, out_f, out_gn, out_peak, out_ints, out_rad)
 
 
 # below this many coordinate-steps a parallel launch (thread wake-up, ~ms on a busy machine) costs more
-# than it saves; each start is independent, so both kernels give identical results
+# than it saves; each start is independent, so the result does not depend on the split
 _PARALLEL_WORK = 2e5
 
 
@@ -466,7 +400,7 @@ class ToyResult:
 
 
 def run(objective, rule, schedule, theta0, n_steps, *, noise_sd=0.0, seed=0, dtype="float64",
-        record_every=None, tol=None, checks=False, check_tol=1e-12, safe_norm=True):
+        record_every=None, tol=None, checks=False, check_tol=1e-12):
     """Gradient descent ``theta_{k+1} = theta_k - a(k) u_k`` on a toy objective, from M starts.
 
     ``u_k`` is the clipped gradient from :func:`dynclip.clipping.apply` (called with
@@ -497,9 +431,6 @@ def run(objective, rule, schedule, theta0, n_steps, *, noise_sd=0.0, seed=0, dty
         (adaptive rule only; see :class:`ToyResult`).
     check_tol : float >= 0
         Relative tolerance of those checks.
-    safe_norm : bool
-        Rescale gradients whose squared norm overflows float64 before clipping (exact);
-        False calls ``clipping.apply`` as the engine does.
 
     Returns
     -------
@@ -507,7 +438,7 @@ def run(objective, rule, schedule, theta0, n_steps, *, noise_sd=0.0, seed=0, dty
     """
     objective = check_objective(objective)
     rule = check_rule(rule)
-    if rule.kind in (ClipKind.unitwise, ClipKind.alrc):
+    if not capabilities(rule).flat:
         raise ValueError(f"rule {rule.name!r} is not supported by dynclip.toys (unitwise needs a layer "
                          "structure, alrc clips per-example losses)")
     schedule = check_schedule(schedule)
@@ -533,7 +464,7 @@ def run(objective, rule, schedule, theta0, n_steps, *, noise_sd=0.0, seed=0, dty
             raise ValueError(f"tol must be a number > 0 or None; got {tol!r}") from None
         if not tl > 0:
             raise ValueError(f"tol must be a number > 0 or None; got {tol!r}")
-    if checks and rule.kind != ClipKind.adaptive:
+    if checks and rule.kind != ADAPTIVE:
         raise ValueError(f"checks=True tests the adaptive rule's laws; got rule {rule.name!r}")
     try:
         ctol = float(check_tol)
@@ -554,14 +485,14 @@ def run(objective, rule, schedule, theta0, n_steps, *, noise_sd=0.0, seed=0, dty
     out_rad = np.zeros(M)
     widths = np.array([d, 1], dtype=np.int64)
     offs = np.array([0, d], dtype=np.int64)
-    kernel = _run_kernel if M > 1 and M * T * d >= _PARALLEL_WORK else _run_serial
     with np.errstate(all="ignore"):
-        kernel(int(objective.kind), dt.type(objective.k), rule, widths, offs, a, th, steps, nsd, rng, tl,
-                    bool(checks), ctol, bool(safe_norm), out_norm, out_f, out_gn, out_peak, out_ints, out_rad)
+        run_rows(_run_rows, M, int(objective.kind), dt.type(objective.k), rule, widths, offs, a, th, steps, nsd, rng,
+                 tl, bool(checks), ctol, out_norm, out_f, out_gn, out_peak, out_ints, out_rad,
+                 serial_below=M + 1 if M * T * d < _PARALLEL_WORK else 2)
     config = dict(objective=objective.as_dict(), objective_name=objective.describe(), rule=rule.as_dict(),
                   rule_name=rule.describe(), schedule=schedule.as_dict(), schedule_name=schedule.describe(),
                   n_steps=T, M=M, d=d, noise_sd=nsd, seed=int(seed), dtype=dt.name, record_every=every,
-                  tol=None if tol is None else tl, checks=bool(checks), check_tol=ctol, safe_norm=bool(safe_norm))
+                  tol=None if tol is None else tl, checks=bool(checks), check_tol=ctol)
     return ToyResult(
         theta_final=th.astype(np.float64), step=steps, norm=out_norm, f=out_f, grad_norm=out_gn,
         peak_norm=out_peak, peak_step=out_ints[:, I_PEAK].copy(), nonfinite_step=out_ints[:, I_NONFINITE].copy(),

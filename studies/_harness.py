@@ -293,7 +293,7 @@ SUMMARY = [
      ["S1.i_*", "S1.iii_eq15", "S2.*", "S3.clipped_xi_valid_bounds", "S3.paper_constant_on_xi"],
      "s03_blowup/F3_blowup_probability.png"),
     ("Claim 2, eq. (19)", "||g/c|| <= K (1 + ||theta||); clipped adaptive steps have norm lam ||theta||",
-     ["S8.claim2", "S8.radial_identity", "S9.radial_identity", "S8.engine_norm"], "s09_adaptive_mlp/F9b_radial_identity.png"),
+     ["S8.claim2", "S8.radial_identity", "S9.radial_identity"], "s09_adaptive_mlp/F9b_radial_identity.png"),
     ("Lemma 3", "the noise sum xi converges (w.h.p.)", ["S4.*"], "s04_martingale/F4b_oscillation.png"),
     ("Theorem 1 (mechanism)", "clipped SGD tracks the ODE theta' = -H(theta)", ["S5.*"],
      "s05_ode_tracking/F5a_window_deviation.png"),

@@ -123,7 +123,8 @@ def _log_idx(n, k):
 
 @numba.njit(cache=True)
 def _logistic_sa(theta0, T, lam, rec):
-    """theta <- theta - a(t) clip_lam(g), g = d/dtheta log(1 + e^-theta) = -1/(1 + e^theta), a = 1/(t+1).
+    """theta <- theta - a(t) clip_lam(g), g = d/dtheta log(1 + e^-theta) = -1/(1 + e^theta), a = 1/(t+1)
+    (clip_lam: dynclip's classic rule, eq. 11).
 
     Returns theta at the steps ``rec`` (sorted, <= T), the number of clipped steps, the number of
     steps where theta did not increase, and max |g|.
@@ -141,8 +142,9 @@ def _logistic_sa(theta0, T, lam, rec):
         g = -1.0 / (1.0 + np.exp(th))
         if abs(g) > gmax:
             gmax = abs(g)
-        if abs(g) > lam:
-            g = g * lam / abs(g)
+        w, _, clipped = C.classic_factor(abs(g), lam, 0)
+        if clipped:
+            g = g * w
             nclip += 1
         new = th - g / (t + 1.0)
         if not new > th:

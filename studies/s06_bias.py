@@ -224,10 +224,10 @@ def _full_batch_root(su, lam, theta0, tau_max):
     started there has nothing to work with: the flow first brings ||grad F|| below lambda.)
     """
     pr = su["problem"]
+    rule = C.classic(lam)
 
     def field(t):
-        G = mf.grad_F(pr.net, pr.X, pr.Y, t, LOSS)
-        return G / max(np.linalg.norm(G) / lam, 1.0) + pr.mu * t
+        return C.clip(rule, mf.grad_F(pr.net, pr.X, pr.Y, t, LOSS))[0] + pr.mu * t
     with serial():
         sol = solve_ivp(lambda _, y: -field(y), (0.0, tau_max), theta0, method="LSODA", rtol=1e-9, atol=1e-11)
     eq = pr.equilibrium(np.inf, sol.y[:, -1])

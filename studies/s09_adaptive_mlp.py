@@ -98,7 +98,7 @@ def _replay(net, X, Y, a_lam, th0, idx, cfg):
             i = idx[r, k, 0]
             _, g = dc.loss_and_grad(net, th[k], X[[i]], Y[[i]], loss="quartic")
             tn, gn = np.linalg.norm(th[k]), np.linalg.norm(g)
-            if gn > cfg.lam * max(tn, cfg.eps):        # clipped (eq. 17)
+            if C.classic_factor(gn, C.adaptive_threshold(cfg.lam, cfg.eps, tn), 0)[2]:     # clipped (eq. 17)
                 c = float(th[k] @ g / (tn * gn))
                 cos.append(c)
                 obs.append(np.log(np.linalg.norm(th[k + 1]) / tn))

@@ -86,13 +86,12 @@ def _fprime(fid, x):
 @njit
 def _update(kind, par, g):
     """u such that x <- x - a u: GD u = g; clipped (classic, lam = gamma) u = g min(1, gamma / |g|);
-    normalized u = g / (|g| + beta), written as dynclip computes it: g * (1 / c)."""
+    normalized u = g / (|g| + beta): u = w g with dynclip's factors (eq. 11 and Zhang et al.'s)."""
     if kind == 0:
         return g
     if kind == 1:
-        ag = abs(g)
-        return g if ag <= par else g * (1.0 / (ag / par))
-    return g * (1.0 / (abs(g) + par))
+        return g * C.classic_factor(abs(g), par, 0)[0]
+    return g * C.normalized_factor(abs(g), par)[0]
 
 
 @njit

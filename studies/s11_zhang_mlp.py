@@ -122,6 +122,13 @@ def _loss_grad_many(net, X, Y, thetas, loss):
     return mf.grad_F(net, X, Y, np.ascontiguousarray(thetas), loss, return_loss=True)
 
 
+@numba.njit(cache=True)
+def _clip_weights(gn, lam, out):
+    """w = 1 / c of dynclip's classic rule (eq. 11) per replica, u = w g (lam = inf: plain GD, w = 1)."""
+    for i in range(gn.shape[0]):
+        out[i] = C.classic_factor(gn[i], lam[i], 0)[0]
+
+
 def _high_loss_init(net, seed, scale):
     th = dc.init_params(net, seed)
     sw, sb = net.layer_slices()[-1]
@@ -163,10 +170,6 @@ def fullbatch_gd(net, X, Y, loss, theta0, a, lam, n_steps, *, target=None, pair_
         l, g = _loss_grad_many(net, X, Y, th[idx], loss)
         if F0 is None:
             F0 = l.copy()
-            for i in range(R):     # the vectorised clip below is dynclip's classic rule
-                u, _ = C.clip(C.classic(lam[i]) if np.isfinite(lam[i]) else C.none(), g[i])
-                f = min(1.0, lam[i] / np.linalg.norm(g[i]))
-                assert np.allclose(u, f * g[i], rtol=1e-13, atol=0.0)
         if k % curve_every == 0:
             curve[idx, k // curve_every] = l
         bad = ~np.isfinite(l) | (l > blowup_factor * F0[idx]) | ~np.all(np.isfinite(g), axis=1)
@@ -185,8 +188,8 @@ def fullbatch_gd(net, X, Y, loss, theta0, a, lam, n_steps, *, target=None, pair_
         idx, g = idx[keep_now], g[keep_now]
         if idx.size == 0:
             break
-        gn = np.linalg.norm(g, axis=1)
-        f = np.minimum(1.0, lam[idx] / np.maximum(gn, 1e-300))
+        f = np.empty(idx.size)
+        _clip_weights(np.linalg.norm(g, axis=1), lam[idx], f)
         new = th[idx] - (a[idx] * f)[:, None] * g
         if pair_every and k % pair_every == 0:
             base[idx, k // pair_every] = th[idx]

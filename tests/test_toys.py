@@ -151,8 +151,8 @@ def test_float32_overflow_detection():
     assert r.loss_overflow_step[0] > 0 and r.nonfinite_step[0] == -1 and r.norm[0, -1] < 0.1
 
 
-def test_safe_norm_gives_exact_update_for_huge_gradients():
-    # ||g|| = 1e180: sum g^2 overflows float64; the rescaled apply gives the exact update
+def test_huge_gradients_are_clipped_exactly():
+    # ||g|| = 1e180: sum g^2 overflows float64; the norms rescale, so the update is exact
     th0 = np.array([[1e60, 0.0]])
     res = toys.run(toys.quartic_norm(), C.adaptive(1.0, 1e-3), S.constant(0.25), th0, 1, record_every=1,
                    checks=True)
