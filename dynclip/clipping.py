@@ -688,8 +688,9 @@ def apply_gn(rule, g, gn, theta, widths, offs, out):
         w, c, clipped = scale_factor(rule, gn, thn)
         if clipped:
             # u = g * w, w = 1 / c (a factor below the normal range -- c beyond 4e307, or
-            # inf -- would lose precision: then g is rescaled to the update's norm instead)
-            if not (w < TINY and _to_norm(g, out, 0, P, 0, P, _clipped_norm(rule, gn, thn))):
+            # inf -- would lose precision, and one that overflows -- a subnormal c, as
+            # normalized(0) gives for a tiny g -- is inf: then g is rescaled to the update's norm)
+            if not ((w < TINY or w == math.inf) and _to_norm(g, out, 0, P, 0, P, _clipped_norm(rule, gn, thn))):
                 _scale(g, out, 0, P, w)
             return c, True
         if not (out is g):

@@ -34,7 +34,7 @@ import numpy as np
 
 from ._jit import njit, run_rows
 from .clipping import ADAPTIVE, apply, capabilities, check_rule
-from ._norms import sumsq, rescaled_norm
+from ._norms import rescaled_norm
 from .checks import check_int
 from .rng import next_u64, replica_seeds
 from .schedules import check_schedule

@@ -265,3 +265,14 @@ def test_exact_H_batch_flag(rule):
         np.testing.assert_array_equal(dc.meanfield.H(NET, X, Y, rule, th, batch_size=3, lmax=np.inf), exact)
     else:
         assert dist > 10.0
+
+
+@pytest.mark.parametrize("g", [[2.22507386e-311, 2.22507386e-311], [5e-324, 0.0], [0.0, -4e-320, 3e-322]])
+def test_normalized_of_a_subnormal_gradient_is_a_unit_vector(g):
+    # regression (found by the property test of clip): c = ||g|| is subnormal, so 1/c overflows to inf
+    # and g * (1/c) was inf; the update is rescaled to its norm ||g|| / (||g|| + beta) = 1 instead
+    g = np.array(g)
+    u, c = C.clip(C.normalized(0.0), g)
+    assert np.all(np.isfinite(u)) and abs(np.linalg.norm(u) - 1.0) < 1e-15
+    v = g / np.abs(g).max()                  # well scaled: entries in [-1, 1]
+    np.testing.assert_allclose(u, v / np.linalg.norm(v), rtol=1e-15)
