@@ -253,7 +253,7 @@ def test_worker_killed_mid_sweep(client):
     """SIGKILL the worker running a block: the cluster recomputes it and the result is still exact."""
     X, Y = dc.data.d64("light")
     cfg = dict(net=dc.mlp([2, 8, 1]), X=X, Y=Y, rule=C.classic(0.5), schedule=S.inverse(1.0, 10.0),
-               n_steps=1_200_000, seed=3, batch_size=2, record_every=200_000)    # ~2 s per one-replica block
+               n_steps=4_000_000, seed=3, batch_size=2, record_every=500_000)    # ~4 s per one-replica block
     n, bs = 3, 1
     pids0 = client.run(os.getpid)
     out, err = [], []
@@ -275,7 +275,7 @@ def test_worker_killed_mid_sweep(client):
         else:
             time.sleep(0.05)
     assert victim is not None, "no block started on the cluster"
-    time.sleep(0.5)                  # well inside the ~2 s block
+    time.sleep(0.5)                  # well inside the ~4 s block
     assert th.is_alive(), "the sweep finished before a worker could be killed: make the blocks longer"
     os.kill(pids0[victim], signal.SIGKILL)
     th.join(120)
