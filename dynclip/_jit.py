@@ -57,7 +57,7 @@ def announce_compile(what="dynclip"):
     if glob.glob(os.path.join(glob.escape(numba.config.CACHE_DIR or ""), "**", "*run_chunk*.nbi"), recursive=True):
         return
     import sys
-    print(f"{what}: compiling the kernels (once per machine and dynclip version, about 1-3 minutes; "
+    print(f"{what}: compiling the kernels (once per machine and dynclip version, about a minute; "
           "'dynclip warmup' does it up front) ...", file=sys.stderr, flush=True)
 
 
