@@ -155,6 +155,33 @@ def simulate(net, X, Y, rule, schedule, *, n_steps, seed, batch_size=1, n_replic
         Interrupted runs (Ctrl-C) return the records so far with ``partial=True``.
     """
     check_no_unknown("simulate", unknown)
+    run = _prepare(net, X, Y, rule, schedule, n_steps=n_steps, seed=seed, batch_size=batch_size,
+                   n_replicas=n_replicas, loss=loss, indices=indices, clip_per=clip_per,
+                   project_radius=project_radius, record_every=record_every, record_theta=record_theta,
+                   track_noise=track_noise, blowup_radius=blowup_radius, nonfinite=nonfinite,
+                   progress=progress, checkpoint=checkpoint, checkpoint_every=checkpoint_every,
+                   resume=resume, reference=reference, optimizer=optimizer, replica_start=_replica_start)
+    st, k = _initial_state(run, theta0)
+    k, partial = _drive(run, st, k)
+    res = _result(run, st, k, partial)
+    if run.nonfinite == "raise" and res.nonfinite.any():
+        bad = np.flatnonzero(res.nonfinite)
+        raise FloatingPointError(f"{bad.size} replica(s) became non-finite (first: replica {bad[0]} "
+                                 f"at step {res.blowup_step[bad[0]]}); use nonfinite='stop' to keep them as data")
+    return res
+
+
+class _Run:
+    """The validated arguments of one simulate call and what is derived from them (no state)."""
+
+    def __init__(self, **kw):
+        self.__dict__.update(kw)
+
+
+def _prepare(net, X, Y, rule, schedule, *, n_steps, seed, batch_size, n_replicas, loss, indices, clip_per,
+             project_radius, record_every, record_theta, track_noise, blowup_radius, nonfinite, progress,
+             checkpoint, checkpoint_every, resume, reference, optimizer, replica_start):
+    """Step 1: validate every argument and build the run's config (all but theta0's fingerprint)."""
     check_net(net)
     X, Y2, lk = check_data(net, X, Y, loss)
     rule = check_rule(rule)
@@ -163,7 +190,7 @@ def simulate(net, X, Y, rule, schedule, *, n_steps, seed, batch_size=1, n_replic
     n_steps = _int("n_steps", n_steps)
     B = _int("batch_size", batch_size)
     R = _int("n_replicas", n_replicas)
-    rstart = _int("_replica_start", _replica_start, lo=0)
+    rstart = _int("_replica_start", replica_start, lo=0)
     seed = check_seed(seed)
     clip_per = check_choice("clip_per", clip_per, CLIP_PER)
     nonfinite = check_choice("nonfinite", nonfinite, NONFINITE)
@@ -181,13 +208,10 @@ def simulate(net, X, Y, rule, schedule, *, n_steps, seed, batch_size=1, n_replic
                          "clip_per='sample', or rule none/alrc")
     if rule.kind == ClipKind.alrc and per_sample:
         raise ValueError("clip_per must be 'batch' for alrc (it clips each example's loss already)")
-    # initial points
-    states, inits = replica_seeds(int(seed), R, start=rstart)
-    if theta0 is None:
-        th0 = np.stack([init_params(net, int(s)) for s in inits])
+    if checkpoint is not None:
+        ce = _int("checkpoint_every", checkpoint_every if checkpoint_every is not None else max(1, n_steps // 10))
     else:
-        th0 = check_theta(net, theta0, "theta0", rows=R)
-        th0 = np.ascontiguousarray(np.broadcast_to(th0, (R, P)), dtype=np.float64).copy()
+        ce = None
     if indices is not None:
         try:
             idx = np.asarray(indices)
@@ -222,42 +246,89 @@ def simulate(net, X, Y, rule, schedule, *, n_steps, seed, batch_size=1, n_replic
         replica_start=rstart, clip_per=clip_per, project_radius=proj, record_every=every,
         record_theta=bool(record_theta), track_noise=bool(track_noise), blowup_radius=blow,
         nonfinite=nonfinite, N=N, P=P, optimizer=optimizer.as_dict(), optimizer_name=optimizer.describe(),
-        data_sha1=_fingerprint(X, Y2), theta0_sha1=_fingerprint(th0),
+        data_sha1=_fingerprint(X, Y2), theta0_sha1=None,
         indices_sha1=_fingerprint(idx) if indices is not None else None,
         reference=reference is not None)
-    # state
-    st = dict(theta=th0.copy(), theta0=th0, rng=states.copy(),
-              mu=np.tile([rule.mu1, rule.mu2], (R, 1)).astype(np.float64),
-              xi=np.zeros((R, P) if track_noise else (R, 0)),
-              acc=np.zeros((R, K.N_ACC)), status=np.zeros((R, 4), dtype=np.int64),
-              rec=np.full((R, K.N_REC, Krec), np.nan),
-              rec_theta=np.full((R, Krec, P) if record_theta else (R, 0, 0), np.nan))
-    shape_m, shape_v = state_shapes(optimizer, R, P)
-    st.update(opt_m=np.zeros(shape_m), opt_v=np.zeros(shape_v), opt_t=np.zeros(R, dtype=np.int64))
+    return _Run(net=net, X=X, Y2=Y2, lk=lk, rule=rule, optimizer=optimizer, schedule=schedule, n_steps=n_steps,
+                B=B, R=R, rstart=rstart, seed=seed, per_sample=per_sample, nonfinite=nonfinite,
+                record_theta=record_theta, track_noise=track_noise, progress=progress, checkpoint=checkpoint,
+                resume=resume, ce=ce, proj=proj, blow=blow, N=N, P=P, idx=idx, steps=steps, Krec=Krec,
+                a_all_t=a_all_t, ref=ref, reference=reference is not None, config=config)
+
+
+def _state_layout(run):
+    """``{name: (dtype, shape)}`` of the run state (what a checkpoint holds)."""
+    R, P, Krec = run.R, run.P, run.Krec
+    shape_m, shape_v = state_shapes(run.optimizer, R, P)
+    f8, i8 = np.dtype(np.float64), np.dtype(np.int64)
+    return dict(theta=(f8, (R, P)), theta0=(f8, (R, P)), rng=(np.dtype(np.uint64), (R,)), mu=(f8, (R, 2)),
+                xi=(f8, (R, P) if run.track_noise else (R, 0)), acc=(f8, (R, K.N_ACC)), status=(i8, (R, 4)),
+                rec=(f8, (R, K.N_REC, Krec)), rec_theta=(f8, (R, Krec, P) if run.record_theta else (R, 0, 0)),
+                opt_m=(f8, shape_m), opt_v=(f8, shape_v), opt_t=(i8, (R,)))
+
+
+def _initial_points(run, theta0):
+    """Per-replica random states and initial points."""
+    states, inits = replica_seeds(int(run.seed), run.R, start=run.rstart)
+    if theta0 is None:
+        th0 = np.stack([init_params(run.net, int(s)) for s in inits])
+    else:
+        th0 = check_theta(run.net, theta0, "theta0", rows=run.R)
+        th0 = np.ascontiguousarray(np.broadcast_to(th0, (run.R, run.P)), dtype=np.float64).copy()
+    return states, th0
+
+
+def _initial_state(run, theta0):
+    """Step 2: the state at the start (fresh, or read from ``resume``) and its step ``k``."""
+    states, th0 = _initial_points(run, theta0)
+    run.config["theta0_sha1"] = _fingerprint(th0)
+    resume, checkpoint = run.resume, run.checkpoint
+    if resume is not None and os.path.exists(resume):
+        return _read_checkpoint(run, resume)
+    if resume is not None and (checkpoint is None or resume != checkpoint):
+        # resume == checkpoint with no file yet is the "start or continue" idiom
+        raise ValueError(f"resume file {resume!r} does not exist")
+    st = {name: np.empty(shape, dtype) for name, (dtype, shape) in _state_layout(run).items()}
+    st["theta"][:] = th0
+    st["theta0"] = th0
+    st["rng"][:] = states
+    st["mu"][:] = [run.rule.mu1, run.rule.mu2]
+    for name in ("xi", "acc", "status", "opt_m", "opt_v", "opt_t"):
+        st[name].fill(0)
+    st["rec"].fill(np.nan)
+    st["rec_theta"].fill(np.nan)
     st["status"][:, 0] = 1
     st["status"][:, 1] = -1
-    k = 0
-    if resume is not None and os.path.exists(os.fspath(resume)):
-        arrays, meta = read_npz(resume, "SACheckpoint")
-        if meta.get("config") != json_roundtrip(config):
-            raise ValueError(f"resume={os.fspath(resume)!r} was written by a run with other arguments")
-        for name in st:
-            if name not in arrays or arrays[name].shape != st[name].shape:
-                raise ValueError(f"resume={os.fspath(resume)!r} is missing or has a mis-shaped {name!r}")
-            st[name] = np.ascontiguousarray(arrays[name])
-        k = int(meta["k"])
-    elif resume is not None and (checkpoint is None or os.fspath(resume) != os.fspath(checkpoint)):
-        # resume == checkpoint with no file yet is the "start or continue" idiom
-        raise ValueError(f"resume file {os.fspath(resume)!r} does not exist")
-    if checkpoint is not None:
-        ce = _int("checkpoint_every", checkpoint_every if checkpoint_every is not None else max(1, n_steps // 10))
-    else:
-        ce = None
+    return st, 0
+
+
+def _read_checkpoint(run, path):
+    arrays, meta = read_npz(path, "SACheckpoint")
+    if meta.get("config") != json_roundtrip(run.config):
+        raise ValueError(f"resume={path!r} was written by a run with other arguments")
+    st = {}
+    for name, (dtype, shape) in _state_layout(run).items():
+        if name not in arrays or arrays[name].shape != shape:
+            raise ValueError(f"resume={path!r} is missing or has a mis-shaped {name!r}")
+        st[name] = np.ascontiguousarray(arrays[name])
+    return st, int(meta["k"])
+
+
+def _drive(run, st, k):
+    """Step 3: run the kernel chunk by chunk from step ``k``, with progress, checkpoints and Ctrl-C.
+
+    Returns ``(k, partial)``: the step reached and whether the run stopped early."""
+    n_steps, ce, checkpoint, schedule, steps = run.n_steps, run.ce, run.checkpoint, run.schedule, run.steps
+    R, B, P, N = run.R, run.B, run.P, run.N
     # chunking: enough work per call to amortise the call, little enough to react to Ctrl-C
-    per_step = R * (B * P + (N * P if track_noise else 0) + P) + 1
+    per_step = R * (B * P + (N * P if run.track_noise else 0) + P) + 1
     chunk = int(max(1, min(n_steps, _CHUNK_WORK // per_step)))
-    bar = _progress(progress, n_steps, k, per_step)
-    widths, offs = net.widths_array(), net.offsets()
+    bar = _progress(run.progress, n_steps, k, per_step)
+    widths, offs = run.net.widths_array(), run.net.offsets()
+    args = (widths, offs, run.net.act, run.lk, run.X, run.Y2, run.rule, B, run.per_sample, run.idx, run.proj,
+            run.blow, bool(run.track_noise), run.ref, st["theta"], st["theta0"], st["rng"], st["mu"], st["xi"],
+            st["acc"], st["status"], st["rec"], st["rec_theta"], run.optimizer, st["opt_m"], st["opt_v"],
+            st["opt_t"])
     partial = False
     announce_compile("dynclip.simulate")
     t_start = _time.perf_counter()
@@ -267,34 +338,25 @@ def simulate(net, X, Y, rule, schedule, *, n_steps, seed, batch_size=1, n_replic
             if ce is not None:
                 k1 = min(k1, (k // ce + 1) * ce)
             j0 = int(np.searchsorted(steps, k))
-            K.run_chunk(k, k1, n_steps, schedule.values(k, k1), steps, j0, widths, offs, net.act, lk,
-                        X, Y2, rule, B, per_sample, idx, proj, blow, bool(track_noise), ref,
-                        st["theta"], st["theta0"], st["rng"], st["mu"], st["xi"], st["acc"],
-                        st["status"], st["rec"], st["rec_theta"], optimizer, st["opt_m"], st["opt_v"],
-                        st["opt_t"])
+            K.run_chunk(k, k1, n_steps, schedule.values(k, k1), steps, j0, *args)
             k = k1
             if bar is not None:
                 bar.update(k1 - bar.n)
             if ce is not None and (k % ce == 0 or k == n_steps):
-                _save_checkpoint(checkpoint, st, config, k)
+                _save_checkpoint(checkpoint, st, run.config, k)
     except KeyboardInterrupt:
         partial = True
         k = max(k, int(st["status"][:, 3].max()))
         if checkpoint is not None:
-            _save_checkpoint(checkpoint, st, config, k)
+            _save_checkpoint(checkpoint, st, run.config, k)
         print(f"\ndynclip.simulate interrupted at step {k} of {n_steps}: returning a partial result"
-              + (f" (state saved to {os.fspath(checkpoint)})" if checkpoint is not None else ""),
+              + (f" (state saved to {checkpoint})" if checkpoint is not None else ""),
               file=sys.stderr)
     finally:
         if bar is not None:
             bar.close()
-    config["wall_time_s"] = _time.perf_counter() - t_start
-    res = _result(st, steps, a_all_t, config, k, n_steps, record_theta, track_noise, reference, partial)
-    if nonfinite == "raise" and res.nonfinite.any():
-        bad = np.flatnonzero(res.nonfinite)
-        raise FloatingPointError(f"{bad.size} replica(s) became non-finite (first: replica {bad[0]} "
-                                 f"at step {res.blowup_step[bad[0]]}); use nonfinite='stop' to keep them as data")
-    return res
+    run.config["wall_time_s"] = _time.perf_counter() - t_start
+    return k, partial
 
 
 def json_roundtrip(d):
@@ -319,23 +381,25 @@ def _progress(progress, n_steps, k, per_step):
     return tqdm(total=n_steps, initial=k, unit="step", desc="simulate", leave=False)
 
 
-def _result(st, steps, t_all, config, k, n_steps, record_theta, track_noise, reference, partial):
-    keep = steps <= k if k == n_steps else steps < k
-    if partial:
-        keep = steps < k
-    rec = st["rec"][:, :, keep]
+def _result(run, st, k, partial):
+    """Step 4: the SAResult. The records kept are a prefix (the steps reached), so the record
+    arrays are views of the state, not copies."""
+    steps = run.steps
+    nkeep = int(np.searchsorted(steps, k, side="right" if k == run.n_steps and not partial else "left"))
+    rec = st["rec"][:, :, :nkeep]
     acc, status = st["acc"], st["status"]
     ndec = acc[:, K.A_NDEC]
+    track = run.track_noise
     return SAResult(
-        theta_final=st["theta"].copy(), step=steps[keep].copy(), time=t_all[steps[keep]],
+        theta_final=st["theta"], step=steps[:nkeep], time=run.a_all_t[steps[:nkeep]],
         loss=rec[:, K.R_LOSS], grad_norm=rec[:, K.R_GNORM], clip_factor=rec[:, K.R_CFAC],
         clip_fraction=np.where(ndec > 0, acc[:, K.A_NCLIP] / np.maximum(ndec, 1), 0.0),
         displacement=rec[:, K.R_DISP], max_displacement=acc[:, K.A_MAXDISP].copy(),
         update_sum=rec[:, K.R_S], diverged=status[:, 0] == 0, blowup_step=status[:, 1].copy(),
-        nonfinite=status[:, 2] == 1, alrc_moments=st["mu"].copy(), config=config,
-        noise_norm=rec[:, K.R_NOISE] if track_noise else None,
-        max_noise=acc[:, K.A_MAXNOISE].copy() if track_noise else None,
-        noise=st["xi"].copy() if track_noise else None,
-        noise_sq_sum=acc[:, K.A_M2].copy() if track_noise else None,
-        ref_deviation=rec[:, K.R_REF] if reference is not None else None,
-        theta=st["rec_theta"][:, keep] if record_theta else None, partial=partial)
+        nonfinite=status[:, 2] == 1, alrc_moments=st["mu"], config=run.config,
+        noise_norm=rec[:, K.R_NOISE] if track else None,
+        max_noise=acc[:, K.A_MAXNOISE].copy() if track else None,
+        noise=st["xi"] if track else None,
+        noise_sq_sum=acc[:, K.A_M2].copy() if track else None,
+        ref_deviation=rec[:, K.R_REF] if run.reference else None,
+        theta=st["rec_theta"][:, :nkeep] if run.record_theta else None, partial=partial)
