@@ -8,7 +8,9 @@ maths; a chunked run is bit-identical to an unchunked one.
 import hashlib
 import os
 import sys
+import tempfile
 import time as _time
+import warnings
 
 import numpy as np
 
@@ -34,13 +36,34 @@ def _radius(name, v):
 
 
 def _path(name, v):
-    """A file path (str, bytes or os.PathLike) or None."""
+    """A file path (str, bytes or os.PathLike) as a str, or None."""
     if v is None:
         return None
     try:
-        return os.fspath(v)
+        return os.fsdecode(os.fspath(v))
     except TypeError:
-        raise TypeError(f"{name} must be a file path (str or os.PathLike); got {describe(v)}") from None
+        raise TypeError(f"{name} must be a file path (str, bytes or os.PathLike); got {describe(v)}") from None
+
+
+def _writable_path(name, v):
+    """A path that a file can be written to: its folder exists and takes a new file, and it is not a folder.
+
+    Checked by creating and removing a file there, so a run fails at once, not at its first checkpoint."""
+    p = _path(name, v)
+    if p is None:
+        return None
+    if os.path.isdir(p):
+        raise ValueError(f"{name}={p!r} is a folder; give a file path such as {os.path.join(p, 'run.npz')!r}")
+    parent = os.path.dirname(os.path.abspath(p))
+    if not os.path.isdir(parent):
+        raise ValueError(f"{name}={p!r}: the folder {parent!r} does not exist or is not a folder")
+    try:
+        fd, probe = tempfile.mkstemp(dir=parent, prefix=".dynclip-probe-")
+        os.close(fd)
+        os.remove(probe)
+    except OSError as e:
+        raise ValueError(f"{name}={p!r}: cannot write a file in {parent!r} ({e.strerror or e})") from None
+    return p
 
 
 def record_steps(n_steps, record_every):
@@ -129,7 +152,10 @@ def simulate(net, X, Y, rule, schedule, *, n_steps, seed, batch_size=1, n_replic
     progress : bool or None
         Progress bar (None: only on a terminal for runs longer than a few seconds).
     checkpoint, checkpoint_every : path, int
-        Save the whole run state atomically to ``checkpoint`` every ``checkpoint_every`` steps.
+        Save the whole run state atomically to ``checkpoint`` every ``checkpoint_every`` steps
+        (a path: str, bytes or os.PathLike, in an existing writable folder; checked at the
+        start). A write that fails later (disk full, ...) gives a RuntimeWarning and the run
+        goes on.
     resume : path
         Continue a run from a checkpoint (same arguments); the result equals the
         uninterrupted run bit for bit.
@@ -197,7 +223,7 @@ def _prepare(net, X, Y, rule, schedule, *, n_steps, seed, batch_size, n_replicas
     record_theta = check_bool("record_theta", record_theta)
     track_noise = check_bool("track_noise", track_noise)
     progress = check_bool("progress", progress, allow_none=True)
-    checkpoint, resume = _path("checkpoint", checkpoint), _path("resume", resume)
+    checkpoint, resume = _writable_path("checkpoint", checkpoint), _path("resume", resume)
     proj = _radius("project_radius", project_radius)
     blow = _radius("blowup_radius", blowup_radius)
     every = _default_every(n_steps, record_every)
@@ -347,10 +373,9 @@ def _drive(run, st, k):
     except KeyboardInterrupt:
         partial = True
         k = max(k, int(st["status"][:, 3].max()))
-        if checkpoint is not None:
-            _save_checkpoint(checkpoint, st, run.config, k)
+        saved = checkpoint is not None and _save_checkpoint(checkpoint, st, run.config, k)
         print(f"\ndynclip.simulate interrupted at step {k} of {n_steps}: returning a partial result"
-              + (f" (state saved to {checkpoint})" if checkpoint is not None else ""),
+              + (f" (state saved to {checkpoint})" if saved else ""),
               file=sys.stderr)
     finally:
         if bar is not None:
@@ -365,8 +390,16 @@ def json_roundtrip(d):
 
 
 def _save_checkpoint(path, st, config, k):
-    atomic_savez(path, st, {"format": "SACheckpoint", "config": json_roundtrip(
-        {kk: v for kk, v in config.items() if kk != "wall_time_s"}), "k": int(k)})
+    """Write the state; a failed write (disk full, folder removed, ...) warns and the run goes on.
+    Returns whether the checkpoint was written."""
+    try:
+        atomic_savez(path, st, {"format": "SACheckpoint", "config": json_roundtrip(
+            {kk: v for kk, v in config.items() if kk != "wall_time_s"}), "k": int(k)})
+        return True
+    except OSError as e:
+        warnings.warn(f"dynclip.simulate could not write the checkpoint {path!r} ({type(e).__name__}: {e}); "
+                      "the run goes on", RuntimeWarning, stacklevel=3)
+        return False
 
 
 def _progress(progress, n_steps, k, per_step):

@@ -2,29 +2,86 @@
 from dataclasses import MISSING, dataclass, field, fields
 import json
 import os
-import tempfile
+import secrets
+import socket
 
 import numpy as np
 
 FORMAT = "dynclip-result-v1"
 
 
+_TMP = ".dynclip-tmp"
+
+
+def _tmp_prefix(path):
+    """Temp files of ``path``: hidden, in its folder, named ``.<name>.<host>-<pid>-<random>.dynclip-tmp``
+    (never matched by ``*.npz``)."""
+    return os.path.join(os.path.dirname(path), "." + os.path.basename(path)[:120] + ".")
+
+
+def _remove_stale_temps(path):
+    """Remove temp files of ``path`` left by processes of this host that no longer run (killed mid-write)."""
+    prefix = _tmp_prefix(path)
+    d, head = os.path.split(prefix)
+    host = socket.gethostname()
+    try:
+        names = [e.name for e in os.scandir(d) if e.name.startswith(head) and e.name.endswith(_TMP)]
+    except OSError:
+        return
+    for name in names:
+        parts = name[len(head):-len(_TMP)].rsplit("-", 2)
+        if len(parts) != 3 or parts[0] != host or not parts[1].isdigit():
+            continue
+        try:
+            os.kill(int(parts[1]), 0)
+            continue                      # its writer still runs
+        except ProcessLookupError:
+            pass
+        except (OSError, OverflowError):
+            continue                      # exists but not ours to signal, or not a pid: leave it
+        try:
+            os.remove(os.path.join(d, name))
+        except OSError:
+            pass
+
+
 def atomic_savez(path, arrays, meta):
-    """Write ``arrays`` and the JSON ``meta`` to ``path`` (.npz) atomically (temp file + rename)."""
-    path = os.fspath(path)
+    """Write ``arrays`` and the JSON ``meta`` to ``path`` (.npz) atomically and durably.
+
+    The data go to a hidden temp file in the same folder, are flushed to disk (fsync), and
+    the temp file is renamed over ``path``; a process killed mid-write leaves ``path`` as it
+    was, and its temp file is removed by the next write to ``path``. The file gets the
+    usual permissions (0666 minus the umask).
+    """
+    path = os.fsdecode(os.fspath(path))
     d = os.path.dirname(os.path.abspath(path))
     os.makedirs(d, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=d, suffix=".tmp.npz")
-    os.close(fd)
+    path = os.path.join(d, os.path.basename(path))
+    _remove_stale_temps(path)
+    payload = {k: v for k, v in arrays.items() if v is not None}
+    payload["__meta__"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+    tmp = f"{_tmp_prefix(path)}{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(4)}{_TMP}"
     try:
-        payload = {k: v for k, v in arrays.items() if v is not None}
-        payload["__meta__"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
-        with open(tmp, "wb") as f:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666)
+        with os.fdopen(fd, "wb") as f:
             np.savez(f, **payload)
+            f.flush()
+            os.fsync(f.fileno())
         os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
+    except BaseException:
+        try:
             os.remove(tmp)
+        except OSError:
+            pass
+        raise
+    try:                                  # make the rename itself durable
+        dfd = os.open(d, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+    except OSError:
+        pass
 
 
 def read_npz(path, kind):

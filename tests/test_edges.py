@@ -1,0 +1,164 @@
+"""Nothing lost at the edges: bad checkpoint paths, failed writes, closed pipes, signals, tampered
+files and absurd sizes never cost a finished computation, and never hang or mislabel an error."""
+import json
+import os
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import textwrap
+import time
+import warnings
+
+import numpy as np
+import pytest
+
+import dynclip as dc
+from dynclip import clipping as C, schedules as S
+from dynclip.results import atomic_savez, read_npz
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SETUP = """
+import numpy as np, dynclip as dc, sys, signal
+from dynclip import clipping as C, schedules as S
+X, Y = dc.data.d64("light")
+net = dc.mlp([2, 8, 1])
+kw = dict(n_steps={T}, seed=3, n_replicas=4, batch_size=2, record_every=500)
+pos = (net, X, Y, C.classic(0.5), S.inverse(1.0, 10.0))
+"""
+
+
+def _args(T, **more):
+    X, Y = dc.data.d64("light")
+    return (dc.mlp([2, 8, 1]), X, Y, C.classic(0.5), S.inverse(1.0, 10.0)), dict(
+        n_steps=T, seed=3, n_replicas=4, batch_size=2, record_every=500, **more)
+
+
+def _child(body, T, **popen):
+    code = textwrap.dedent(SETUP.format(T=T)) + textwrap.dedent(body)
+    return subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, **popen)
+
+
+def _same(a, b):
+    for name in ("theta_final", "step", "time", "loss", "grad_norm", "clip_factor", "clip_fraction",
+                 "displacement", "max_displacement", "update_sum", "diverged", "blowup_step"):
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
+
+
+# ----------------------------------------------------------------------------------------
+# 1. checkpoint paths: checked up front; a write that fails later warns and keeps the result
+# ----------------------------------------------------------------------------------------
+def test_checkpoint_path_checked_before_the_run(tmp_path):
+    pos, kw = _args(10**9)           # would run for hours: the refusal must come first
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    for bad, what in [(tmp_path, "folder"), (afile / "ck.npz", "does not exist"),
+                      (tmp_path / "no" / "ck.npz", "does not exist")]:
+        t0 = time.perf_counter()
+        with pytest.raises(ValueError, match=f"checkpoint.*{what}"):
+            dc.simulate(*pos, **kw, checkpoint=bad)
+        assert time.perf_counter() - t0 < 5
+    if os.geteuid() != 0:            # root writes into a read-only folder: covered by the cases above
+        ro = tmp_path / "ro"
+        ro.mkdir()
+        ro.chmod(0o500)
+        try:
+            with pytest.raises(ValueError, match="checkpoint.*cannot write"):
+                dc.simulate(*pos, **kw, checkpoint=ro / "ck.npz")
+        finally:
+            ro.chmod(0o700)
+    with pytest.raises(TypeError, match="checkpoint"):
+        dc.simulate(*pos, **kw, checkpoint=3.5)
+
+
+def test_bytes_checkpoint_path(tmp_path):
+    pos, kw = _args(2000)
+    ck = os.fsencode(str(tmp_path / "ck.npz"))
+    whole = dc.simulate(*pos, **kw, checkpoint=ck, checkpoint_every=700)
+    assert os.path.exists(ck)
+    _same(whole, dc.simulate(*pos, **kw, resume=ck))
+
+
+def test_failed_checkpoint_write_keeps_the_result(tmp_path):
+    """A file-size limit makes every checkpoint write fail (EFBIG), as a full disk would: the run warns
+    and returns its result."""
+    ck = tmp_path / "ck.npz"
+    out = tmp_path / "out.npy"
+    p = _child(f"""
+        import resource, warnings
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        hard = resource.getrlimit(resource.RLIMIT_FSIZE)[1]
+        resource.setrlimit(resource.RLIMIT_FSIZE, (4096, hard))
+        with warnings.catch_warnings(record=True) as w:
+            warnings.simplefilter("always")
+            res = dc.simulate(*pos, **kw, checkpoint={str(ck)!r}, checkpoint_every=500)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (hard, hard))
+        np.save({str(out)!r}, res.theta_final)
+        print(len(w), w[0].category.__name__, str(w[0].message))
+    """, 2000, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    stdout, stderr = p.communicate(timeout=300)
+    assert p.returncode == 0, stderr
+    n, cat, msg = stdout.split(" ", 2)
+    assert int(n) >= 1 and cat == "RuntimeWarning" and str(ck) in msg and "checkpoint" in msg
+    pos, kw = _args(2000)
+    np.testing.assert_array_equal(np.load(out), dc.simulate(*pos, **kw).theta_final)
+    assert not ck.exists() and not [f for f in os.listdir(tmp_path) if f.startswith(".")]
+
+
+# ----------------------------------------------------------------------------------------
+# 9. files: usual permissions, fsync before the rename, temp files of killed writers removed
+# ----------------------------------------------------------------------------------------
+def test_saved_file_mode_follows_umask(tmp_path):
+    old = os.umask(0o022)
+    try:
+        atomic_savez(tmp_path / "a.npz", {"x": np.arange(3)}, {"format": "T"})
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(os.stat(tmp_path / "a.npz").st_mode) == 0o644
+
+
+def test_fsync_before_rename(tmp_path, monkeypatch):
+    events = []
+    real_fsync, real_replace = os.fsync, os.replace
+    monkeypatch.setattr(os, "fsync", lambda fd: (events.append("fsync"), real_fsync(fd))[1])
+    monkeypatch.setattr(os, "replace", lambda a, b: (events.append("replace"), real_replace(a, b))[1])
+    atomic_savez(tmp_path / "a.npz", {"x": np.arange(3)}, {"format": "T"})
+    assert events[:2] == ["fsync", "replace"]
+
+
+def test_temp_files_of_killed_writers_are_removed(tmp_path):
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    host = socket.gethostname()
+    stale = tmp_path / f".r.npz.{host}-{dead.pid}-0123abcd.dynclip-tmp"
+    live = tmp_path / f".r.npz.{host}-{os.getpid()}-0123abcd.dynclip-tmp"     # a writer that still runs
+    other = tmp_path / f".q.npz.{host}-{dead.pid}-0123abcd.dynclip-tmp"      # another file's
+    for f in (stale, live, other):
+        f.write_bytes(b"\0" * 100)
+    atomic_savez(tmp_path / "r.npz", {"x": np.arange(3)}, {"format": "T"})
+    assert not stale.exists() and live.exists() and other.exists()
+    assert sorted(p.name for p in tmp_path.glob("*.npz")) == ["r.npz"]
+
+
+def test_kill_mid_write_leaves_no_npz_litter(tmp_path):
+    """SIGKILL a process while it writes a large file: the old file stays readable, the temp file is
+    hidden (not matched by *.npz) and removed by the next write."""
+    target = tmp_path / "big.npz"
+    atomic_savez(target, {"x": np.zeros(3)}, {"format": "T"})
+    code = ("import numpy as np\nfrom dynclip.results import atomic_savez\nprint('go', flush=True)\n"
+            f"while True: atomic_savez({str(target)!r}, {{'x': np.zeros(30_000_000)}}, {{'format': 'T'}})\n")
+    p = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    try:
+        assert p.stdout.readline().strip() == "go"
+        deadline = time.time() + 60
+        while not any(f.name.endswith(".dynclip-tmp") for f in tmp_path.iterdir()) and time.time() < deadline:
+            time.sleep(0.01)
+        p.kill()
+    finally:
+        p.wait()
+    assert sorted(f.name for f in tmp_path.glob("*.npz")) == ["big.npz"]
+    with np.load(target) as z:
+        assert z["x"].shape in ((3,), (30_000_000,))
+    atomic_savez(target, {"x": np.zeros(3)}, {"format": "T"})
+    assert [f.name for f in tmp_path.iterdir()] == ["big.npz"]
