@@ -7,8 +7,9 @@ maths; a chunked run is bit-identical to an unchunked one.
 """
 import hashlib
 import os
-import sys
+import signal
 import tempfile
+import threading
 import time as _time
 import warnings
 
@@ -24,6 +25,7 @@ from .rng import replica_seeds
 from .schedules import check_schedule
 from . import _kernels as K
 from ._jit import announce_compile
+from . import _console
 
 CLIP_PER = ("batch", "sample")
 NONFINITE = ("stop", "raise")
@@ -178,7 +180,10 @@ def simulate(net, X, Y, rule, schedule, *, n_steps, seed, batch_size=1, n_replic
     Returns
     -------
     SAResult
-        Interrupted runs (Ctrl-C) return the records so far with ``partial=True``.
+        Interrupted runs (Ctrl-C) return the records so far with ``partial=True``. Ctrl-C and
+        SIGTERM stop the run after the chunk of steps running (a fraction of a second), write the
+        checkpoint (if any); SIGTERM then ends the process as it would have (or runs the
+        handler installed before simulate). A second Ctrl-C stops at once.
     """
     check_no_unknown("simulate", unknown)
     run = _prepare(net, X, Y, rule, schedule, n_steps=n_steps, seed=seed, batch_size=batch_size,
@@ -349,39 +354,91 @@ def _drive(run, st, k):
     # chunking: enough work per call to amortise the call, little enough to react to Ctrl-C
     per_step = R * (B * P + (N * P if run.track_noise else 0) + P) + 1
     chunk = int(max(1, min(n_steps, _CHUNK_WORK // per_step)))
-    bar = _progress(run.progress, n_steps, k, per_step)
+    bar = _console.bar(run.progress, n_steps * per_step > 3e9, total=n_steps, initial=k, unit="step",
+                       desc="simulate", leave=False)
     widths, offs = run.net.widths_array(), run.net.offsets()
     args = (widths, offs, run.net.act, run.lk, run.X, run.Y2, run.rule, B, run.per_sample, run.idx, run.proj,
             run.blow, bool(run.track_noise), run.ref, st["theta"], st["theta0"], st["rng"], st["mu"], st["xi"],
             st["acc"], st["status"], st["rec"], st["rec_theta"], run.optimizer, st["opt_m"], st["opt_v"],
             st["opt_t"])
-    partial = False
     announce_compile("dynclip.simulate")
     t_start = _time.perf_counter()
+    stop = _StopSignals()
+    saved_at = None
     try:
-        while k < n_steps:
-            k1 = min(n_steps, k + chunk)
-            if ce is not None:
-                k1 = min(k1, (k // ce + 1) * ce)
-            j0 = int(np.searchsorted(steps, k))
-            K.run_chunk(k, k1, n_steps, schedule.values(k, k1), steps, j0, *args)
-            k = k1
-            if bar is not None:
-                bar.update(k1 - bar.n)
-            if ce is not None and (k % ce == 0 or k == n_steps):
-                _save_checkpoint(checkpoint, st, run.config, k)
-    except KeyboardInterrupt:
-        partial = True
-        k = max(k, int(st["status"][:, 3].max()))
-        saved = checkpoint is not None and _save_checkpoint(checkpoint, st, run.config, k)
-        print(f"\ndynclip.simulate interrupted at step {k} of {n_steps}: returning a partial result"
-              + (f" (state saved to {checkpoint})" if saved else ""),
-              file=sys.stderr)
+        stop.install()
+        try:
+            while k < n_steps:
+                k1 = min(n_steps, k + chunk)
+                if ce is not None:
+                    k1 = min(k1, (k // ce + 1) * ce)
+                j0 = int(np.searchsorted(steps, k))
+                K.run_chunk(k, k1, n_steps, schedule.values(k, k1), steps, j0, *args)
+                k = k1
+                if bar is not None:
+                    bar.update_to(k1)
+                if ce is not None and (k % ce == 0 or k == n_steps) and _save_checkpoint(checkpoint, st, run.config, k):
+                    saved_at = k
+                if stop.signum is not None:
+                    break
+        except KeyboardInterrupt:       # a second Ctrl-C, or one outside the main thread's handler
+            k = max(k, int(st["status"][:, 3].max()))
+            stop.signum = stop.signum or signal.SIGINT
+        partial = k < n_steps
+        if stop.signum == signal.SIGTERM or (stop.signum is not None and partial):
+            if checkpoint is not None and saved_at != k and _save_checkpoint(checkpoint, st, run.config, k):
+                saved_at = k
+            _console.say(f"\ndynclip.simulate interrupted at step {k} of {n_steps} "
+                         f"({signal.Signals(stop.signum).name}): " + ("returning a partial result" if stop.signum == signal.SIGINT else
+                                           "ending the process")
+                         + (f" (state saved to {checkpoint})" if saved_at == k else ""))
     finally:
+        stop.restore()
         if bar is not None:
             bar.close()
     run.config["wall_time_s"] = _time.perf_counter() - t_start
+    stop.redeliver()
     return k, partial
+
+
+class _StopSignals:
+    """For the drive loop: Ctrl-C (with Python's default handler) and SIGTERM (what Slurm, Kubernetes
+    and ``timeout`` send) ask the loop to stop after the chunk running, so the state can be saved.
+
+    Handlers are installed in the main thread only and restored before simulate returns; a SIGTERM
+    is then delivered again to the previous handler (by default, ending the process with the usual
+    status). A second Ctrl-C raises KeyboardInterrupt at once. SIGTERM ignored or handled outside
+    Python is left alone."""
+
+    def __init__(self):
+        self.signum, self.saved = None, {}
+
+    def install(self):
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            old = signal.getsignal(sig)
+            if old is signal.default_int_handler if sig == signal.SIGINT else (old == signal.SIG_DFL or callable(old)):
+                try:
+                    signal.signal(sig, self._handler)
+                except (ValueError, OSError):     # not the main interpreter
+                    continue
+                self.saved[sig] = old
+
+    def _handler(self, signum, frame):
+        if signum == signal.SIGINT and self.signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        if self.signum != signal.SIGTERM:
+            self.signum = signum
+
+    def restore(self):
+        while self.saved:
+            sig, old = self.saved.popitem()
+            signal.signal(sig, old)
+
+    def redeliver(self):
+        if self.signum == signal.SIGTERM:
+            signal.raise_signal(signal.SIGTERM)
 
 
 def json_roundtrip(d):
@@ -400,18 +457,6 @@ def _save_checkpoint(path, st, config, k):
         warnings.warn(f"dynclip.simulate could not write the checkpoint {path!r} ({type(e).__name__}: {e}); "
                       "the run goes on", RuntimeWarning, stacklevel=3)
         return False
-
-
-def _progress(progress, n_steps, k, per_step):
-    if progress is None:
-        progress = sys.stderr.isatty() and n_steps * per_step > 3e9
-    if not progress:
-        return None
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:  # tqdm is optional
-        return None
-    return tqdm(total=n_steps, initial=k, unit="step", desc="simulate", leave=False)
 
 
 def _result(run, st, k, partial):

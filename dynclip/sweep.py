@@ -27,7 +27,6 @@ import hashlib
 import inspect
 import itertools
 import math
-import sys
 import threading
 import uuid
 from dataclasses import fields
@@ -38,6 +37,7 @@ from .engine import simulate, _fingerprint, NONFINITE
 from .model import MLP, check_theta, init_params, check_choice
 from .results import SAResult
 from .rng import replica_seeds
+from . import _console
 
 __all__ = ["sweep", "grid", "concat_results", "POSITIONAL"]
 
@@ -250,18 +250,6 @@ class _Theta0Hash:
 # ----------------------------------------------------------------------------------------
 # sweep
 # ----------------------------------------------------------------------------------------
-def _progress(progress, total):
-    if progress is None:
-        progress = sys.stderr.isatty() and total > 1
-    if not progress:
-        return None
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:
-        return None
-    return tqdm(total=total, unit="block", desc="sweep", leave=False)
-
-
 def sweep(configs, *, n_replicas, block_size=None, client=None, progress=None):
     """Run every configuration with ``n_replicas`` replicas, in blocks of ``block_size`` replicas.
 
@@ -314,13 +302,13 @@ def sweep(configs, *, n_replicas, block_size=None, client=None, progress=None):
     jobs = [(i, start, size) for i in range(len(cfgs)) for start, size in blocks]
     got = {}
     hashes = [_Theta0Hash(R, c["net"].n_params) for c in cfgs]
-    bar = _progress(progress, len(jobs))
+    bar = _console.bar(progress, len(jobs) > 1, total=len(jobs), unit="block", desc="sweep", leave=False)
 
     def done(i, start, res, th0):
         got[i, start] = res
         hashes[i].add(start, th0)
         if bar is not None:
-            bar.update(1)
+            bar.update_to(len(got))
 
     try:
         if client is None:

@@ -40,6 +40,11 @@ def _child(body, T, **popen):
     return subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, **popen)
 
 
+def _ck_step(ck):
+    """The step a checkpoint file was written at."""
+    return read_npz(ck, "SACheckpoint")[1]["k"]
+
+
 def _same(a, b):
     for name in ("theta_final", "step", "time", "loss", "grad_norm", "clip_factor", "clip_fraction",
                  "displacement", "max_displacement", "update_sum", "diverged", "blowup_step"):
@@ -162,3 +167,107 @@ def test_kill_mid_write_leaves_no_npz_litter(tmp_path):
         assert z["x"].shape in ((3,), (30_000_000,))
     atomic_savez(target, {"x": np.zeros(3)}, {"format": "T"})
     assert [f.name for f in tmp_path.iterdir()] == ["big.npz"]
+
+
+# ----------------------------------------------------------------------------------------
+# 3. progress output never ends a computation
+# ----------------------------------------------------------------------------------------
+def test_progress_on_a_pipe_that_closes():
+    """The reader of stderr goes away while the bar is drawn: the run finishes and returns its result."""
+    T = 3_000_000
+    p = _child(f"""
+        import dynclip.engine as E
+        E._CHUNK_WORK = 2e5
+        dc.simulate(*pos, **dict(kw, n_steps=10))                     # compile first
+        print("ready", flush=True)
+        res = dc.simulate(*pos, **kw, progress=True)
+        print("done", res.partial, res.step[-1], flush=True)
+    """, T, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert p.stdout.readline().strip() == "ready"
+        seen = p.stderr.read(1)            # the bar has started drawing
+        p.stderr.close()                   # ... and its reader goes away
+        out = p.stdout.read()
+        p.wait(timeout=300)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert seen and out.split() == ["done", "False", str(T)], out
+
+
+def test_closed_stderr():
+    """``2>&-`` (daemons): sys.stderr is None; simulate and sweep run, with or without a progress bar."""
+    code = textwrap.dedent(SETUP.format(T=200)) + textwrap.dedent("""
+        assert sys.stderr is None
+        from dynclip.sweep import sweep
+        for progress in (None, True, False):
+            dc.simulate(*pos, **kw, progress=progress)
+            cfg = dict(zip(("net", "X", "Y", "rule", "schedule"), pos), n_steps=50, seed=0)
+            sweep([cfg], n_replicas=2, block_size=1, progress=progress)
+        print("ok", flush=True)
+    """)
+    out = subprocess.run(["sh", "-c", 'exec "$0" -c "$1" 2>&-', sys.executable, code], cwd=ROOT,
+                         stdout=subprocess.PIPE, text=True, timeout=300)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out
+
+
+# ----------------------------------------------------------------------------------------
+# 4. SIGTERM: stop like Ctrl-C, save the state, then end as asked
+# ----------------------------------------------------------------------------------------
+def _run_until_checkpoint(ck, body, T=50_000_000):
+    p = _child(f"""
+        import dynclip.engine as E
+        E._CHUNK_WORK = 2e5
+        dc.simulate(*pos, **dict(kw, n_steps=10))                     # compile first
+        {body}
+    """, T, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not ck.exists() and time.time() < deadline and p.poll() is None:
+        time.sleep(0.02)
+    assert ck.exists(), "no checkpoint within 120 s"
+    time.sleep(0.3)
+    p.send_signal(signal.SIGTERM)
+    try:
+        stdout, stderr = p.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.wait()
+        pytest.fail("the run did not stop within 120 s of SIGTERM")
+    return p.returncode, stdout, stderr
+
+
+def test_sigterm_saves_the_state_then_ends(tmp_path):
+    ck = tmp_path / "ck.npz"
+    ce = 100_003
+    rc, stdout, stderr = _run_until_checkpoint(ck, f"""
+        dc.simulate(*pos, **kw, checkpoint={str(ck)!r}, checkpoint_every={ce})
+        print("returned", flush=True)
+    """)
+    assert rc == -signal.SIGTERM and "returned" not in stdout, (rc, stdout, stderr)
+    k = _ck_step(ck)
+    assert k > ce and k % ce, k                  # saved at the signal, not at a periodic checkpoint
+    assert f"at step {k} of 50000000 (SIGTERM)" in stderr and "state saved" in stderr
+
+
+def test_sigterm_with_a_handler_of_the_user(tmp_path):
+    """The user's own SIGTERM handler runs after the state is saved; simulate returns the partial result
+    and leaves the user's handlers installed."""
+    ck = tmp_path / "ck.npz"
+    rc, stdout, stderr = _run_until_checkpoint(ck, f"""
+        mine = lambda s, f: print("handler", flush=True)
+        signal.signal(signal.SIGTERM, mine)
+        res = dc.simulate(*pos, **kw, checkpoint={str(ck)!r}, checkpoint_every=100_003)
+        print("partial" if res.partial else "complete", res.step[-1], flush=True)
+        print(signal.getsignal(signal.SIGTERM) is mine, signal.getsignal(signal.SIGINT) is signal.default_int_handler)
+    """)
+    assert rc == 0, stderr
+    lines = stdout.split("\n")
+    assert lines[0] == "handler" and lines[1].startswith("partial ") and lines[2] == "True True", stdout
+
+
+def test_handlers_restored_after_simulate():
+    pos, kw = _args(100)
+    before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    dc.simulate(*pos, **kw)
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
