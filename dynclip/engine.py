@@ -6,6 +6,7 @@ steps. Chunks give progress bars, Ctrl-C handling and checkpoints without touchi
 maths; a chunked run is bit-identical to an unchunked one.
 """
 import hashlib
+import math
 import os
 import signal
 import tempfile
@@ -25,7 +26,7 @@ from .rng import replica_seeds
 from .schedules import check_schedule
 from . import _kernels as K
 from ._jit import announce_compile
-from . import _console
+from . import _console, _memory
 
 CLIP_PER = ("batch", "sample")
 NONFINITE = ("stop", "raise")
@@ -243,6 +244,7 @@ def _prepare(net, X, Y, rule, schedule, *, n_steps, seed, batch_size, n_replicas
         ce = _int("checkpoint_every", checkpoint_every if checkpoint_every is not None else max(1, n_steps // 10))
     else:
         ce = None
+    _check_memory(n_steps, R, B, P, N, every, record_theta, track_noise, optimizer, indices)
     if indices is not None:
         try:
             idx = np.asarray(indices)
@@ -287,15 +289,35 @@ def _prepare(net, X, Y, rule, schedule, *, n_steps, seed, batch_size, n_replicas
                 a_all_t=a_all_t, ref=ref, reference=reference is not None, config=config)
 
 
-def _state_layout(run):
+def _state_layout(R, P, Krec, track_noise, record_theta, optimizer):
     """``{name: (dtype, shape)}`` of the run state (what a checkpoint holds)."""
-    R, P, Krec = run.R, run.P, run.Krec
-    shape_m, shape_v = state_shapes(run.optimizer, R, P)
+    shape_m, shape_v = state_shapes(optimizer, R, P)
     f8, i8 = np.dtype(np.float64), np.dtype(np.int64)
     return dict(theta=(f8, (R, P)), theta0=(f8, (R, P)), rng=(np.dtype(np.uint64), (R,)), mu=(f8, (R, 2)),
-                xi=(f8, (R, P) if run.track_noise else (R, 0)), acc=(f8, (R, K.N_ACC)), status=(i8, (R, 4)),
-                rec=(f8, (R, K.N_REC, Krec)), rec_theta=(f8, (R, Krec, P) if run.record_theta else (R, 0, 0)),
+                xi=(f8, (R, P) if track_noise else (R, 0)), acc=(f8, (R, K.N_ACC)), status=(i8, (R, 4)),
+                rec=(f8, (R, K.N_REC, Krec)), rec_theta=(f8, (R, Krec, P) if record_theta else (R, 0, 0)),
                 opt_m=(f8, shape_m), opt_v=(f8, shape_v), opt_t=(i8, (R,)))
+
+
+def _run_layout(run):
+    return _state_layout(run.R, run.P, run.Krec, run.track_noise, run.record_theta, run.optimizer)
+
+
+def _check_memory(n_steps, R, B, P, N, every, record_theta, track_noise, optimizer, indices):
+    """Refuse, before allocating anything, a run that needs more memory than is available."""
+    Krec = (n_steps - 1) // every + 2
+    layout = _state_layout(R, P, Krec, track_noise, record_theta, optimizer)
+    nbytes = {name: dt.itemsize * math.prod(shape) for name, (dt, shape) in layout.items()}
+    state = sum(nbytes.values()) - nbytes["rec"] - nbytes["rec_theta"] + 8 * R * (P + 2)   # + initial points
+    recs = f"records = n_steps / record_every + 1 = {Krec} (n_steps={n_steps}, record_every={every})"
+    parts = [(nbytes["rec"], f"records of n_replicas={R} replicas x {recs}"),
+             (nbytes["rec_theta"], f"record_theta=True: n_replicas={R} x P={P} parameters x {recs}"),
+             (24 * (n_steps + 1), f"step-size table: 24 B x n_steps={n_steps}"),
+             (state, f"state of n_replicas={R} replicas x P={P} parameters")]
+    if indices is not None:
+        parts.append((8 * R * n_steps * B, f"indices as int64: n_replicas={R} x n_steps={n_steps} x "
+                                           f"batch_size={B}"))
+    _memory.check("simulate", parts)
 
 
 def _initial_points(run, theta0):
@@ -319,7 +341,7 @@ def _initial_state(run, theta0):
     if resume is not None and (checkpoint is None or resume != checkpoint):
         # resume == checkpoint with no file yet is the "start or continue" idiom
         raise ValueError(f"resume file {resume!r} does not exist")
-    st = {name: np.empty(shape, dtype) for name, (dtype, shape) in _state_layout(run).items()}
+    st = {name: np.empty(shape, dtype) for name, (dtype, shape) in _run_layout(run).items()}
     st["theta"][:] = th0
     st["theta0"] = th0
     st["rng"][:] = states
@@ -338,7 +360,7 @@ def _read_checkpoint(run, path):
     if meta.get("config") != json_roundtrip(run.config):
         raise ValueError(f"resume={path!r} was written by a run with other arguments")
     st = {}
-    for name, (dtype, shape) in _state_layout(run).items():
+    for name, (dtype, shape) in _run_layout(run).items():
         if name not in arrays or arrays[name].shape != shape:
             raise ValueError(f"resume={path!r} is missing or has a mis-shaped {name!r}")
         st[name] = np.ascontiguousarray(arrays[name])

@@ -32,7 +32,7 @@ pos = (net, X, Y, C.classic(0.5), S.inverse(1.0, 10.0))
 def _args(T, **more):
     X, Y = dc.data.d64("light")
     return (dc.mlp([2, 8, 1]), X, Y, C.classic(0.5), S.inverse(1.0, 10.0)), dict(
-        n_steps=T, seed=3, n_replicas=4, batch_size=2, record_every=500, **more)
+        dict(n_steps=T, seed=3, n_replicas=4, batch_size=2, record_every=500), **more)
 
 
 def _child(body, T, **popen):
@@ -271,3 +271,57 @@ def test_handlers_restored_after_simulate():
     before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
     dc.simulate(*pos, **kw)
     assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
+
+
+# ----------------------------------------------------------------------------------------
+# 2, 7. sizes: checked against memory before anything is allocated; no copy of the records
+# ----------------------------------------------------------------------------------------
+@pytest.mark.parametrize("kw, names", [
+    (dict(n_steps=10**12), ["n_steps"]),
+    (dict(n_replicas=10**9), ["n_replicas"]),
+    (dict(n_replicas=10**4, n_steps=10**6, record_every=1, record_theta=True),
+     ["record_theta", "n_replicas", "n_steps", "record_every"]),
+])
+def test_absurd_sizes_refused_at_once(kw, names):
+    """In a subprocess with a time limit: before, n_replicas=10**9 spent hours seeding replicas, and
+    n_steps=10**12 failed in NumPy without naming the argument."""
+    code = textwrap.dedent(SETUP.format(T=10)) + textwrap.dedent(f"""
+        import time
+        from dynclip import _memory
+        if _memory.available() is None:
+            print("unknown"); sys.exit()
+        t0 = time.perf_counter()
+        try:
+            dc.simulate(*pos, **dict(kw, **{kw!r}))
+        except ValueError as e:
+            print(round(time.perf_counter() - t0, 3), str(e))
+    """)
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True, timeout=120)
+    if out.stdout.strip() == "unknown":
+        pytest.skip("available memory unknown on this system")
+    assert out.returncode == 0, out.stderr
+    seconds, msg = out.stdout.split(" ", 1)
+    assert float(seconds) < 1.0 and "memory" in msg and all(f"{n}=" in msg for n in names), msg
+
+
+def test_no_copy_of_the_records(tmp_path):
+    """A record_theta run (and its resume) allocates the theta records once: building the result takes
+    views (before: a copy, twice the memory; resume: a fresh state and the file's)."""
+    import tracemalloc
+    pos, kw = _args(40_000, record_every=1, record_theta=True)
+    dc.simulate(*pos, **dict(kw, n_steps=10))
+    rec_theta = 4 * 40_001 * pos[0].n_params * 8
+    dc.simulate(*pos, **kw, checkpoint=tmp_path / "ck.npz", checkpoint_every=40_000)
+    tracemalloc.start()
+    try:
+        res = dc.simulate(*pos, **kw)
+        peak = tracemalloc.get_traced_memory()[1]
+        del res
+        tracemalloc.reset_peak()
+        again = dc.simulate(*pos, **kw, resume=tmp_path / "ck.npz")
+        peak_resume = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert again.theta.shape == (4, 40_001, pos[0].n_params)
+    assert peak < 1.5 * rec_theta and peak_resume < 1.5 * rec_theta, (peak, peak_resume, rec_theta)
