@@ -42,13 +42,13 @@ def size(n):
         x /= 1024
 
 
-def check(what, parts):
-    """Raise ValueError if the ``parts`` (list of ``(bytes, description)``) need more than is available;
+def check(what, parts, error=ValueError):
+    """Raise ``error`` if the ``parts`` (list of ``(bytes, description)``) need more than is available;
     the message lists the largest parts, each naming the arguments that drive it."""
     need = sum(b for b, _ in parts)
     avail = available()
     if avail is None or need <= avail:
         return
     big = sorted((p for p in parts if p[0] >= 0.1 * need), key=lambda p: -p[0])
-    raise ValueError(f"{what} would need about {size(need)} of memory, but {size(avail)} are available: "
+    raise error(f"{what} would need about {size(need)} of memory, but {size(avail)} are available: "
                      + "; ".join(f"{d} = {size(b)}" for b, d in big))

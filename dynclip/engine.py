@@ -21,7 +21,7 @@ from .clipping import ClipKind, check_rule
 from .optimizers import check_optimizer, state_shapes
 from .model import (check_no_unknown, check_net, check_data, check_theta, init_params, loss_code, check_int as _int, check_real,
                     check_choice, check_bool, check_seed, as_float_array, describe)
-from .results import SAResult, atomic_savez, read_npz
+from .results import FORMAT, FormatError, SAResult, atomic_savez, header_field, read_npz
 from .rng import replica_seeds
 from .schedules import check_schedule
 from . import _kernels as K
@@ -281,7 +281,7 @@ def _prepare(net, X, Y, rule, schedule, *, n_steps, seed, batch_size, n_replicas
         nonfinite=nonfinite, N=N, P=P, optimizer=optimizer.as_dict(), optimizer_name=optimizer.describe(),
         data_sha1=_fingerprint(X, Y2), theta0_sha1=None,
         indices_sha1=_fingerprint(idx) if indices is not None else None,
-        reference=reference is not None)
+        reference=reference is not None, reference_sha1=_fingerprint(ref) if reference is not None else None)
     return _Run(net=net, X=X, Y2=Y2, lk=lk, rule=rule, optimizer=optimizer, schedule=schedule, n_steps=n_steps,
                 B=B, R=R, rstart=rstart, seed=seed, per_sample=per_sample, nonfinite=nonfinite,
                 record_theta=record_theta, track_noise=track_noise, progress=progress, checkpoint=checkpoint,
@@ -355,16 +355,51 @@ def _initial_state(run, theta0):
     return st, 0
 
 
+# the argument behind each config entry, to say which one differs from a checkpoint's
+_CONFIG_ARGUMENT = dict(version="the dynclip version", widths="net", activation="net", P="net", loss_name="loss",
+                        rule_name="rule", schedule_name="schedule", replica_start="_replica_start", N="X",
+                        optimizer_name="optimizer", data_sha1="X or Y", theta0_sha1="theta0",
+                        indices_sha1="indices", reference_sha1="reference")
+
+
 def _read_checkpoint(run, path):
-    arrays, meta = read_npz(path, "SACheckpoint")
-    if meta.get("config") != json_roundtrip(run.config):
-        raise ValueError(f"resume={path!r} was written by a run with other arguments")
-    st = {}
-    for name, (dtype, shape) in _run_layout(run).items():
-        if name not in arrays or arrays[name].shape != shape:
-            raise ValueError(f"resume={path!r} is missing or has a mis-shaped {name!r}")
-        st[name] = np.ascontiguousarray(arrays[name])
-    return st, int(meta["k"])
+    """The state and step of checkpoint ``path``, checked against this run: its config (every argument,
+    fingerprints of the data, theta0, indices and reference flow), every array's dtype and shape, the
+    step the kernel wrote, and theta0 against its fingerprint."""
+    layout = _run_layout(run)
+
+    def expect(meta, members):
+        theirs, mine = header_field(meta, "config", dict, None), json_roundtrip(_checkpoint_config(run.config))
+        header_field(meta, "k", int, None)
+        if theirs != mine:
+            diff = sorted({_CONFIG_ARGUMENT.get(key, key) for key in set(mine) | set(theirs)
+                           if mine.get(key) != theirs.get(key)})
+            raise _OtherRun(f"resume={path!r} was written by a run with other arguments: {', '.join(diff)} "
+                            "differ(s); give the arguments of that run, or start afresh without resume")
+        return {name: (dt, shape, True) for name, (dt, shape) in layout.items()}
+
+    try:
+        arrays, meta = read_npz(path, "SACheckpoint", expect)
+    except _OtherRun:
+        raise
+    except ValueError as e:
+        raise ValueError(f"resume: {e}") from None
+    k = meta["k"]
+    st = {name: np.ascontiguousarray(arrays[name]) for name in layout}
+    if not 0 <= k <= run.n_steps or np.any(st["status"][:, 3] != k):
+        raise ValueError(f"resume={path!r} is inconsistent: its header says step {k}, its state says "
+                         f"{sorted(set(st['status'][:, 3].tolist()))[:3]} (n_steps = {run.n_steps})")
+    if _fingerprint(st["theta0"]) != run.config["theta0_sha1"]:
+        raise ValueError(f"resume={path!r} is inconsistent: its theta0 does not match its fingerprint")
+    return st, k
+
+
+class _OtherRun(FormatError):
+    """The checkpoint of another run (refused before its arrays are read)."""
+
+
+def _checkpoint_config(config):
+    return {key: v for key, v in config.items() if key != "wall_time_s"}
 
 
 def _drive(run, st, k):
@@ -472,8 +507,8 @@ def _save_checkpoint(path, st, config, k):
     """Write the state; a failed write (disk full, folder removed, ...) warns and the run goes on.
     Returns whether the checkpoint was written."""
     try:
-        atomic_savez(path, st, {"format": "SACheckpoint", "config": json_roundtrip(
-            {kk: v for kk, v in config.items() if kk != "wall_time_s"}), "k": int(k)})
+        atomic_savez(path, st, {"format": "SACheckpoint", "version": FORMAT,
+                                "config": json_roundtrip(_checkpoint_config(config)), "k": int(k)})
         return True
     except OSError as e:
         warnings.warn(f"dynclip.simulate could not write the checkpoint {path!r} ({type(e).__name__}: {e}); "

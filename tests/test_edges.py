@@ -325,3 +325,195 @@ def test_no_copy_of_the_records(tmp_path):
         tracemalloc.stop()
     assert again.theta.shape == (4, 40_001, pos[0].n_params)
     assert peak < 1.5 * rec_theta and peak_resume < 1.5 * rec_theta, (peak, peak_resume, rec_theta)
+
+
+# ----------------------------------------------------------------------------------------
+# 5, 6. tampered, foreign and hostile files
+# ----------------------------------------------------------------------------------------
+def _rewrite(src, dst, meta=None, **arrays):
+    """Copy an npz file, changing its header (a function of the header) and some arrays (None: drop)."""
+    with np.load(src) as z:
+        members = {k: z[k] for k in z.files}
+    head = json.loads(members["__meta__"].tobytes())
+    if meta is not None:
+        head = meta(head)
+    members.update(arrays)
+    members = {k: v for k, v in members.items() if v is not None}
+    members["__meta__"] = np.frombuffer(json.dumps(head).encode(), dtype=np.uint8)
+    np.savez(dst, **members)
+    return dst
+
+
+@pytest.fixture(scope="module")
+def checkpoint_run(tmp_path_factory):
+    d = tmp_path_factory.mktemp("ck")
+    X, Y = dc.data.d64("light")
+    flow = dc.ode.integrate(dc.mlp([2, 8, 1]), X, Y, C.classic(0.5), dc.init_params(dc.mlp([2, 8, 1]), 0),
+                            dc.record_times(S.inverse(1.0, 10.0), 1000, 100)[1])
+    pos, kw = _args(1000, record_every=100, theta0=dc.init_params(dc.mlp([2, 8, 1]), 0), reference=flow)
+    whole = dc.simulate(*pos, **kw)
+    ck = d / "ck.npz"
+    dc.simulate(*pos, **dict(kw, n_steps=1000), checkpoint=ck, checkpoint_every=400)
+    mid = d / "mid.npz"                           # the state at step 800 (the periodic checkpoint before the end)
+    pos2, kw2 = pos, dict(kw)
+    import dynclip.engine as E
+    real = E._save_checkpoint
+    try:
+        E._save_checkpoint = lambda path, st, config, k: real(mid, st, config, k) if k == 800 else True
+        dc.simulate(*pos2, **kw2, checkpoint=d / "unused.npz", checkpoint_every=400)
+    finally:
+        E._save_checkpoint = real
+    return pos, kw, whole, mid, flow
+
+
+def test_resume_checks_everything_it_depends_on(checkpoint_run, tmp_path):
+    pos, kw, whole, mid, flow = checkpoint_run
+    _same(whole, dc.simulate(*pos, **kw, resume=mid))
+    other_flow = dc.FlowResult(t=flow.t, theta=flow.theta + 1e-3, loss=flow.loss, H_norm=flow.H_norm)
+    with pytest.raises(ValueError, match="other arguments: reference differ"):
+        dc.simulate(*pos, **dict(kw, reference=other_flow), resume=mid)
+    with pytest.raises(ValueError, match="other arguments: batch_size, seed differ"):
+        dc.simulate(*pos, **dict(kw, seed=4, batch_size=3), resume=mid)
+    with pytest.raises(ValueError, match="other arguments: theta0 differ"):
+        dc.simulate(*pos, **dict(kw, theta0=kw["theta0"] * 2), resume=mid)
+    bad = tmp_path / "bad.npz"
+    with np.load(mid) as z:
+        st = {k: z[k] for k in z.files}
+    for meta, arrays, match in [
+        (lambda h: dict(h, k=400), {}, "header says step 400"),            # re-runs steps on a later state
+        (lambda h: dict(h, k=True), {}, "'k' must be an integer"),
+        (lambda h: dict(h, k=5000), {}, "step 5000"),
+        (None, dict(rng=st["rng"].astype(np.int64)), "'rng' is <i8"),     # another random stream
+        (None, dict(theta=st["theta"][:, :-1]), "'theta' is"),
+        (None, dict(status=st["status"].astype(np.float64)), "'status' is <f8"),
+        (None, dict(opt_t=None), "missing fields \\['opt_t'\\]"),
+        (None, dict(extra=np.zeros(3)), "unknown fields \\['extra'\\]"),
+        (None, dict(theta0=st["theta0"] + 1.0), "theta0 does not match"),
+        (lambda h: dict(h, version="dynclip-result-v9"), {}, "format version"),
+    ]:
+        _rewrite(mid, bad, meta, **arrays)
+        with pytest.raises(ValueError, match=match):
+            dc.simulate(*pos, **kw, resume=bad)
+
+
+def test_resource_errors_are_not_called_corruption(checkpoint_run, tmp_path, monkeypatch):
+    """MemoryError or an I/O error while reading a good file is reported as such, never as a damaged
+    file (which would invite deleting it)."""
+    pos, kw, whole, mid, flow = checkpoint_run
+    whole.save(tmp_path / "r.npz")
+    real = np.lib.format.read_array
+    for exc in (MemoryError("no memory"), OSError(5, "Input/output error")):
+        def failing(*a, **k):
+            if a[0].name != "__meta__.npy":
+                raise exc
+            return real(*a, **k)
+        monkeypatch.setattr(np.lib.format, "read_array", failing)
+        with pytest.raises(type(exc)):
+            dc.simulate(*pos, **kw, resume=mid)
+        with pytest.raises(type(exc)):
+            dc.SAResult.load(tmp_path / "r.npz")
+        monkeypatch.setattr(np.lib.format, "read_array", real)
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory):
+    pos, kw = _args(300, record_every=100, record_theta=True, track_noise=True, batch_size=1)
+    res = dc.simulate(*pos, **kw)
+    p = tmp_path_factory.mktemp("saved") / "r.npz"
+    res.save(p)
+    return res, p
+
+
+def test_load_checks_types_and_shapes(saved, tmp_path):
+    res, p = saved
+    back = dc.SAResult.load(p)
+    for f in ("theta_final", "loss", "theta", "noise", "step", "diverged"):
+        np.testing.assert_array_equal(getattr(back, f), getattr(res, f))
+        assert getattr(back, f).dtype == getattr(res, f).dtype
+    assert back.partial is False and back.config == res.config
+    bad = tmp_path / "bad.npz"
+    for meta, arrays, match in [
+        (None, dict(loss=res.loss[:, :-1]), "'loss' is <f8 \\(4, 3\\), expected <f8 \\(4, 4\\)"),
+        (None, dict(theta_final=np.array([["a"]])), "'theta_final' is <U1"),
+        (None, dict(step=res.step.astype(np.float64)), "'step' is <f8"),
+        (None, dict(diverged=res.diverged.astype(np.int8)), "'diverged' is"),
+        (lambda h: dict(h, partial="false"), {}, "'partial' must be true or false"),
+        (lambda h: dict(h, config=[1]), {}, "'config' must be an object"),
+        (lambda h: dict(h, version="dynclip-result-v2"), {}, "format version 'dynclip-result-v2'"),
+        (lambda h: dict(h, shape={"R": 4, "K": 4}), {}, "'shape'"),
+        (lambda h: dict(h, shape={"R": 4, "K": 5, "P": res.theta_final.shape[1]}), {}, "'step' is"),
+    ]:
+        _rewrite(p, bad, meta, **arrays)
+        with pytest.raises(ValueError, match=f"{bad} is not a valid dynclip SAResult file .*{match}"):
+            dc.SAResult.load(bad)
+    # a file written before the version was recorded: accepted when its layout is the current one
+    legacy = _rewrite(p, tmp_path / "legacy.npz", lambda h: {k: v for k, v in h.items() if k not in ("version", "shape")})
+    np.testing.assert_array_equal(dc.SAResult.load(legacy).theta, res.theta)
+    _rewrite(legacy, bad, None, loss=res.loss[:, :-1])
+    with pytest.raises(ValueError, match="'loss' is"):
+        dc.SAResult.load(bad)
+
+
+def test_flow_result_load_checks(tmp_path):
+    net = dc.mlp([2, 1])
+    flow = dc.ode.integrate(net, np.ones((3, 2)), np.zeros(3), C.none(), np.ones(3), [0.0, 0.5, 1.0])
+    p = tmp_path / "f.npz"
+    flow.save(p)
+    back = dc.FlowResult.load(p)
+    np.testing.assert_array_equal(back.theta, flow.theta)
+    assert back.n_rhs == flow.n_rhs and back.partial is False
+    for meta, arrays, match in [(lambda h: dict(h, n_rhs="12"), {}, "'n_rhs' must be an integer"),
+                                (None, dict(t=flow.t[:-1]), "'t' is"),
+                                (lambda h: dict(h, partial=1), {}, "'partial'")]:
+        _rewrite(p, tmp_path / "bad.npz", meta, **arrays)
+        with pytest.raises(ValueError, match=match):
+            dc.FlowResult.load(tmp_path / "bad.npz")
+
+
+def test_deflate_bomb_refused_before_decompressing(saved, tmp_path):
+    """A small file whose member inflates to 1 GiB: refused from the .npy header, nothing allocated."""
+    import tracemalloc
+    import zipfile
+    res, p = saved
+    bomb = tmp_path / "bomb.npz"
+    with np.load(p) as z:
+        members = {k: z[k] for k in z.files}
+    with zipfile.ZipFile(bomb, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for k, v in members.items():
+            if k != "theta":
+                with zf.open(k + ".npy", "w") as f:
+                    np.lib.format.write_array(f, v)
+        with zf.open("theta.npy", "w", force_zip64=True) as f:
+            big = (4, 4 * 2**22, res.theta.shape[2])
+            np.lib.format.write_array_header_1_0(f, {"descr": "<f8", "fortran_order": False, "shape": big})
+            block = bytes(2**24)
+            for _ in range(64):           # 1 GiB of zeros
+                f.write(block)
+    assert os.path.getsize(bomb) < 5 * 2**20
+    tracemalloc.start()
+    try:
+        with pytest.raises(ValueError, match="'theta' is <f8 \\(4, 16777216"):
+            dc.SAResult.load(bomb)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 50 * 2**20
+
+
+def test_non_regular_files_refused(tmp_path):
+    fifo = tmp_path / "fifo.npz"
+    os.mkfifo(fifo)
+    t0 = time.perf_counter()
+    with pytest.raises(ValueError, match="a FIFO"):
+        dc.SAResult.load(fifo)
+    with pytest.raises(ValueError, match="a folder"):
+        dc.SAResult.load(tmp_path)
+    assert time.perf_counter() - t0 < 5
+
+
+@pytest.mark.parametrize("content", [b"\x00", b"\x00" * 4096, b"\x80\x04K\x01."])
+def test_tiny_and_zero_files_not_called_pickles(tmp_path, content):
+    (tmp_path / "z.npz").write_bytes(content)
+    with pytest.raises(ValueError, match="not an .npz archive") as e:
+        dc.SAResult.load(tmp_path / "z.npz")
+    assert "pickle" not in str(e.value)
