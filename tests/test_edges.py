@@ -517,3 +517,97 @@ def test_tiny_and_zero_files_not_called_pickles(tmp_path, content):
     with pytest.raises(ValueError, match="not an .npz archive") as e:
         dc.SAResult.load(tmp_path / "z.npz")
     assert "pickle" not in str(e.value)
+
+
+# ----------------------------------------------------------------------------------------
+# 8. Dask edges: no worker, client closed, a block lost too often; finished blocks are kept
+# ----------------------------------------------------------------------------------------
+def _dask():
+    return pytest.importorskip("dask.distributed", reason="dask.distributed is not installed")
+
+
+def _sweep_in_thread(*args, **kw):
+    import threading
+    from dynclip.sweep import sweep
+    out = {}
+
+    def run():
+        try:
+            out["res"] = sweep(*args, **kw)
+        except BaseException as e:
+            out["err"] = e
+    th = threading.Thread(target=run, daemon=True)
+    th.start()
+    return th, out
+
+
+def test_sweep_with_no_worker_gives_up():
+    import logging
+    from dynclip.sweep import SweepError
+    distributed = _dask()
+    pos, _ = _args(10)
+    cfg = dict(zip(("net", "X", "Y", "rule", "schedule"), pos), n_steps=10, seed=0)
+    with distributed.LocalCluster(n_workers=0, processes=False, dashboard_address=None,
+                                  silence_logs=logging.CRITICAL) as cluster, distributed.Client(cluster) as client:
+        th, out = _sweep_in_thread([cfg], n_replicas=2, block_size=1, client=client, worker_timeout=1.0)
+        th.join(60)
+        assert not th.is_alive(), "sweep waited for a worker for 60 s"
+    assert isinstance(out.get("err"), SweepError) and "no worker" in str(out["err"]) and out["err"].blocks == {}
+
+
+def test_sweep_keeps_finished_blocks_when_a_block_is_lost():
+    """One failure allowed per task: killing the worker of a long block ends the sweep with a SweepError
+    holding the blocks already done; ``finished=`` then runs only the rest, bit-identical."""
+    import dask
+    import logging
+    from dynclip.sweep import SweepError, sweep
+    distributed = _dask()
+    X, Y = dc.data.d64("light")
+    quick = dict(net=dc.mlp([2, 8, 1]), X=X, Y=Y, rule=C.classic(0.5), schedule=S.inverse(1.0, 10.0), n_steps=200,
+                 seed=3, record_every=50)
+    slow = dict(quick, n_steps=3_000_000, record_every=1_000_000, seed=4)       # a few s per block
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
+        with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None,
+                                      silence_logs=logging.CRITICAL) as cluster, distributed.Client(cluster) as client:
+            client.submit(lambda: 0).result()
+            pid = list(client.run(os.getpid).values())[0]
+            th, out = _sweep_in_thread([quick, slow], n_replicas=2, block_size=1, client=client)
+            deadline = time.time() + 120        # the quick blocks run first (submitted first, one thread)
+            while time.time() < deadline:
+                busy = client.run_on_scheduler(lambda dask_scheduler: [
+                    str(k) for k, ts in dask_scheduler.tasks.items() if ts.state == "processing"])
+                if any("-c1-" in k for k in busy):
+                    break
+                time.sleep(0.05)
+            time.sleep(0.5)
+            os.kill(pid, signal.SIGKILL)
+            th.join(120)
+            assert not th.is_alive()
+            err = out.get("err")
+            assert isinstance(err, SweepError) and "lost with its worker" in str(err), out
+            assert {(0, 0), (0, 1)} <= set(err.blocks), err.blocks
+            client.wait_for_workers(1, timeout=60)
+            rest = sweep([quick, slow], n_replicas=2, block_size=1, client=client, finished=err.blocks)
+    for cfg, res in zip([quick, slow], rest):
+        pos = [cfg[k] for k in ("net", "X", "Y", "rule", "schedule")]
+        kw = {k: v for k, v in cfg.items() if k not in ("net", "X", "Y", "rule", "schedule")}
+        _same(res, dc.simulate(*pos, **kw, n_replicas=2))
+
+
+def test_sweep_when_the_client_is_closed():
+    import logging
+    from dynclip.sweep import SweepError
+    distributed = _dask()
+    X, Y = dc.data.d64("light")
+    slow = dict(net=dc.mlp([2, 8, 1]), X=X, Y=Y, rule=C.classic(0.5), schedule=S.inverse(1.0, 10.0),
+                n_steps=3_000_000, record_every=1_000_000, seed=4)
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None,
+                                  silence_logs=logging.CRITICAL) as cluster:
+        client = distributed.Client(cluster)
+        th, out = _sweep_in_thread([slow], n_replicas=2, block_size=1, client=client)
+        time.sleep(1.0)
+        client.close()
+        th.join(60)
+        assert not th.is_alive()
+    err = out.get("err")
+    assert isinstance(err, SweepError) and "closed" in str(err), repr(err)
