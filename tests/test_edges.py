@@ -611,3 +611,25 @@ def test_sweep_when_the_client_is_closed():
         assert not th.is_alive()
     err = out.get("err")
     assert isinstance(err, SweepError) and "closed" in str(err), repr(err)
+
+
+# ----------------------------------------------------------------------------------------
+# 9. a Ctrl-C before the first chunk still gives record 0 (step[-1] works on every partial result)
+# ----------------------------------------------------------------------------------------
+def test_ctrl_c_at_the_first_chunk(monkeypatch):
+    import dynclip._kernels as K
+    if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        pytest.skip("SIGINT is not handled by Python's default handler here")
+    real, calls = K.run_chunk, []
+
+    def interrupted_first(*a):
+        if not calls:
+            os.kill(os.getpid(), signal.SIGINT)       # lands before the first chunk has run
+        calls.append(a[:2])
+        return real(*a)
+
+    monkeypatch.setattr(K, "run_chunk", interrupted_first)
+    pos, kw = _args(10**6)
+    res = dc.simulate(*pos, **kw)
+    assert res.partial and res.step.size >= 1 and res.step[0] == 0 and np.all(np.isfinite(res.loss[:, 0]))
+    assert len(calls) == 1
