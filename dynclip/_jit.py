@@ -56,9 +56,9 @@ def announce_compile(what="dynclip"):
     _announced = True
     if glob.glob(os.path.join(glob.escape(numba.config.CACHE_DIR or ""), "**", "*run_chunk*.nbi"), recursive=True):
         return
-    import sys
-    print(f"{what}: compiling the kernels (once per machine and dynclip version, about a minute; "
-          "'dynclip warmup' does it up front) ...", file=sys.stderr, flush=True)
+    from ._console import say
+    say(f"{what}: compiling the kernels (once per machine and dynclip version, about a minute; "
+        "'dynclip warmup' does it up front) ...")
 
 
 def _one_specialisation(disp):

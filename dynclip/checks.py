@@ -9,6 +9,7 @@ or an array of them and check every entry (for the broadcasting functions of
 """
 import math
 import os
+import tempfile
 
 import numpy as np
 
@@ -145,13 +146,34 @@ def check_seed(seed, name="seed"):
 
 
 def check_path(name, v):
-    """A file path (str, bytes or os.PathLike) as str/bytes, or None; TypeError otherwise."""
+    """A file path (str, bytes or os.PathLike) as a str, or None; TypeError otherwise."""
     if v is None:
         return None
     try:
-        return os.fspath(v)
+        return os.fsdecode(os.fspath(v))
     except TypeError:
-        raise TypeError(f"{name} must be a file path (str or os.PathLike); got {describe(v)}") from None
+        raise TypeError(f"{name} must be a file path (str, bytes or os.PathLike); got {describe(v)}") from None
+
+
+def check_writable_path(name, v):
+    """A path that a file can be written to (its folder exists and takes a new file; it is not a folder),
+    as a str, or None. Checked by creating and removing a file there, so a run fails at once, not at its
+    first write."""
+    p = check_path(name, v)
+    if p is None:
+        return None
+    if os.path.isdir(p):
+        raise ValueError(f"{name}={p!r} is a folder; give a file path such as {os.path.join(p, 'run.npz')!r}")
+    parent = os.path.dirname(os.path.abspath(p))
+    if not os.path.isdir(parent):
+        raise ValueError(f"{name}={p!r}: the folder {parent!r} does not exist or is not a folder")
+    try:
+        fd, probe = tempfile.mkstemp(dir=parent, prefix=".dynclip-probe-")
+        os.close(fd)
+        os.remove(probe)
+    except OSError as e:
+        raise ValueError(f"{name}={p!r}: cannot write a file in {parent!r} ({e.strerror or e})") from None
+    return p
 
 
 # ----------------------------------------------------------------------------------------

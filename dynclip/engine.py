@@ -6,9 +6,12 @@ steps. Chunks give progress bars, Ctrl-C handling and checkpoints without touchi
 maths; a chunked run is bit-identical to an unchunked one.
 """
 import hashlib
+import math
 import os
-import sys
+import signal
+import threading
 import time as _time
+import warnings
 
 import numpy as np
 
@@ -17,12 +20,13 @@ from .clipping import ClipKind, capabilities, check_rule
 from .optimizers import check_optimizer, state_shapes
 from .model import init_params, loss_code
 from .checks import (check_no_unknown, check_net, check_data, check_theta, check_int, check_positive, check_choice,
-                     check_bool, check_seed, check_path, as_float_array, describe)
-from .results import SAResult, atomic_savez, read_npz
+                     check_bool, check_seed, check_path, check_writable_path, as_float_array, describe)
+from .results import FORMAT, FormatError, SAResult, atomic_savez, header_field, read_npz
 from .rng import replica_seeds
 from .schedules import check_schedule
 from . import _kernels as K
 from ._jit import announce_compile, run_rows
+from . import _console, _memory
 
 CLIP_PER = ("batch", "sample")
 NONFINITE = ("stop", "raise")
@@ -117,7 +121,10 @@ def simulate(net, X, Y, rule, schedule, *, n_steps, seed, batch_size=1, n_replic
     progress : bool or None
         Progress bar (None: only on a terminal for runs longer than a few seconds).
     checkpoint, checkpoint_every : path, int
-        Save the whole run state atomically to ``checkpoint`` every ``checkpoint_every`` steps.
+        Save the whole run state atomically to ``checkpoint`` every ``checkpoint_every`` steps
+        (a path: str, bytes or os.PathLike, in an existing writable folder; checked at the
+        start). A write that fails later (disk full, ...) gives a RuntimeWarning and the run
+        goes on.
     resume : path
         Continue a run from a checkpoint (same arguments); the result equals the
         uninterrupted run bit for bit.
@@ -140,9 +147,39 @@ def simulate(net, X, Y, rule, schedule, *, n_steps, seed, batch_size=1, n_replic
     Returns
     -------
     SAResult
-        Interrupted runs (Ctrl-C) return the records so far with ``partial=True``.
+        Interrupted runs (Ctrl-C) return the records so far with ``partial=True``. Ctrl-C and
+        SIGTERM stop the run after the chunk of steps running (a fraction of a second), write the
+        checkpoint (if any); SIGTERM then ends the process as it would have (or runs the
+        handler installed before simulate). A second Ctrl-C stops at once.
     """
     check_no_unknown("simulate", unknown)
+    run = _prepare(net, X, Y, rule, schedule, n_steps=n_steps, seed=seed, batch_size=batch_size,
+                   n_replicas=n_replicas, loss=loss, indices=indices, clip_per=clip_per,
+                   project_radius=project_radius, record_every=record_every, record_theta=record_theta,
+                   track_noise=track_noise, blowup_radius=blowup_radius, nonfinite=nonfinite,
+                   progress=progress, checkpoint=checkpoint, checkpoint_every=checkpoint_every,
+                   resume=resume, reference=reference, optimizer=optimizer, replica_start=_replica_start)
+    st, k = _initial_state(run, theta0)
+    k, partial = _drive(run, st, k)
+    res = _result(run, st, k, partial)
+    if run.nonfinite == "raise" and res.nonfinite.any():
+        bad = np.flatnonzero(res.nonfinite)
+        raise FloatingPointError(f"{bad.size} replica(s) became non-finite (first: replica {bad[0]} "
+                                 f"at step {res.blowup_step[bad[0]]}); use nonfinite='stop' to keep them as data")
+    return res
+
+
+class _Run:
+    """The validated arguments of one simulate call and what is derived from them (no state)."""
+
+    def __init__(self, **kw):
+        self.__dict__.update(kw)
+
+
+def _prepare(net, X, Y, rule, schedule, *, n_steps, seed, batch_size, n_replicas, loss, indices, clip_per,
+             project_radius, record_every, record_theta, track_noise, blowup_radius, nonfinite, progress,
+             checkpoint, checkpoint_every, resume, reference, optimizer, replica_start):
+    """Step 1: validate every argument and build the run's config (all but theta0's fingerprint)."""
     check_net(net)
     X, Y2, lk = check_data(net, X, Y, loss)
     rule = check_rule(rule)
@@ -151,14 +188,14 @@ def simulate(net, X, Y, rule, schedule, *, n_steps, seed, batch_size=1, n_replic
     n_steps = check_int("n_steps", n_steps)
     B = check_int("batch_size", batch_size)
     R = check_int("n_replicas", n_replicas)
-    rstart = check_int("_replica_start", _replica_start, lo=0)
+    rstart = check_int("_replica_start", replica_start, lo=0)
     seed = check_seed(seed)
     clip_per = check_choice("clip_per", clip_per, CLIP_PER)
     nonfinite = check_choice("nonfinite", nonfinite, NONFINITE)
     record_theta = check_bool("record_theta", record_theta)
     track_noise = check_bool("track_noise", track_noise)
     progress = check_bool("progress", progress, allow_none=True)
-    checkpoint, resume = check_path("checkpoint", checkpoint), check_path("resume", resume)
+    checkpoint, resume = check_writable_path("checkpoint", checkpoint), check_path("resume", resume)
     proj = check_positive("project_radius", project_radius, allow_inf=True)
     blow = check_positive("blowup_radius", blowup_radius, allow_inf=True)
     every = _default_every(n_steps, record_every)
@@ -171,13 +208,11 @@ def simulate(net, X, Y, rule, schedule, *, n_steps, seed, batch_size=1, n_replic
                          f"clip_per='sample', or rule {exact}")
     if caps.clips_losses and per_sample:
         raise ValueError(f"clip_per must be 'batch' for {rule.name} (it clips each example's loss already)")
-    # initial points
-    states, inits = replica_seeds(int(seed), R, start=rstart)
-    if theta0 is None:
-        th0 = np.stack([init_params(net, int(s)) for s in inits])
+    if checkpoint is not None:
+        ce = check_int("checkpoint_every", checkpoint_every if checkpoint_every is not None else max(1, n_steps // 10))
     else:
-        th0 = check_theta(net, theta0, "theta0", rows=R)
-        th0 = np.ascontiguousarray(np.broadcast_to(th0, (R, P)), dtype=np.float64).copy()
+        ce = None
+    _check_memory(n_steps, R, B, P, N, every, record_theta, track_noise, optimizer, indices)
     if indices is not None:
         try:
             idx = np.asarray(indices)
@@ -212,79 +247,223 @@ def simulate(net, X, Y, rule, schedule, *, n_steps, seed, batch_size=1, n_replic
         replica_start=rstart, clip_per=clip_per, project_radius=proj, record_every=every,
         record_theta=bool(record_theta), track_noise=bool(track_noise), blowup_radius=blow,
         nonfinite=nonfinite, N=N, P=P, optimizer=optimizer.as_dict(), optimizer_name=optimizer.describe(),
-        data_sha1=_fingerprint(X, Y2), theta0_sha1=_fingerprint(th0),
+        data_sha1=_fingerprint(X, Y2), theta0_sha1=None,
         indices_sha1=_fingerprint(idx) if indices is not None else None,
-        reference=reference is not None)
-    # state
-    st = dict(theta=th0.copy(), theta0=th0, rng=states.copy(),
-              mu=np.tile([rule.mu1, rule.mu2], (R, 1)).astype(np.float64),
-              xi=np.zeros((R, P) if track_noise else (R, 0)),
-              acc=np.zeros((R, K.N_ACC)), status=np.zeros((R, 4), dtype=np.int64),
-              rec=np.full((R, K.N_REC, Krec), np.nan),
-              rec_theta=np.full((R, Krec, P) if record_theta else (R, 0, 0), np.nan))
+        reference=reference is not None, reference_sha1=_fingerprint(ref) if reference is not None else None)
+    return _Run(net=net, X=X, Y2=Y2, lk=lk, rule=rule, optimizer=optimizer, schedule=schedule, n_steps=n_steps,
+                B=B, R=R, rstart=rstart, seed=seed, per_sample=per_sample, nonfinite=nonfinite,
+                record_theta=record_theta, track_noise=track_noise, progress=progress, checkpoint=checkpoint,
+                resume=resume, ce=ce, proj=proj, blow=blow, N=N, P=P, idx=idx, steps=steps, Krec=Krec,
+                a_all_t=a_all_t, ref=ref, reference=reference is not None, config=config)
+
+
+def _state_layout(R, P, Krec, track_noise, record_theta, optimizer):
+    """``{name: (dtype, shape)}`` of the run state (what a checkpoint holds)."""
     shape_m, shape_v = state_shapes(optimizer, R, P)
-    st.update(opt_m=np.zeros(shape_m), opt_v=np.zeros(shape_v), opt_t=np.zeros(R, dtype=np.int64))
+    f8, i8 = np.dtype(np.float64), np.dtype(np.int64)
+    return dict(theta=(f8, (R, P)), theta0=(f8, (R, P)), rng=(np.dtype(np.uint64), (R,)), mu=(f8, (R, 2)),
+                xi=(f8, (R, P) if track_noise else (R, 0)), acc=(f8, (R, K.N_ACC)), status=(i8, (R, 4)),
+                rec=(f8, (R, K.N_REC, Krec)), rec_theta=(f8, (R, Krec, P) if record_theta else (R, 0, 0)),
+                opt_m=(f8, shape_m), opt_v=(f8, shape_v), opt_t=(i8, (R,)))
+
+
+def _run_layout(run):
+    return _state_layout(run.R, run.P, run.Krec, run.track_noise, run.record_theta, run.optimizer)
+
+
+def _check_memory(n_steps, R, B, P, N, every, record_theta, track_noise, optimizer, indices):
+    """Refuse, before allocating anything, a run that needs more memory than is available."""
+    Krec = (n_steps - 1) // every + 2
+    layout = _state_layout(R, P, Krec, track_noise, record_theta, optimizer)
+    nbytes = {name: dt.itemsize * math.prod(shape) for name, (dt, shape) in layout.items()}
+    state = sum(nbytes.values()) - nbytes["rec"] - nbytes["rec_theta"] + 8 * R * (P + 2)   # + initial points
+    recs = f"records = n_steps / record_every + 1 = {Krec} (n_steps={n_steps}, record_every={every})"
+    parts = [(nbytes["rec"], f"records of n_replicas={R} replicas x {recs}"),
+             (nbytes["rec_theta"], f"record_theta=True: n_replicas={R} x P={P} parameters x {recs}"),
+             (24 * (n_steps + 1), f"step-size table: 24 B x n_steps={n_steps}"),
+             (state, f"state of n_replicas={R} replicas x P={P} parameters")]
+    if indices is not None:
+        parts.append((8 * R * n_steps * B, f"indices as int64: n_replicas={R} x n_steps={n_steps} x "
+                                           f"batch_size={B}"))
+    _memory.check("simulate", parts)
+
+
+def _initial_points(run, theta0):
+    """Per-replica random states and initial points."""
+    states, inits = replica_seeds(int(run.seed), run.R, start=run.rstart)
+    if theta0 is None:
+        th0 = np.stack([init_params(run.net, int(s)) for s in inits])
+    else:
+        th0 = check_theta(run.net, theta0, "theta0", rows=run.R)
+        th0 = np.ascontiguousarray(np.broadcast_to(th0, (run.R, run.P)), dtype=np.float64).copy()
+    return states, th0
+
+
+def _initial_state(run, theta0):
+    """Step 2: the state at the start (fresh, or read from ``resume``) and its step ``k``."""
+    states, th0 = _initial_points(run, theta0)
+    run.config["theta0_sha1"] = _fingerprint(th0)
+    resume, checkpoint = run.resume, run.checkpoint
+    if resume is not None and os.path.exists(resume):
+        return _read_checkpoint(run, resume)
+    if resume is not None and (checkpoint is None or resume != checkpoint):
+        # resume == checkpoint with no file yet is the "start or continue" idiom
+        raise ValueError(f"resume file {resume!r} does not exist")
+    st = {name: np.empty(shape, dtype) for name, (dtype, shape) in _run_layout(run).items()}
+    st["theta"][:] = th0
+    st["theta0"] = th0
+    st["rng"][:] = states
+    st["mu"][:] = [run.rule.mu1, run.rule.mu2]
+    for name in ("xi", "acc", "status", "opt_m", "opt_v", "opt_t"):
+        st[name].fill(0)
+    st["rec"].fill(np.nan)
+    st["rec_theta"].fill(np.nan)
     st["status"][:, 0] = 1
     st["status"][:, 1] = -1
-    k = 0
-    if resume is not None and os.path.exists(os.fspath(resume)):
-        arrays, meta = read_npz(resume, "SACheckpoint")
-        if meta.get("config") != json_roundtrip(config):
-            raise ValueError(f"resume={os.fspath(resume)!r} was written by a run with other arguments")
-        for name in st:
-            if name not in arrays or arrays[name].shape != st[name].shape:
-                raise ValueError(f"resume={os.fspath(resume)!r} is missing or has a mis-shaped {name!r}")
-            st[name] = np.ascontiguousarray(arrays[name])
-        k = int(meta["k"])
-    elif resume is not None and (checkpoint is None or os.fspath(resume) != os.fspath(checkpoint)):
-        # resume == checkpoint with no file yet is the "start or continue" idiom
-        raise ValueError(f"resume file {os.fspath(resume)!r} does not exist")
-    if checkpoint is not None:
-        ce = check_int("checkpoint_every", checkpoint_every if checkpoint_every is not None else max(1, n_steps // 10))
-    else:
-        ce = None
+    return st, 0
+
+
+# the argument behind each config entry, to say which one differs from a checkpoint's
+_CONFIG_ARGUMENT = dict(version="the dynclip version", widths="net", activation="net", P="net", loss_name="loss",
+                        rule_name="rule", schedule_name="schedule", replica_start="_replica_start", N="X",
+                        optimizer_name="optimizer", data_sha1="X or Y", theta0_sha1="theta0",
+                        indices_sha1="indices", reference_sha1="reference")
+
+
+def _read_checkpoint(run, path):
+    """The state and step of checkpoint ``path``, checked against this run: its config (every argument,
+    fingerprints of the data, theta0, indices and reference flow), every array's dtype and shape, the
+    step the kernel wrote, and theta0 against its fingerprint."""
+    layout = _run_layout(run)
+
+    def expect(meta, members):
+        theirs, mine = header_field(meta, "config", dict, None), json_roundtrip(_checkpoint_config(run.config))
+        header_field(meta, "k", int, None)
+        if theirs != mine:
+            diff = sorted({_CONFIG_ARGUMENT.get(key, key) for key in set(mine) | set(theirs)
+                           if mine.get(key) != theirs.get(key)})
+            raise _OtherRun(f"resume={path!r} was written by a run with other arguments: {', '.join(diff)} "
+                            "differ(s); give the arguments of that run, or start afresh without resume")
+        return {name: (dt, shape, True) for name, (dt, shape) in layout.items()}
+
+    try:
+        arrays, meta = read_npz(path, "SACheckpoint", expect)
+    except _OtherRun:
+        raise
+    except ValueError as e:
+        raise ValueError(f"resume: {e}") from None
+    k = meta["k"]
+    st = {name: np.ascontiguousarray(arrays[name]) for name in layout}
+    if not 0 <= k <= run.n_steps or np.any(st["status"][:, 3] != k):
+        raise ValueError(f"resume={path!r} is inconsistent: its header says step {k}, its state says "
+                         f"{sorted(set(st['status'][:, 3].tolist()))[:3]} (n_steps = {run.n_steps})")
+    if _fingerprint(st["theta0"]) != run.config["theta0_sha1"]:
+        raise ValueError(f"resume={path!r} is inconsistent: its theta0 does not match its fingerprint")
+    return st, k
+
+
+class _OtherRun(FormatError):
+    """The checkpoint of another run (refused before its arrays are read)."""
+
+
+def _checkpoint_config(config):
+    return {key: v for key, v in config.items() if key != "wall_time_s"}
+
+
+def _drive(run, st, k):
+    """Step 3: run the kernel chunk by chunk from step ``k``, with progress, checkpoints and Ctrl-C.
+
+    Returns ``(k, partial)``: the step reached and whether the run stopped early."""
+    n_steps, ce, checkpoint, schedule, steps = run.n_steps, run.ce, run.checkpoint, run.schedule, run.steps
+    R, B, P, N = run.R, run.B, run.P, run.N
     # chunking: enough work per call to amortise the call, little enough to react to Ctrl-C
-    per_step = R * (B * P + (N * P if track_noise else 0) + P) + 1
+    per_step = R * (B * P + (N * P if run.track_noise else 0) + P) + 1
     chunk = int(max(1, min(n_steps, _CHUNK_WORK // per_step)))
-    bar = _progress(progress, n_steps, k, per_step)
-    widths, offs = net.widths_array(), net.offsets()
-    partial = False
+    bar = _console.bar(run.progress, n_steps * per_step > 3e9, total=n_steps, initial=k, unit="step",
+                       desc="simulate", leave=False)
+    widths, offs = run.net.widths_array(), run.net.offsets()
+    args = (widths, offs, run.net.act, run.lk, run.X, run.Y2, run.rule, B, run.per_sample, run.idx, run.proj,
+            run.blow, bool(run.track_noise), run.ref, st["theta"], st["theta0"], st["rng"], st["mu"], st["xi"],
+            st["acc"], st["status"], st["rec"], st["rec_theta"], run.optimizer, st["opt_m"], st["opt_v"],
+            st["opt_t"])
     announce_compile("dynclip.simulate")
     t_start = _time.perf_counter()
+    stop = _StopSignals()
+    saved_at = None
     try:
-        while k < n_steps:
-            k1 = min(n_steps, k + chunk)
-            if ce is not None:
-                k1 = min(k1, (k // ce + 1) * ce)
-            j0 = int(np.searchsorted(steps, k))
-            run_rows(K.run_chunk, R, k, k1, n_steps, schedule.values(k, k1), steps, j0, widths, offs, net.act, lk,
-                        X, Y2, rule, B, per_sample, idx, proj, blow, bool(track_noise), ref,
-                        st["theta"], st["theta0"], st["rng"], st["mu"], st["xi"], st["acc"],
-                        st["status"], st["rec"], st["rec_theta"], optimizer, st["opt_m"], st["opt_v"],
-                        st["opt_t"])
-            k = k1
-            if bar is not None:
-                bar.update(k1 - bar.n)
-            if ce is not None and (k % ce == 0 or k == n_steps):
-                _save_checkpoint(checkpoint, st, config, k)
-    except KeyboardInterrupt:
-        partial = True
-        k = max(k, int(st["status"][:, 3].max()))
-        if checkpoint is not None:
-            _save_checkpoint(checkpoint, st, config, k)
-        print(f"\ndynclip.simulate interrupted at step {k} of {n_steps}: returning a partial result"
-              + (f" (state saved to {os.fspath(checkpoint)})" if checkpoint is not None else ""),
-              file=sys.stderr)
+        stop.install()
+        try:
+            while k < n_steps:
+                k1 = min(n_steps, k + chunk)
+                if ce is not None:
+                    k1 = min(k1, (k // ce + 1) * ce)
+                j0 = int(np.searchsorted(steps, k))
+                run_rows(K.run_chunk, R, k, k1, n_steps, schedule.values(k, k1), steps, j0, *args)
+                k = k1
+                if bar is not None:
+                    bar.update_to(k1)
+                if ce is not None and (k % ce == 0 or k == n_steps) and _save_checkpoint(checkpoint, st, run.config, k):
+                    saved_at = k
+                if stop.signum is not None:
+                    break
+        except KeyboardInterrupt:       # a second Ctrl-C, or one outside the main thread's handler
+            k = max(k, int(st["status"][:, 3].max()))
+            stop.signum = stop.signum or signal.SIGINT
+        partial = k < n_steps
+        if stop.signum == signal.SIGTERM or (stop.signum is not None and partial):
+            if checkpoint is not None and saved_at != k and _save_checkpoint(checkpoint, st, run.config, k):
+                saved_at = k
+            _console.say(f"\ndynclip.simulate interrupted at step {k} of {n_steps} "
+                         f"({signal.Signals(stop.signum).name}): " + ("returning a partial result" if stop.signum == signal.SIGINT else
+                                           "ending the process")
+                         + (f" (state saved to {checkpoint})" if saved_at == k else ""))
     finally:
+        stop.restore()
         if bar is not None:
             bar.close()
-    config["wall_time_s"] = _time.perf_counter() - t_start
-    res = _result(st, steps, a_all_t, config, k, n_steps, record_theta, track_noise, reference, partial)
-    if nonfinite == "raise" and res.nonfinite.any():
-        bad = np.flatnonzero(res.nonfinite)
-        raise FloatingPointError(f"{bad.size} replica(s) became non-finite (first: replica {bad[0]} "
-                                 f"at step {res.blowup_step[bad[0]]}); use nonfinite='stop' to keep them as data")
-    return res
+    run.config["wall_time_s"] = _time.perf_counter() - t_start
+    stop.redeliver()
+    return k, partial
+
+
+class _StopSignals:
+    """For the drive loop: Ctrl-C (with Python's default handler) and SIGTERM (what Slurm, Kubernetes
+    and ``timeout`` send) ask the loop to stop after the chunk running, so the state can be saved.
+
+    Handlers are installed in the main thread only and restored before simulate returns; a SIGTERM
+    is then delivered again to the previous handler (by default, ending the process with the usual
+    status). A second Ctrl-C raises KeyboardInterrupt at once. SIGTERM ignored or handled outside
+    Python is left alone."""
+
+    def __init__(self):
+        self.signum, self.saved = None, {}
+
+    def install(self):
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            old = signal.getsignal(sig)
+            if old is signal.default_int_handler if sig == signal.SIGINT else (old == signal.SIG_DFL or callable(old)):
+                try:
+                    signal.signal(sig, self._handler)
+                except (ValueError, OSError):     # not the main interpreter
+                    continue
+                self.saved[sig] = old
+
+    def _handler(self, signum, frame):
+        if signum == signal.SIGINT and self.signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        if self.signum != signal.SIGTERM:
+            self.signum = signum
+
+    def restore(self):
+        while self.saved:
+            sig, old = self.saved.popitem()
+            signal.signal(sig, old)
+
+    def redeliver(self):
+        if self.signum == signal.SIGTERM:
+            signal.raise_signal(signal.SIGTERM)
 
 
 def json_roundtrip(d):
@@ -293,39 +472,37 @@ def json_roundtrip(d):
 
 
 def _save_checkpoint(path, st, config, k):
-    atomic_savez(path, st, {"format": "SACheckpoint", "config": json_roundtrip(
-        {kk: v for kk, v in config.items() if kk != "wall_time_s"}), "k": int(k)})
-
-
-def _progress(progress, n_steps, k, per_step):
-    if progress is None:
-        progress = sys.stderr.isatty() and n_steps * per_step > 3e9
-    if not progress:
-        return None
+    """Write the state; a failed write (disk full, folder removed, ...) warns and the run goes on.
+    Returns whether the checkpoint was written."""
     try:
-        from tqdm.auto import tqdm
-    except ImportError:  # tqdm is optional
-        return None
-    return tqdm(total=n_steps, initial=k, unit="step", desc="simulate", leave=False)
+        atomic_savez(path, st, {"format": "SACheckpoint", "version": FORMAT,
+                                "config": json_roundtrip(_checkpoint_config(config)), "k": int(k)})
+        return True
+    except OSError as e:
+        warnings.warn(f"dynclip.simulate could not write the checkpoint {path!r} ({type(e).__name__}: {e}); "
+                      "the run goes on", RuntimeWarning, stacklevel=3)
+        return False
 
 
-def _result(st, steps, t_all, config, k, n_steps, record_theta, track_noise, reference, partial):
-    keep = steps <= k if k == n_steps else steps < k
-    if partial:
-        keep = steps < k
-    rec = st["rec"][:, :, keep]
+def _result(run, st, k, partial):
+    """Step 4: the SAResult. The records kept are a prefix (the steps reached), so the record
+    arrays are views of the state, not copies."""
+    steps = run.steps
+    nkeep = int(np.searchsorted(steps, k, side="right" if k == run.n_steps and not partial else "left"))
+    rec = st["rec"][:, :, :nkeep]
     acc, status = st["acc"], st["status"]
     ndec = acc[:, K.A_NDEC]
+    track = run.track_noise
     return SAResult(
-        theta_final=st["theta"].copy(), step=steps[keep].copy(), time=t_all[steps[keep]],
+        theta_final=st["theta"], step=steps[:nkeep], time=run.a_all_t[steps[:nkeep]],
         loss=rec[:, K.R_LOSS], grad_norm=rec[:, K.R_GNORM], clip_factor=rec[:, K.R_CFAC],
         clip_fraction=np.where(ndec > 0, acc[:, K.A_NCLIP] / np.maximum(ndec, 1), 0.0),
         displacement=rec[:, K.R_DISP], max_displacement=acc[:, K.A_MAXDISP].copy(),
         update_sum=rec[:, K.R_S], diverged=status[:, 0] == 0, blowup_step=status[:, 1].copy(),
-        nonfinite=status[:, 2] == 1, alrc_moments=st["mu"].copy(), config=config,
-        noise_norm=rec[:, K.R_NOISE] if track_noise else None,
-        max_noise=acc[:, K.A_MAXNOISE].copy() if track_noise else None,
-        noise=st["xi"].copy() if track_noise else None,
-        noise_sq_sum=acc[:, K.A_M2].copy() if track_noise else None,
-        ref_deviation=rec[:, K.R_REF] if reference is not None else None,
-        theta=st["rec_theta"][:, keep] if record_theta else None, partial=partial)
+        nonfinite=status[:, 2] == 1, alrc_moments=st["mu"], config=run.config,
+        noise_norm=rec[:, K.R_NOISE] if track else None,
+        max_noise=acc[:, K.A_MAXNOISE].copy() if track else None,
+        noise=st["xi"] if track else None,
+        noise_sq_sum=acc[:, K.A_M2].copy() if track else None,
+        ref_deviation=rec[:, K.R_REF] if run.reference else None,
+        theta=st["rec_theta"][:, :nkeep] if run.record_theta else None, partial=partial)

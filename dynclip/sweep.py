@@ -27,8 +27,8 @@ import hashlib
 import inspect
 import itertools
 import math
-import sys
 import threading
+import time
 import uuid
 from dataclasses import fields
 
@@ -36,11 +36,12 @@ import numpy as np
 
 from .engine import simulate, _fingerprint, NONFINITE
 from .model import MLP, init_params
-from .checks import check_theta, check_choice, check_int
+from .checks import check_theta, check_choice, check_int, check_real
 from .results import SAResult
 from .rng import replica_seeds
+from . import _console
 
-__all__ = ["sweep", "grid", "concat_results", "POSITIONAL"]
+__all__ = ["sweep", "grid", "concat_results", "POSITIONAL", "SweepError"]
 
 #: the positional arguments of simulate, given by name in a configuration
 POSITIONAL = ("net", "X", "Y", "rule", "schedule")
@@ -245,19 +246,18 @@ class _Theta0Hash:
 # ----------------------------------------------------------------------------------------
 # sweep
 # ----------------------------------------------------------------------------------------
-def _progress(progress, total):
-    if progress is None:
-        progress = sys.stderr.isatty() and total > 1
-    if not progress:
-        return None
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:
-        return None
-    return tqdm(total=total, unit="block", desc="sweep", leave=False)
+class SweepError(RuntimeError):
+    """A sweep on a cluster that could not finish (no worker left, client closed, a block lost with
+    its worker too often). ``blocks`` holds the blocks that did finish, ``{(config index, first
+    replica): SAResult}``: give them back as ``sweep(..., finished=err.blocks)`` to run only the rest."""
+
+    def __init__(self, message, blocks):
+        super().__init__(message)
+        self.blocks = blocks
 
 
-def sweep(configs, *, n_replicas, block_size=None, client=None, progress=None):
+def sweep(configs, *, n_replicas, block_size=None, client=None, progress=None, finished=None,
+          worker_timeout=300.0):
     """Run every configuration with ``n_replicas`` replicas, in blocks of ``block_size`` replicas.
 
     Parameters
@@ -284,6 +284,12 @@ def sweep(configs, *, n_replicas, block_size=None, client=None, progress=None):
         threads, so give workers ``threads_per_worker=1`` and let Numba use the cores.
     progress : bool or None
         Progress bar over blocks (None: only on a terminal).
+    finished : dict, optional
+        Blocks already computed, ``{(config index, first replica): SAResult}`` (from
+        :class:`SweepError`'s ``blocks``): they are not run again.
+    worker_timeout : float > 0
+        With a client: seconds the cluster may have no worker before the sweep gives up
+        (SweepError) instead of waiting forever.
 
     Returns
     -------
@@ -309,13 +315,20 @@ def sweep(configs, *, n_replicas, block_size=None, client=None, progress=None):
     jobs = [(i, start, size) for i in range(len(cfgs)) for start, size in blocks]
     got = {}
     hashes = [_Theta0Hash(R, c["net"].n_params) for c in cfgs]
-    bar = _progress(progress, len(jobs))
+    wt = check_real("worker_timeout", worker_timeout, "a number of seconds > 0", lambda x: x > 0)
+    for (i, start), res in _check_finished(finished, jobs).items():
+        got[i, start] = res
+        hashes[i].add(start, _block_theta0(cfgs[i], _block_kwargs(cfgs[i], per[i], start, res.n_replicas), start,
+                                           res.n_replicas))
+    jobs = [j for j in jobs if j[:2] not in got]
+    bar = _console.bar(progress, len(jobs) > 1, total=len(got) + len(jobs), initial=len(got), unit="block",
+                       desc="sweep", leave=False)
 
     def done(i, start, res, th0):
         got[i, start] = res
         hashes[i].add(start, th0)
         if bar is not None:
-            bar.update(1)
+            bar.update_to(len(got))
 
     try:
         if client is None:
@@ -326,7 +339,7 @@ def sweep(configs, *, n_replicas, block_size=None, client=None, progress=None):
                                             f"{start + size - 1}")
                 done(i, start, res, th0)
         else:
-            _run_on_cluster(client, cfgs, per, jobs, done)
+            _run_on_cluster(client, cfgs, per, jobs, done, got, wt)
     finally:
         if bar is not None:
             bar.close()
@@ -345,27 +358,81 @@ def sweep(configs, *, n_replicas, block_size=None, client=None, progress=None):
     return out[0] if single else out
 
 
-def _run_on_cluster(client, cfgs, per, jobs, done):
+def _check_finished(finished, jobs):
+    if finished is None:
+        return {}
+    if not isinstance(finished, Mapping):
+        raise TypeError(f"finished must be a dict {{(config index, first replica): SAResult}}; got "
+                        f"{type(finished).__name__}")
+    sizes = {(i, start): size for i, start, size in jobs}
+    for key, res in finished.items():
+        if key not in sizes or not isinstance(res, SAResult) or res.n_replicas != sizes[key] or res.partial \
+                or res.config.get("replica_start") != key[1]:
+            raise ValueError(f"finished[{key!r}] is not a complete block of this sweep (blocks are (config index, "
+                             "first replica) -> SAResult from SweepError.blocks, with the same block_size)")
+    return dict(finished)
+
+
+def _run_on_cluster(client, cfgs, per, jobs, done, got, worker_timeout):
     try:
-        from distributed import as_completed
+        from distributed import wait
     except ImportError:  # pragma: no cover - a Client exists, so distributed is installed
         raise ImportError("sweep(client=...) needs dask.distributed: pip install 'dask[distributed]'") from None
     tag = uuid.uuid4().hex[:8]
     pending, where = {}, {}
+    total = len(got) + len(jobs)
+
+    def give_up(why):
+        return SweepError(f"dynclip.sweep: {why}; {len(got)} of {total} blocks finished (kept in this error's "
+                          "blocks: sweep(..., finished=err.blocks) runs only the others)", dict(got))
+
     for i, start, size in jobs:
         f = client.submit(_run_block, cfgs[i], _block_kwargs(cfgs[i], per[i], start, size), start, size,
                           key=f"dynclip-sweep-{tag}-c{i}-r{start}", pure=False)
         pending[f.key] = f
         where[f.key] = (i, start)
+    no_worker_since = None
     try:
         # fetch each block as soon as it is done and drop its future (the worker frees it):
         # finished work is safe here, and a block lost with a worker before that is recomputed
         # by the scheduler from its arguments
-        ac = as_completed(list(pending.values()), with_results=True)
-        for fut, (res, th0) in ac:
-            i, start = where[fut.key]
-            del pending[fut.key]
-            done(i, start, res, th0)
+        while pending:
+            try:
+                ready, _ = wait(list(pending.values()), timeout=2.0, return_when="FIRST_COMPLETED")
+            except Exception as e:              # the wait timed out, or the client went away
+                if getattr(client, "status", "running") in ("closing", "closed"):
+                    raise give_up("the Dask client was closed during the sweep") from None
+                if "Timeout" not in type(e).__name__:
+                    raise give_up(f"the cluster failed ({type(e).__name__}: {e})") from e
+                ready = ()
+            if not ready:
+                try:
+                    n_workers = len(client.nthreads())
+                except Exception as e:
+                    raise give_up(f"the cluster cannot be reached ({type(e).__name__}: {e})") from None
+                now = time.monotonic()
+                no_worker_since = None if n_workers else (no_worker_since or now)
+                if no_worker_since is not None and now - no_worker_since > worker_timeout:
+                    raise give_up(f"the cluster has had no worker for {worker_timeout:g} s (worker_timeout)")
+                continue
+            for fut in ready:
+                i, start = where[fut.key]
+                if fut.status == "finished":
+                    res, th0 = fut.result()
+                    del pending[fut.key]
+                    done(i, start, res, th0)
+                elif fut.status == "cancelled":
+                    raise give_up(f"the block of configs[{i}], replicas from {start}, was cancelled (client or "
+                                  "cluster closed?)")
+                else:
+                    exc = fut.exception()
+                    if type(exc).__name__ == "KilledWorker":
+                        raise give_up(f"the block of configs[{i}], replicas from {start}, was lost with its worker "
+                                      "too often (KilledWorker; the workers may be running out of memory)") from exc
+                    raise exc                   # an error of the block itself (bad argument, ...)
     finally:
         if pending:
-            client.cancel(list(pending.values()))
+            try:
+                client.cancel(list(pending.values()))
+            except Exception:
+                pass
