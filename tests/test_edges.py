@@ -8,6 +8,7 @@ import stat
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 import warnings
 
@@ -246,7 +247,9 @@ def test_sigterm_saves_the_state_then_ends(tmp_path):
     """)
     assert rc == -signal.SIGTERM and "returned" not in stdout, (rc, stdout, stderr)
     k = _ck_step(ck)
-    assert k > ce and k % ce, k                  # saved at the signal, not at a periodic checkpoint
+    # the file holds the state at the step where the run stopped (a SIGTERM that lands while a periodic
+    # checkpoint is written stops the run right at that checkpoint's step, so k may be a multiple of ce)
+    assert k > ce, k
     assert f"at step {k} of 50000000 (SIGTERM)" in stderr and "state saved" in stderr
 
 
@@ -558,10 +561,10 @@ def test_sweep_with_no_worker_gives_up():
 def test_sweep_keeps_finished_blocks_when_a_block_is_lost():
     """One failure allowed per task: killing the worker of a long block ends the sweep with a SweepError
     holding the blocks already done; ``finished=`` then runs only the rest, bit-identical."""
-    import dask
     import logging
     from dynclip.sweep import SweepError, sweep
     distributed = _dask()
+    import dask
     X, Y = dc.data.d64("light")
     quick = dict(net=dc.mlp([2, 8, 1]), X=X, Y=Y, rule=C.classic(0.5), schedule=S.inverse(1.0, 10.0), n_steps=200,
                  seed=3, record_every=50)
@@ -620,16 +623,18 @@ def test_ctrl_c_at_the_first_chunk(monkeypatch):
     import dynclip._kernels as K
     if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
         pytest.skip("SIGINT is not handled by Python's default handler here")
-    real, calls = K.run_chunk, []
+    real, calls, lock = K.run_chunk, [], threading.Lock()
 
-    def interrupted_first(*a):
-        if not calls:
+    def interrupted_first(*a):                        # a = (r0, r1, k0, k1, ...): one call per block of replicas
+        with lock:
+            first = not calls
+            calls.append(a[2:4])
+        if first:
             os.kill(os.getpid(), signal.SIGINT)       # lands before the first chunk has run
-        calls.append(a[:2])
         return real(*a)
 
     monkeypatch.setattr(K, "run_chunk", interrupted_first)
     pos, kw = _args(10**6)
     res = dc.simulate(*pos, **kw)
     assert res.partial and res.step.size >= 1 and res.step[0] == 0 and np.all(np.isfinite(res.loss[:, 0]))
-    assert len(calls) == 1
+    assert len(set(calls)) == 1                       # one chunk of steps (for every block of replicas)
