@@ -6,6 +6,7 @@ steps. Chunks give progress bars, Ctrl-C handling and checkpoints without touchi
 maths; a chunked run is bit-identical to an unchunked one.
 """
 import hashlib
+import inspect
 import math
 import os
 import signal
@@ -67,7 +68,7 @@ def simulate(net, X, Y, rule, schedule, *, n_steps, seed, batch_size=1, n_replic
              theta0=None, loss="mse", indices=None, clip_per="batch", project_radius=np.inf,
              record_every=None, record_theta=False, track_noise=False, blowup_radius=np.inf,
              nonfinite="stop", progress=None, checkpoint=None, checkpoint_every=None,
-             resume=None, reference=None, optimizer=None, _replica_start=0, **unknown):
+             resume=None, reference=None, optimizer=None, **unknown):
     """Run clipped SGD ``theta_{k+1} = Pi(theta_k - a(k) u_k)`` for ``n_replicas`` independent replicas.
 
     With ``optimizer`` momentum or Adam, the clipped update ``u_k`` feeds that optimiser
@@ -139,11 +140,6 @@ def simulate(net, X, Y, rule, schedule, *, n_steps, seed, batch_size=1, n_replic
         weight decay mu the step's mu theta_k and H's cancel); ``displacement`` and the blow-up
         check use the actual theta. The sure bound ||theta_k - theta_0|| <= update_sum holds for
         SGD without weight decay only.
-    _replica_start : int >= 0
-        Private (for :func:`dynclip.sweep`): the replicas are numbers ``_replica_start ..
-        _replica_start + n_replicas - 1`` of a larger run, so replica i draws from
-        ``SeedSequence(seed, spawn_key=(_replica_start + i,))``.
-
     Returns
     -------
     SAResult
@@ -153,12 +149,18 @@ def simulate(net, X, Y, rule, schedule, *, n_steps, seed, batch_size=1, n_replic
         handler installed before simulate). A second Ctrl-C stops at once.
     """
     check_no_unknown("simulate", unknown)
-    run = _prepare(net, X, Y, rule, schedule, n_steps=n_steps, seed=seed, batch_size=batch_size,
-                   n_replicas=n_replicas, loss=loss, indices=indices, clip_per=clip_per,
-                   project_radius=project_radius, record_every=record_every, record_theta=record_theta,
-                   track_noise=track_noise, blowup_radius=blowup_radius, nonfinite=nonfinite,
-                   progress=progress, checkpoint=checkpoint, checkpoint_every=checkpoint_every,
-                   resume=resume, reference=reference, optimizer=optimizer, replica_start=_replica_start)
+    options = dict(locals())
+    del options["unknown"]
+    return _simulate(replica_start=0, **options)
+
+
+def _simulate(net, X, Y, rule, schedule, *, replica_start, theta0=None, **options):
+    """:func:`simulate` for replicas ``replica_start .. replica_start + n_replicas - 1`` of a larger run
+    (:func:`dynclip.sweep`'s blocks): replica i draws from ``SeedSequence(seed, spawn_key=(replica_start + i,))``.
+    ``options`` are simulate's keyword arguments (its defaults fill the missing ones)."""
+    check_no_unknown("simulate", {k: v for k, v in options.items() if k not in _OPTIONS})
+    options = {**_OPTIONS, **options}
+    run = _prepare(net, X, Y, rule, schedule, replica_start=replica_start, **options)
     st, k = _initial_state(run, theta0)
     k, partial = _drive(run, st, k)
     res = _result(run, st, k, partial)
@@ -167,6 +169,12 @@ def simulate(net, X, Y, rule, schedule, *, n_steps, seed, batch_size=1, n_replic
         raise FloatingPointError(f"{bad.size} replica(s) became non-finite (first: replica {bad[0]} "
                                  f"at step {res.blowup_step[bad[0]]}); use nonfinite='stop' to keep them as data")
     return res
+
+
+# simulate's keyword arguments after theta0, with their defaults (n_steps and seed have none)
+_OPTIONS = {name: (None if p.default is p.empty else p.default)
+            for name, p in inspect.signature(simulate).parameters.items()
+            if p.kind is p.KEYWORD_ONLY and name != "theta0"}
 
 
 class _Run:
@@ -188,7 +196,7 @@ def _prepare(net, X, Y, rule, schedule, *, n_steps, seed, batch_size, n_replicas
     n_steps = check_int("n_steps", n_steps)
     B = check_int("batch_size", batch_size)
     R = check_int("n_replicas", n_replicas)
-    rstart = check_int("_replica_start", replica_start, lo=0)
+    rstart = check_int("replica_start", replica_start, lo=0)
     seed = check_seed(seed)
     clip_per = check_choice("clip_per", clip_per, CLIP_PER)
     nonfinite = check_choice("nonfinite", nonfinite, NONFINITE)
@@ -325,7 +333,7 @@ def _initial_state(run, theta0):
 
 # the argument behind each config entry, to say which one differs from a checkpoint's
 _CONFIG_ARGUMENT = dict(version="the dynclip version", widths="net", activation="net", P="net", loss_name="loss",
-                        rule_name="rule", schedule_name="schedule", replica_start="_replica_start", N="X",
+                        rule_name="rule", schedule_name="schedule", replica_start="the block of replicas (dynclip.sweep)", N="X",
                         optimizer_name="optimizer", data_sha1="X or Y", theta0_sha1="theta0",
                         indices_sha1="indices", reference_sha1="reference")
 

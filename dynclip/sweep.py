@@ -10,8 +10,8 @@ names (``net``, ``X``, ``Y``, ``rule``, ``schedule``) plus any of its keyword ar
 :func:`grid` builds the Cartesian product of a base configuration and lists of values.
 
 Every configuration's ``n_replicas`` replicas are cut into blocks of ``block_size``; the
-block holding replicas ``start .. start+b-1`` runs ``simulate(..., n_replicas=b,
-_replica_start=start)``. Replica i draws from ``SeedSequence(seed, spawn_key=(i,))`` and
+block holding replicas ``start .. start+b-1`` runs ``simulate(..., n_replicas=b)`` as
+replicas ``start .. start+b-1`` of the whole run. Replica i draws from ``SeedSequence(seed, spawn_key=(i,))`` and
 never interacts with the others, so the blocks concatenated along the replica axis
 (:func:`concat_results`) are bit for bit the result of one ``simulate`` call with all
 ``n_replicas`` replicas, whatever the block size and wherever each block ran.
@@ -34,7 +34,7 @@ from dataclasses import fields
 
 import numpy as np
 
-from .engine import simulate, _fingerprint, NONFINITE
+from .engine import simulate, _simulate, _fingerprint, NONFINITE
 from .model import MLP, init_params
 from .checks import check_theta, check_choice, check_int, check_real
 from .results import SAResult
@@ -47,7 +47,7 @@ __all__ = ["sweep", "grid", "concat_results", "POSITIONAL", "SweepError"]
 POSITIONAL = ("net", "X", "Y", "rule", "schedule")
 _REQUIRED = POSITIONAL + ("n_steps", "seed")
 #: simulate arguments the sweep sets itself (or that make no sense per block)
-_RESERVED = ("n_replicas", "progress", "checkpoint", "checkpoint_every", "resume", "_replica_start")
+_RESERVED = ("n_replicas", "progress", "checkpoint", "checkpoint_every", "resume")
 _KEYWORDS = tuple(n for n, p in inspect.signature(simulate).parameters.items()
                   if p.kind == p.KEYWORD_ONLY and n not in _RESERVED)
 _ALLOWED = POSITIONAL + _KEYWORDS
@@ -157,8 +157,7 @@ def _block_theta0(cfg, kw, start, size):
 def _run_block(cfg, kw, start, size):
     """simulate() on replicas start .. start+size-1; returns (result, its theta0)."""
     with _BLOCK_LOCK:
-        res = simulate(*(cfg[k] for k in POSITIONAL), **kw, n_replicas=size, _replica_start=start,
-                       progress=False)
+        res = _simulate(*(cfg[k] for k in POSITIONAL), **kw, n_replicas=size, replica_start=start, progress=False)
     return res, _block_theta0(cfg, kw, start, size)
 
 
@@ -170,7 +169,7 @@ def concat_results(results, config=None):
 
     ``results[j]`` must hold replicas ``start_j .. start_j + n_j - 1`` with
     ``start_{j+1} = start_j + n_j`` (``config["replica_start"]``, as written by
-    ``simulate(..., _replica_start=...)``), the same record steps and times, and otherwise
+    the blocks of :func:`sweep`), the same record steps and times, and otherwise
     the same configuration. Per-replica arrays are concatenated; ``step`` and ``time`` are
     shared; ``config`` is the first block's with ``n_replicas`` the total, ``wall_time_s``
     the sum over blocks and ``theta0_sha1``/``indices_sha1`` (which fingerprint one block

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import dynclip as dc
+from dynclip.engine import _simulate
 from dynclip import clipping as C, schedules as S
 from dynclip.sweep import sweep, grid, concat_results
 
@@ -119,7 +120,7 @@ def test_concat_results_checks(configs_and_reference):
     pos = (net, X, Y, C.classic(0.5), S.constant(0.05))
     kw = dict(n_steps=10, seed=0, record_every=5)
     a = dc.simulate(*pos, **kw, n_replicas=2)
-    b = dc.simulate(*pos, **kw, n_replicas=3, _replica_start=2)
+    b = _simulate(*pos, **kw, n_replicas=3, replica_start=2)
     whole = dc.simulate(*pos, **kw, n_replicas=5)
     ab = concat_results([a, b])
     for f in ("theta_final", "loss", "displacement", "diverged"):
@@ -129,19 +130,21 @@ def test_concat_results_checks(configs_and_reference):
     with pytest.raises(ValueError, match="expected 2"):
         concat_results([a, a])
     with pytest.raises(ValueError, match="expected 2"):
-        concat_results([a, dc.simulate(*pos, **kw, n_replicas=3, _replica_start=3)])
+        concat_results([a, _simulate(*pos, **kw, n_replicas=3, replica_start=3)])
     with pytest.raises(ValueError, match="config differs in \\['seed'\\]"):
-        concat_results([a, dc.simulate(*pos, **dict(kw, seed=1), n_replicas=3, _replica_start=2)])
+        concat_results([a, _simulate(*pos, **dict(kw, seed=1), n_replicas=3, replica_start=2)])
     with pytest.raises(ValueError, match="record steps"):
-        concat_results([a, dc.simulate(*pos, **dict(kw, record_every=2), n_replicas=3, _replica_start=2)])
+        concat_results([a, _simulate(*pos, **dict(kw, record_every=2), n_replicas=3, replica_start=2)])
     with pytest.raises(ValueError, match="empty"):
         concat_results([])
     with pytest.raises(TypeError, match="results\\[1\\]"):
         concat_results([a, "b"])
     with pytest.raises(ValueError, match="partial"):
         concat_results([dataclasses.replace(a, partial=True)])
-    with pytest.raises(ValueError, match="_replica_start"):
-        dc.simulate(*pos, **kw, _replica_start=-1)
+    with pytest.raises(ValueError, match="replica_start"):
+        _simulate(*pos, **kw, replica_start=-1)
+    with pytest.raises(TypeError, match="_replica_start"):     # private: not an argument of simulate
+        dc.simulate(*pos, **kw, _replica_start=1)
 
 
 @pytest.mark.parametrize("bad, exc, match", [
@@ -205,12 +208,12 @@ def test_progress_and_interrupt(capsys, monkeypatch):
     sweep([cfg], n_replicas=3, block_size=1)
     assert capsys.readouterr().err == ""
     mod = sys.modules["dynclip.sweep"]
-    real = mod.simulate
+    real = mod._simulate
 
     def interrupted(*a, **k):
         return dataclasses.replace(real(*a, **k), partial=True)
 
-    monkeypatch.setattr(mod, "simulate", interrupted)
+    monkeypatch.setattr(mod, "_simulate", interrupted)
     with pytest.raises(KeyboardInterrupt, match="configs\\[0\\]"):
         sweep([cfg], n_replicas=3, block_size=1)
 
