@@ -72,7 +72,7 @@ from .optimizers import check_optimizer
 from .results import FORMAT, atomic_savez, header_field, read_npz, _layout
 from .schedules import check_schedule
 
-__all__ = ["exceedance", "RareResult", "bound_lambda", "valid_bounds", "walk_max_tail"]
+__all__ = ["exceedance", "RareResult", "bound_lambda", "valid_bounds", "walk_max_tail", "rademacher_sum_law"]
 
 QUANTITIES = ("displacement", "noise")
 METHODS = ("splitting", "mc")
@@ -555,5 +555,6 @@ def walk_max_tail(a, radius, *, h=None):
 
 
 def rademacher_sum_law(a, h):
-    """Grid masses (j = -n..n, spacing h) of ``X_T = sum_t a(t) eps_t`` (the final time, no absorption)."""
+    """Grid masses (j = -n..n, spacing h) of ``X_T = sum_t a(t) eps_t`` at the final time (no absorption;
+    each step split between the two nearest grid shifts, as in :func:`walk_max_tail`)."""
     return _walk_law(np.asarray(a, dtype=np.float64), float(h), 2 ** 62)[0]
