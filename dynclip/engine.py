@@ -386,7 +386,7 @@ def _drive(run, st, k):
     """Step 3: run the kernel chunk by chunk from step ``k``, with progress, checkpoints and Ctrl-C.
 
     Returns ``(k, partial)``: the step reached and whether the run stopped early."""
-    n_steps, ce, checkpoint, schedule, steps = run.n_steps, run.ce, run.checkpoint, run.schedule, run.steps
+    n_steps, ce, checkpoint = run.n_steps, run.ce, run.checkpoint
     R, B, P, N = run.R, run.B, run.P, run.N
     # chunking: enough work per call to amortise the call, little enough to react to Ctrl-C
     per_step = R * (B * P + (N * P if run.track_noise else 0) + P) + 1

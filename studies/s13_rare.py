@@ -133,10 +133,6 @@ def run(cfg):
     return out
 
 
-def _at(res, prefix, names):
-    return {n: np.interp(res[f"{prefix}_r"], res[f"{prefix}_r_fine"], res[f"{prefix}_bound_{n}"]) for n in names}
-
-
 def _walk_bounds(res):
     names = [k[len("walk_bound_"):] for k in res if k.startswith("walk_bound_")]
     m = (res["walk_r"][:, None] == res["walk_r_fine"][None, :]).argmax(axis=1)
