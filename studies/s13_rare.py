@@ -28,6 +28,11 @@ from dynclip import bounds, clipping as C, plotting, rare, schedules as S
 from studies._harness import claim, crit
 from studies.s03_blowup import problem, theta_c
 
+
+def _norm_isf(q):
+    from scipy.stats import norm
+    return norm.isf(q)
+
 TITLE = "Blow-up probabilities down to 1e-10: multilevel splitting vs exact answers and the bounds"
 PAPER_CLAIMS = ["Lemma 1, eqs. (14)-(16)"]
 
@@ -50,7 +55,7 @@ class Config:
     mc_replicas: int = 2000
     particles: int = 300
     n_r: int = 7                    # radii per quantity, from the MC median to the extrapolated p_target
-    p_target: float = 1e-11
+    p_target: float = 1e-13
     cost_p: float = 1e-9            # the cost ratio is reported at the radius whose p is nearest this
     cost_min: float = 1e4
 
@@ -145,21 +150,29 @@ def check(res, cfg):
     lo, hi, p = res["walk_sp_ci_low"], res["walk_sp_ci_high"], res["walk_sp_probability"]
     N = cfg.walk_particles
     rs = [f"{x:.4g}" for x in r]
+    # each radius at level 1 - 0.05 / n_r (Bonferroni): the whole check has a false-alarm rate <= 5 %
+    s = np.sqrt(np.log1p((res["walk_sp_std_error"] / p) ** 2))
+    z = np.abs(np.log(p / ex)) / s
+    zb = float(_norm_isf(0.025 / r.size))
+    inside95 = int(np.sum((lo <= ex) & (ex <= hi)))
     out.append(claim(
         "S13.walk_exact",
-        "two-point walk: the splitting's 95 % interval contains the exact P(max_s |theta_s - theta_0| >= r) at "
-        "every r, from ~1e-1 down to the smallest exact value",
-        {f"r={x:.4g}": {"exact": e, "splitting": pp, "CI95": [l, h]} for x, e, pp, l, h in zip(r, ex, p, lo, hi)},
-        "exact - lower limit >= 0 and upper limit - exact >= 0 at every r; smallest exact value <= 1e-10 (full size)",
-        criteria=[crit(f"exact minus lower limit, r = {rs}", ex - lo, ">=", 0),
-                  crit(f"upper limit minus exact, r = {rs}", hi - ex, ">=", 0)]
+        "two-point walk: the splitting estimate agrees with the exact P(max_s |theta_s - theta_0| >= r) at every r, "
+        "from ~1e-1 down to the smallest exact value, within its own error",
+        dict(per_radius={f"r={x:.4g}": {"exact": e, "splitting": pp, "CI95": [l, h], "z": zz}
+                         for x, e, pp, l, h, zz in zip(r, ex, p, lo, hi, z)},
+             n_inside_CI95=inside95, n_radii=int(r.size)),
+        f"|ln(p_hat / p)| / s <= {zb:.3f} at every r (s: the estimate's log-normal sd; level 1 - 0.05/{r.size} per r); "
+        "smallest exact value <= 1e-10 (full size)",
+        criteria=[crit(f"|ln(p_hat/p)| / s, r = {rs}", list(z), "<=", zb)]
         + ([crit("smallest exact probability reached", float(ex.min()), "<=", 1e-10)] if cfg.p_target <= 1e-10 else []),
         paper=None, verdict="report",
         note=f"N = {N} particles, a tenth killed per iteration (ties: all at the level), constant step a = "
              f"{cfg.walk_step:g}, T = {cfg.walk_steps}; exact by dynamic programming on the lattice (radii halfway "
-             "between lattice points, so rounding cannot move a path across r). False-alarm rate: each interval "
-             "misses with ~5-15 % (coverage measured over 20 seeds at N = 200: 85-100 % per radius), so with "
-             f"{r.size} radii this cross-check fails for ~30-50 % of seeds; the seed is fixed."))
+             f"between lattice points, so rounding cannot move a path across r). {inside95} of {r.size} 95 % "
+             "intervals contain the exact value. False-alarm rate: <= 5 % for the whole check if the log-normal "
+             "interval is calibrated (Bonferroni over the radii); the spread of log p_hat measured over 20 seeds "
+             "is 1.0-1.35 x the theory's, which raises it to at most ~15 %."))
     theory = np.sqrt(-np.log(ex) / N)
     rel = res["walk_sp_std_error"] / np.where(p > 0, p, np.nan)
     out.append(claim(
@@ -232,15 +245,20 @@ def check(res, cfg):
             tight[f"MLP {q} (bound / splitting estimate)"] = {n: {f"r={x:.4g}": b / e for x, b, e in
                                                                   zip(res[f"{q}_r"], v, pp)} for n, v in vb.items()}
     j = int(np.argmin(ex))
-    best = min(wb, key=lambda n: wb[n][j])
+    pn, rn = res["noise_sp_probability"], res["noise_r"]
+    vbn = {n[len("noise_boundat_"):]: res[n] for n in res if n.startswith("noise_boundat_")}
+    jn = int(np.argmin(np.where(pn > 0, pn, np.inf)))
     out.append(claim(
         "S13.tightness", "how tight is each valid bound in the tail? bound / true probability at each r",
         tight, "report only", None, paper="eqs. (14)-(16)", verdict="report",
-        note=f"On the walk at p = {ex[j]:.2g} the tightest bound ({best}) is {wb[best][j] / ex[j]:.3g} x the "
-             f"true value; the ratio grows with r for every bound (the exponent's constant is 1/2 at best, the "
-             "walk's tail is Gaussian with variance a^2 T but the max over s doubles it). On the MLP the noise of "
-             "clipped SGD near theta_c is far below lambda per step, so the bounds, built on ||M|| <= 2 lambda, "
-             "exceed the truth by many orders of magnitude."))
+        note=f"Walk, at p = {ex[j]:.2g} (r = {r[j]:.4g}): " + ", ".join(f"{n} {wb[n][j] / ex[j]:.3g} x"
+                                                                      for n in wb)
+             + f". MLP noise, at p = {pn[jn]:.2g} (r = {rn[jn]:.4g}): " + ", ".join(
+                 f"{n} {vbn[n][jn] / pn[jn]:.3g} x" for n in vbn)
+             + ". Every ratio grows with r: the bounds' exponents are quadratic in r with constants below the "
+               "true ones (on the walk only scalar Azuma stays within a factor ~20); on the MLP the noise of clipped "
+               "SGD near theta_c is far below lambda per step, and the bounds, built on ||M|| <= 2 lambda, exceed the "
+               "truth by many orders of magnitude."))
     return out
 
 
@@ -260,7 +278,7 @@ def _estimates(ax, r, p, lo, hi, color, marker, label):
 def plot(res, cfg, outdir):
     plt = plotting.plt()
     fig, axs = plt.subplots(2, 3, figsize=(16, 9.5), gridspec_kw=dict(height_ratios=[3, 1.6]))
-    floor = 1e-14
+    floor = 1e-17
     # (a) walk
     ax, axr = axs[0, 0], axs[1, 0]
     r = res["walk_r"]
