@@ -255,8 +255,8 @@ def check(res, cfg):
                                                                       for n in wb)
              + f". MLP noise, at p = {pn[jn]:.2g} (r = {rn[jn]:.4g}): " + ", ".join(
                  f"{n} {vbn[n][jn] / pn[jn]:.3g} x" for n in vbn)
-             + ". Every ratio grows with r: the bounds' exponents are quadratic in r with constants below the "
-               "true ones (on the walk only scalar Azuma stays within a factor ~20); on the MLP the noise of clipped "
+             + ". Every ratio grows with r: each bound decays more slowly than the true tail (on the walk only "
+               "scalar Azuma, = coordinate union with d = 1, stays within a factor ~20); on the MLP the noise of clipped "
                "SGD near theta_c is far below lambda per step, and the bounds, built on ||M|| <= 2 lambda, exceed the "
                "truth by many orders of magnitude."))
     return out
