@@ -196,7 +196,8 @@ def exceedance(net, X, Y, rule, schedule, *, n_steps, radius, seed, quantity="di
         variance, one clone per iteration, no parallelism); a tenth of the particles costs ~5 %
         more variance and runs the clones of an iteration in parallel.
     n_chunks : int
-        Splitting: states stored per particle (clones start at a chunk boundary); at most n_steps.
+        Splitting: states stored per particle (clones start at a chunk boundary); at most n_steps,
+        and at most what 256 MiB of stored states allow (fewer chunks: a little more variance).
     min_probability : float
         Splitting: stop once the product of survival fractions falls below it; radii not reached
         by then get probability 0 with ``ci_high`` = that product (std_error NaN).
