@@ -378,22 +378,29 @@ def _checkpoint_config(config):
     return {key: v for key, v in config.items() if key != "wall_time_s"}
 
 
+def _advance(run, st, k0, k1):
+    """Run steps ``k0 .. k1-1`` for every row of the state ``st`` (one kernel call: no progress, signals or
+    checkpoints). The rows may be any replicas of the run (copied rows, a subset), as long as the
+    run replays no ``indices``."""
+    widths, offs = run.net.widths_array(), run.net.offsets()
+    run_rows(K.run_chunk, st["theta"].shape[0], k0, k1, run.n_steps, run.schedule.values(k0, k1), run.steps,
+             int(np.searchsorted(run.steps, k0)), widths, offs, run.net.act, run.lk, run.X, run.Y2, run.rule, run.B,
+             run.per_sample, run.idx, run.proj, run.blow, bool(run.track_noise), run.ref, st["theta"], st["theta0"],
+             st["rng"], st["mu"], st["xi"], st["acc"], st["status"], st["rec"], st["rec_theta"], run.optimizer,
+             st["opt_m"], st["opt_v"], st["opt_t"])
+
+
 def _drive(run, st, k):
     """Step 3: run the kernel chunk by chunk from step ``k``, with progress, checkpoints and Ctrl-C.
 
     Returns ``(k, partial)``: the step reached and whether the run stopped early."""
-    n_steps, ce, checkpoint, schedule, steps = run.n_steps, run.ce, run.checkpoint, run.schedule, run.steps
+    n_steps, ce, checkpoint = run.n_steps, run.ce, run.checkpoint
     R, B, P, N = run.R, run.B, run.P, run.N
     # chunking: enough work per call to amortise the call, little enough to react to Ctrl-C
     per_step = R * (B * P + (N * P if run.track_noise else 0) + P) + 1
     chunk = int(max(1, min(n_steps, _CHUNK_WORK // per_step)))
     bar = _console.bar(run.progress, n_steps * per_step > 3e9, total=n_steps, initial=k, unit="step",
                        desc="simulate", leave=False)
-    widths, offs = run.net.widths_array(), run.net.offsets()
-    args = (widths, offs, run.net.act, run.lk, run.X, run.Y2, run.rule, B, run.per_sample, run.idx, run.proj,
-            run.blow, bool(run.track_noise), run.ref, st["theta"], st["theta0"], st["rng"], st["mu"], st["xi"],
-            st["acc"], st["status"], st["rec"], st["rec_theta"], run.optimizer, st["opt_m"], st["opt_v"],
-            st["opt_t"])
     announce_compile("dynclip.simulate")
     t_start = _time.perf_counter()
     stop = _StopSignals()
@@ -405,8 +412,7 @@ def _drive(run, st, k):
                 k1 = min(n_steps, k + chunk)
                 if ce is not None:
                     k1 = min(k1, (k // ce + 1) * ce)
-                j0 = int(np.searchsorted(steps, k))
-                run_rows(K.run_chunk, R, k, k1, n_steps, schedule.values(k, k1), steps, j0, *args)
+                _advance(run, st, k, k1)
                 k = k1
                 if bar is not None:
                     bar.update_to(k1)

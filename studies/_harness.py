@@ -17,7 +17,7 @@ import numpy as np
 
 STUDIES = ["s01_sure_bound", "s02_azuma", "s03_blowup", "s04_martingale", "s05_ode_tracking", "s06_bias",
            "s07_not_gradient", "s08_adaptive_1d", "s09_adaptive_mlp", "s10_zhang_1d", "s11_zhang_mlp",
-           "s12_alrc"]
+           "s12_alrc", "s13_rare"]
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # figures/ of the repository for a clone (editable install); ./figures otherwise
 FIGURES = os.environ.get("DYNCLIP_FIGURES") or (
@@ -289,7 +289,7 @@ SUMMARY = [
     ("Lemma 1: M_s is a supermartingale", "the sum of clipped step lengths is a supermartingale",
      ["S1.submartingale", "S1.compensator"], "s01_sure_bound/F1c_submartingale.png"),
     ("eqs. (14)-(16)", "Hoeffding-Azuma: P(|M_s - M_0| > rho) <= 2 exp(-2 rho^2 / (lam^2 sum a^2))",
-     ["S1.i_*", "S1.iii_eq15", "S2.*", "S3.clipped_xi_valid_bounds", "S3.paper_constant_on_xi"],
+     ["S1.i_*", "S1.iii_eq15", "S2.*", "S3.clipped_xi_valid_bounds", "S3.paper_constant_on_xi", "S13.*"],
      "s03_blowup/F3_blowup_probability.png"),
     ("Claim 2, eq. (19)", "||g/c|| <= K (1 + ||theta||); clipped adaptive steps have norm lam ||theta||",
      ["S8.claim2", "S8.radial_identity", "S9.radial_identity"], "s09_adaptive_mlp/F9b_radial_identity.png"),

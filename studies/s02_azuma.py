@@ -27,11 +27,10 @@ Pinelis-Bennett.
 from dataclasses import dataclass
 import itertools
 
-import numba
 import numpy as np
 
 import dynclip as dc
-from dynclip import clipping as C, schedules as S, bounds, plotting
+from dynclip import clipping as C, schedules as S, bounds, plotting, rare
 from studies._harness import claim, crit
 
 TITLE = "Hoeffding-Azuma constant: the paper's (14)-(16) vs the correct bound"
@@ -56,38 +55,6 @@ class Config:
 
 
 QUICK = Config(T=400, R=1000, conv_h=1e-3)
-
-
-@numba.njit(cache=True)
-def _convolve(a, h):
-    """Law of sum_t a(t) eps_t on the grid j h, each +-a step split linearly between the two
-    neighbouring grid shifts (keeps every mean, adds variance <= h^2/4 per step)."""
-    n = int(np.sum(np.floor(a / h) + 1.0)) + 1            # reach of the support, in grid units
-    p = np.zeros(2 * n + 1)
-    q = np.zeros(2 * n + 1)
-    p[n] = 1.0
-    reach = 0
-    for t in range(a.shape[0]):
-        k = a[t] / h
-        k0 = int(np.floor(k))
-        f = k - k0
-        new = reach + k0 + 1
-        for i in range(n - new, n + new + 1):
-            q[i] = 0.0
-        for i in range(n - reach, n + reach + 1):
-            m = p[i]
-            if m == 0.0:
-                continue
-            w0 = 0.5 * (1.0 - f) * m
-            w1 = 0.5 * f * m
-            q[i + k0] += w0
-            q[i - k0] += w0
-            q[i + k0 + 1] += w1
-            q[i - k0 - 1] += w1
-        for i in range(n - new, n + new + 1):
-            p[i] = q[i]
-        reach = new
-    return p
 
 
 def _tail_from_grid(p, h, r):
@@ -115,15 +82,15 @@ def run(cfg):
     k_fin = np.array([np.sum(fin >= rr) for rr in r])
     # exact law of X_T on a grid; validation against exact enumeration at small T
     a = sched.values(0, cfg.T)
-    p = _convolve(a, cfg.conv_h)
-    p2 = _convolve(a, 2 * cfg.conv_h)
+    p = rare.rademacher_sum_law(a, cfg.conv_h)
+    p2 = rare.rademacher_sum_law(a, 2 * cfg.conv_h)
     r_fine = np.linspace(0.0, 4.5, 181)
     exact_fin = _tail_from_grid(p, cfg.conv_h, r)
     exact_fin_2h = _tail_from_grid(p2, 2 * cfg.conv_h, r)
     exact_curve = _tail_from_grid(p, cfg.conv_h, r_fine)
     ae = a[:cfg.enum_T]
     sums = np.abs(np.array(list(itertools.product((-1.0, 1.0), repeat=cfg.enum_T))) @ ae)
-    pe = _convolve(ae, cfg.conv_h)
+    pe = rare.rademacher_sum_law(ae, cfg.conv_h)
     r_enum = np.linspace(0.05, 3.3, 66) + 0.5 * cfg.conv_h * 0.37      # off-atom thresholds
     enum_err = float(np.max(np.abs(_tail_from_grid(pe, cfg.conv_h, r_enum) - np.array([np.mean(sums >= rr) for rr in r_enum]))))
     n_exit = int(np.sum(maxd > 4.0))

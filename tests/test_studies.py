@@ -39,4 +39,4 @@ def test_report_and_cli(tmp_path, capsys):
 def test_resolve():
     assert h.resolve("S5") == "s05_ode_tracking" == h.resolve("5")
     with pytest.raises(ValueError, match="unknown study"):
-        h.resolve("S13")
+        h.resolve("S99")
