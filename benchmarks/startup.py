@@ -23,8 +23,8 @@ FIRST_SIMULATE = ("import dynclip as dc; from dynclip import clipping, schedules
 
 def commands(out):
     """(label, argv): the README's first command (after the install) and a first simulate call."""
-    return [("README: dynclip run S3 --quick", [sys.executable, "-m", "studies", "run", "S3", "--quick",
-                                                 "--out", os.path.join(out, "s03")]),
+    return [("README: python -m studies run S3 --quick", [sys.executable, "-m", "studies", "run", "S3", "--quick",
+                                                           "--out", os.path.join(out, "s03")]),
             ("first dc.simulate in a new process", [sys.executable, "-c", FIRST_SIMULATE])]
 
 

@@ -1,43 +1,29 @@
-"""The ``dynclip`` command line: run studies, write the report, benchmark, show versions.
+"""The ``dynclip`` command line: the library's own commands.
 
 Examples::
 
-    dynclip list                     # the studies and what each tests
-    dynclip run S2 --quick           # a small run in seconds, figures into figures/quick/s02_azuma/
-    dynclip run S5 --out /tmp/s5     # full run into another folder
-    dynclip run all                  # every study, then figures/REPORT.md
-    dynclip report [DIR]             # rebuild REPORT.md from the numbers.json files in DIR (figures/)
-    dynclip bench --quick            # dynclip vs torch / JAX (from a clone of the repository)
     dynclip info                     # versions, threads, Numba cache folder
     dynclip warmup                   # compile every kernel now (once per machine), e.g. before a class
 
-Exit codes: 0 every study ran (whatever its verdicts: a paper's claim that fails is a result),
-1 a study or the benchmark could not run, 2 bad usage.
+The studies and the benchmark are not part of the installed package; they run from a clone of
+the repository, at its root:
+
+    python -m studies run S3 --quick # a study (list, run S1..S12 or all, report)
+    python -m benchmarks.run --quick # dynclip vs torch / JAX
+
+Exit codes: 0 done, 2 bad usage.
 """
 import argparse
-import os
 import sys
 
-
-class _UsageError(Exception):
-    pass
+#: Commands that moved to the clone: name -> the module that runs them there.
+MOVED = {"list": "studies", "run": "studies", "report": "studies", "bench": "benchmarks.run"}
 
 
 def _parser():
     p = argparse.ArgumentParser(prog="dynclip", description="Gradient clipping as a dynamical system.",
                                 epilog=__doc__.split("Examples::", 1)[1], formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", metavar="COMMAND")
-    sub.add_parser("list", help="list the studies")
-    r = sub.add_parser("run", help="run a study (S1..S12) or all", description="Run a study and write its figures "
-                       "and numbers.json. Example: dynclip run S2 --quick")
-    r.add_argument("study", help="S1 .. S12, or all")
-    r.add_argument("--quick", action="store_true",
-                   help="small sizes: seconds instead of minutes; written to figures/quick/ unless --out is given")
-    r.add_argument("--out", default=None, help="output folder (default figures/<study>; 'all' writes DIR/REPORT.md)")
-    rep = sub.add_parser("report", help="write REPORT.md from the studies' numbers.json in a folder (default figures/)")
-    rep.add_argument("folder", nargs="?", default=None)
-    b = sub.add_parser("bench", help="speed against torch and JAX (needs a clone of the repository)")
-    b.add_argument("args", nargs=argparse.REMAINDER, help="passed on to the benchmark (e.g. --quick)")
     sub.add_parser("info", help="versions, threads and the Numba cache folder")
     sub.add_parser("warmup", help="compile every kernel now (once per machine; e.g. before a class)")
     return p
@@ -56,91 +42,56 @@ def _info():
     return 0
 
 
-def _studies_main(argv):
-    try:
-        from studies.__main__ import main as smain
-    except ImportError:
-        raise _UsageError("the studies package is not installed: install dynclip from its repository "
-                          "(pip install -e .)") from None
-    return smain(argv)
-
-
 def _warmup():
-    """Compile the engine's kernels and every study's (a quick run of each into a temporary folder)."""
-    import tempfile
+    """Compile every kernel of the library by calling each compiled public function once, at tiny sizes."""
     import time
-    import warnings
+    import numpy as np
+    import dynclip as dc
+    from dynclip import _jit, clipping, meanfield, ode, schedules, toys
     t0 = time.perf_counter()
-    print("dynclip warmup: compiling the kernels by running every study in quick mode (a few minutes the "
-          "first time; about a minute once cached, the time of the quick runs themselves) ...", flush=True)
-    try:
-        from studies import _harness as h
-    except ImportError:
-        h = None
-    if h is None:               # the library alone
-        import numpy as np
-        import dynclip as dc
-        X, Y = dc.data.d64("light")
-        net = dc.mlp([2, 8, 1])
-        dc.simulate(net, X, Y, dc.clipping.classic(1.0), dc.schedules.inverse(1.0, 10.0), n_steps=10, seed=0,
-                    track_noise=True, progress=False)
-        dc.meanfield.H(net, X, Y, dc.clipping.classic(1.0), dc.init_params(net))
-        dc.ode.rk4(net, X, Y, dc.clipping.classic(1.0), dc.init_params(net), np.array([0.0, 0.1]), dt=0.05)
-    else:
-        with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            for s in h.available():
-                t1 = time.perf_counter()
-                h.run_study(s, quick=True, outdir=os.path.join(tmp, s))
-                print(f"  {s}: {time.perf_counter() - t1:.0f} s", flush=True)
+    _jit._announced = True      # this message replaces the engine's own compile notice
+    print("dynclip warmup: compiling the kernels (about a minute the first time; seconds once cached) ...",
+          flush=True)
+    X, Y = dc.data.d64("light")
+    net = dc.mlp([2, 8, 1])
+    rule, theta = clipping.classic(1.0), dc.init_params(net)
+    dc.simulate(net, X, Y, rule, schedules.inverse(1.0, 10.0), n_steps=10, seed=0, track_noise=True,
+                progress=False)
+    dc.loss_and_grad(net, theta, X, Y)
+    meanfield.H(net, X, Y, rule, theta)
+    meanfield.H(net, X, Y, rule, theta, batch_size=4, n_batches=4)
+    meanfield.grad_F(net, X, Y, theta)
+    meanfield.per_sample_grad_norms(net, X, Y, theta)
+    ode.rk4(net, X, Y, rule, theta, np.array([0.0, 0.1]), dt=0.05)
+    for dtype in ("float64", "float32"):
+        toys.value_and_grad(toys.cosh(), np.ones(2), dtype=dtype)
+        toys.run(toys.cosh(), rule, schedules.inverse(1.0, 10.0), np.ones((2, 2)), 5, noise_sd=0.1, dtype=dtype)
     print(f"dynclip warmup: done in {time.perf_counter() - t0:.0f} s", flush=True)
     return 0
 
 
-def _bench(args):
-    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    if not os.path.isdir(os.path.join(here, "benchmarks")):
-        raise _UsageError("the benchmarks are not installed with the package: run 'dynclip bench' from a clone "
-                          "of the repository (pip install -e '.[bench]')")
-    sys.path.insert(0, here)
-    from benchmarks.run import main as bmain
-    return bmain(args) or 0
+def _moved(cmd, rest):
+    where = "python -m " + MOVED[cmd] + (" " + cmd if MOVED[cmd] == "studies" else "")
+    print(f"dynclip: '{cmd}' runs from a clone of the repository, at its root: "
+          f"{' '.join([where] + rest)}", file=sys.stderr)
+    return 2
 
 
 def main(argv=None):
-    p = _parser()
     argv = sys.argv[1:] if argv is None else list(argv)
-    if argv[:1] == ["bench"]:                   # every option after 'bench' is the benchmark's own
-        try:
-            return _bench(argv[1:])
-        except _UsageError as e:
-            print(f"dynclip: error: {e}", file=sys.stderr)
-            return 2
+    if argv[:1] and argv[0] in MOVED:
+        return _moved(argv[0], argv[1:])
+    p = _parser()
     try:
         a = p.parse_args(argv)
     except SystemExit as e:
         return int(e.code or 0)
     try:
-        if a.cmd is None:
-            p.print_help()
-            return 2
         if a.cmd == "info":
             return _info()
         if a.cmd == "warmup":
             return _warmup()
-        if a.cmd == "bench":
-            return _bench(a.args)
-        if a.cmd == "run":
-            return _studies_main(["run", a.study] + (["--quick"] if a.quick else []) +
-                                 (["--out", a.out] if a.out else []))
-        if a.cmd == "report":
-            return _studies_main(["report"] + ([a.folder] if a.folder else []))
-        return _studies_main([a.cmd])
-    except _UsageError as e:
-        print(f"dynclip: error: {e}", file=sys.stderr)
-        return 2
-    except ValueError as e:
-        print(f"dynclip: error: {e}", file=sys.stderr)
+        p.print_help()
         return 2
     except KeyboardInterrupt:
         print("dynclip: interrupted", file=sys.stderr)

@@ -1,5 +1,6 @@
 """python -m studies list | run S5 [--quick] [--out DIR] | run all [--quick] [--out DIR] | report [DIR]
 
+Run from the root of a clone of the repository (the studies are not installed with dynclip).
 A study prints each check's outcome and its figures. Exit code 0 when every study ran, whatever
 the verdicts (a paper's claim that fails is a result, shown as its outcome); 1 when a study could
 not run (the tool failed); 2 for bad usage.

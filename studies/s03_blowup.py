@@ -15,13 +15,13 @@ Figure F3 shows the empirical tail probabilities with Clopper-Pearson 95 % inter
 bound; F3b shows the noise and displacement paths against lam A(t).
 """
 from dataclasses import dataclass
-import functools
 
 import numpy as np
 
 import dynclip as dc
-from dynclip import bounds, clipping as C, meanfield as mf, ode, plotting, schedules as S
+from dynclip import bounds, clipping as C, meanfield as mf, plotting, schedules as S
 from studies._harness import claim, crit
+from studies._problems import mlp_heavy, theta_c
 
 TITLE = "Blow-up probability on an MLP: the paper's Azuma bound vs correct vector martingale bounds"
 PAPER_CLAIMS = ["Lemma 1, eqs. (14)-(16)", "eq. (20) and Lemma 3 (noise xi)"]
@@ -59,24 +59,6 @@ class Config:
 QUICK = Config(n_steps=200, n_replicas=100, n_replicas_init=40, n_replicas_none=40, tau_c=200.0, n_r=24)
 
 
-@functools.lru_cache(maxsize=4)
-def theta_c(lam=1.0, tau=2e4, init_seed=0, method="BDF", rtol=1e-7, atol=1e-10):
-    """End point of the clipped ODE theta' = -H(theta) at ODE time ``tau`` on MLP-A / D64-heavy.
-
-    Returns ``(theta_c, ||H(theta_c)||, F(theta_c), theta_init)``. Shared with S4.
-    """
-    net, X, Y = problem()
-    th0 = dc.init_params(net, seed=init_seed)
-    flow = ode.integrate(net, X, Y, C.classic(lam), th0, np.array([0.0, tau]), method=method, rtol=rtol, atol=atol)
-    return flow.theta[-1].copy(), float(flow.H_norm[-1]), float(flow.loss[-1]), th0
-
-
-def problem():
-    """MLP-A (tanh 2-8-1, 33 parameters) and D64-heavy."""
-    X, Y = dc.data.d64("heavy", seed=0)
-    return dc.mlp([2, 8, 1], activation="tanh"), X, Y
-
-
 def _batch(net, X, Y, rule, sched, cfg, R, theta0, seed):
     res = dc.simulate(net, X, Y, rule, sched, n_steps=cfg.n_steps, seed=seed, n_replicas=R, theta0=theta0,
                       track_noise=True, record_every=max(1, cfg.n_steps // 200))
@@ -88,7 +70,7 @@ def _batch(net, X, Y, rule, sched, cfg, R, theta0, seed):
 
 
 def run(cfg):
-    net, X, Y = problem()
+    net, X, Y = mlp_heavy()
     clip, none = C.classic(cfg.lam), C.none()
     sched = S.inverse(cfg.a0, cfg.t0)
     A_T, S2 = S.sums(sched, cfg.n_steps)

@@ -20,7 +20,7 @@ import numpy as np
 import dynclip as dc
 from dynclip import clipping as C, plotting, schedules as S
 from studies._harness import claim, crit
-from studies.s03_blowup import problem as mlp_problem, theta_c
+from studies._problems import mlp_heavy, theta_c
 
 TITLE = "Lemma 3: the noise sum converges, and the role of sum a^2 < infinity"
 PAPER_CLAIMS = ["Lemma 3", "(A2): sum a^2 < infinity"]
@@ -148,7 +148,7 @@ def run(cfg):
                        n_left=int((res.max_displacement >= 4.0).sum()))
     out["var_sharp"] = vr
     # ---- MLP-A from S3's theta_c, one run per kappa
-    net, X, Y = mlp_problem()
+    net, X, Y = mlp_heavy()
     thc, Hc, _, _ = theta_c(cfg.lam, cfg.tau_c)
     out["H_theta_c"] = Hc
     for i, kap in enumerate(cfg.kappas):

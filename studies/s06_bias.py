@@ -40,25 +40,20 @@ F6a: bias ||grad F_mu(theta_c)|| and F_mu(theta_c) - F_mu(theta*) against lambda
 line per B; inset: the 1-D H and F' with their zeros. F6b: the 1-D examples (the SGD end points,
 and H = 0 on [1, 9] with equal weights).
 The MLP set-up (theta*, lambda_ref, the B = 1 roots) is shared with S7 through
-:func:`mlp_setup` and :func:`clipped_root`.
+:func:`studies._problems.mlp_setup` and :func:`studies._problems.clipped_root`.
 """
-from contextlib import contextmanager
 from dataclasses import dataclass
-from functools import lru_cache
 
-import numba
 import numpy as np
 from scipy.integrate import solve_ivp
-from scipy.optimize import minimize
 
 import dynclip as dc
 from dynclip import clipping as C, schedules as S, meanfield as mf, plotting
 from studies._harness import claim, crit
+from studies._problems import LOSS, SKEW, clipped_root, mlp_setup, serial, setup_key
 
 TITLE = "Clipping bias: E[g/c] = 0 does not imply E[g] = 0"
 PAPER_CLAIMS = ["Theorem 1, closing remark (eq. 22 ⇒ ∇F = 0)"]
-
-LOSS = "mse"            # (f - y)^2, as in the pilot
 
 
 @dataclass(frozen=True)
@@ -78,13 +73,13 @@ class Config:
     # and teacher-network targets, with and without outliers) BFGS and the gradient flow drift to
     # ||theta|| ~ 1e3-1e4 with saturated units and Hessian eigenvalues ~1e-12; with mu = 1e-3 the
     # minimiser and every clipped root are certified (||theta|| ~ 10-15, min Re eig DH ~ 4e-4-2e-3).
-    data_seed: int = 0
-    mu: float = 1e-3                      # loss F + (mu/2)||theta||^2; H + mu theta; SGD decay after clipping
-    star_seeds: tuple = (0, 1, 2, 3, 4, 5, 6, 7)   # standard inits tried in turn for theta*
-    a0: float = 1.0                       # SGD a(t) = a0 / (t + t0): a(0) lambda_max(Hess F_mu) = 1.5 < 2
-    t0: float = 20.0
+    data_seed: int = SKEW["data_seed"]
+    mu: float = SKEW["mu"]                # loss F + (mu/2)||theta||^2; H + mu theta; SGD decay after clipping
+    star_seeds: tuple = SKEW["star_seeds"]   # standard inits tried in turn for theta*
+    a0: float = SKEW["a0"]                # SGD a(t) = a0 / (t + t0): a(0) lambda_max(Hess F_mu) = 1.5 < 2
+    t0: float = SKEW["t0"]
     lam_mults: tuple = (np.inf, 4.0, 2.0, 1.0, 0.5, 0.25)
-    tau_ode: float = 1e4                  # clipped flow from theta* (LSODA), then Newton (find_equilibrium)
+    tau_ode: float = SKEW["tau_ode"]      # clipped flow from theta* (LSODA), then Newton (find_equilibrium)
     batch_sizes: tuple = (4, 16)          # SGD runs
     T_sgd: int = 200_000
     R_sgd: int = 8
@@ -100,119 +95,6 @@ class Config:
 
 QUICK = Config(T_1d=10_000, R_1d=200, R_replay=4, grid_1d=281, star_seeds=(0, 1, 2, 3),
                lam_mults=(np.inf, 1.0, 0.25), T_sgd=5000, R_sgd=8)
-
-
-# ------------------------------------------------------------------------------------------
-# shared MLP set-up (also used by S7)
-# ------------------------------------------------------------------------------------------
-@contextmanager
-def serial():
-    """Run single-point dynclip calls on one Numba thread.
-
-    mean field / grad F calls for one theta are microseconds of work; on a busy 2-core machine
-    waking a second OpenMP thread per call costs ~1 ms, ten times the work itself.
-    """
-    n = numba.get_num_threads()
-    numba.set_num_threads(1)
-    try:
-        yield
-    finally:
-        numba.set_num_threads(n)
-
-
-class Problem:
-    """The regularised MLP problem: loss F_mu = F + (mu/2)||theta||^2, clipped field H_mu = H + mu theta
-    (weight decay applied after clipping, the same in H, grad F and the SGD of this study: dynclip's
-    ``weight_decay``)."""
-
-    def __init__(self, net, X, Y, mu):
-        self.net, self.X, self.Y, self.mu = net, X, Y, mu
-
-    def F(self, th):
-        return mf.F(self.net, self.X, self.Y, th, LOSS, weight_decay=self.mu)
-
-    def grad(self, th):
-        return mf.grad_F(self.net, self.X, self.Y, th, LOSS, weight_decay=self.mu)
-
-    def H(self, lam, th):
-        return mf.H(self.net, self.X, self.Y, C.classic(lam), th, LOSS, weight_decay=self.mu)
-
-    def flow(self, lam, th0, tau):
-        """theta' = -H_mu(theta) (grad F_mu for lam = inf) from th0, reported at the times tau (LSODA:
-        the flow is stiff, Jacobian eigenvalues from ~1e-3 to ~30)."""
-        if tau[-1] == 0:
-            return np.repeat(np.asarray(th0)[None], len(tau), axis=0)
-        with serial():
-            sol = solve_ivp(lambda _, y: -self.H(lam, y), (0.0, float(tau[-1])), th0, method="LSODA",
-                            t_eval=tau, rtol=1e-9, atol=1e-11)
-        return sol.y.T
-
-    def equilibrium(self, lam, th0):
-        """A certified zero of H_mu near th0 (dynclip.meanfield.find_equilibrium)."""
-        with serial():
-            return mf.find_equilibrium(self.net, self.X, self.Y, C.classic(lam), th0, loss=LOSS, weight_decay=self.mu)
-
-
-@lru_cache(maxsize=4)
-def mlp_setup(data_seed=0, star_seeds=(0, 1, 2, 3, 4, 5, 6, 7), a_first=0.05, mu=1e-3):
-    """MLP-A on D64-skew with weight decay mu, and a certified minimiser theta* of F_mu (S6 iii, S7).
-
-    theta*: BFGS on F_mu from ``init_params(net, seed=s)`` for s in ``star_seeds`` in turn, then
-    Newton on grad F_mu; the first minimiser certified by find_equilibrium (clipping off: DH is
-    the Hessian of F_mu, min eigenvalue > 0) with ``a_first * lambda_max < 2`` (full-batch GD
-    with the first SGD step is stable there) is taken. Every candidate is recorded in ``tried``.
-    Do not modify the returned arrays (cached).
-    """
-    X, Y = dc.data.d64("skew", seed=data_seed)
-    pr = Problem(dc.mlp([2, 8, 1]), X, Y, mu)
-    tried, pick = [], None
-    for s in star_seeds:
-        with serial():
-            r = minimize(pr.F, dc.init_params(pr.net, seed=s), jac=pr.grad, method="BFGS",
-                         options=dict(gtol=1e-10, maxiter=20000))
-        eq = pr.equilibrium(np.inf, r.x)
-        rec = dict(seed=int(s), F=float(pr.F(eq.theta)), **eq.summary())
-        rec.pop("H_history")
-        rec["a0_lam_max"] = float(a_first * rec["max_abs_eig"])
-        tried.append(rec)
-        if eq.certified and rec["a0_lam_max"] < 2:
-            pick = (rec, eq.theta)
-            break
-    if pick is None:
-        raise RuntimeError(f"no certified, well-conditioned theta* among init seeds {star_seeds}: {tried}")
-    rec, th = pick
-    norms = mf.per_sample_grad_norms(pr.net, X, Y, th, LOSS)
-    return dict(problem=pr, net=pr.net, X=X, Y=Y, theta_star=th, F_star=rec["F"], star=rec, star_seed=rec["seed"],
-                a0_lam_max=rec["a0_lam_max"], tried=tried, lam_ref=float(np.median(norms)), sample_norms=norms)
-
-
-@lru_cache(maxsize=32)
-def clipped_root(data_seed, star_seeds, a_first, mu, lam_mult, tau_max, n_tau=60):
-    """The equilibrium theta_c of the clipped flow (B = 1) started at theta*, lambda = lam_mult * lambda_ref.
-
-    theta' = -H_mu(theta) is solved with LSODA on a log grid of n_tau times in [1e-3, tau_max];
-    find_equilibrium (Newton) then certifies a zero of H_mu from its end point. For lambda = inf,
-    H_mu = grad F_mu and the flow stays at theta*. Returns a dict (cached: read only).
-    """
-    su = mlp_setup(data_seed, star_seeds, a_first, mu)
-    pr, ths = su["problem"], su["theta_star"]
-    lam = lam_mult * su["lam_ref"]
-    tau = np.concatenate(([0.0], np.logspace(-3, np.log10(tau_max), n_tau)))
-    path = pr.flow(lam, ths, tau)
-    eq = pr.equilibrium(lam, path[-1])
-    th = eq.theta
-    return dict(lam=lam, lam_mult=lam_mult, theta_c=th, eq=eq.summary(), certified=eq.certified,
-                H_norm=eq.H_norm, H_norm_ode=float(np.linalg.norm(pr.H(lam, path[-1]))), theta_ode=path[-1],
-                theta_norm=float(np.linalg.norm(th)), min_real_eig=eq.min_real,
-                grad_norm=float(np.linalg.norm(pr.grad(th))), F_excess=float(pr.F(th) - su["F_star"]),
-                clip_fraction=float(np.mean(mf.per_sample_grad_norms(pr.net, pr.X, pr.Y, th, LOSS) > lam)),
-                tau=tau, F_path=pr.F(path) - su["F_star"], gradF_path=np.linalg.norm(pr.grad(path), axis=1),
-                dist=float(np.linalg.norm(th - ths)), dist_root_ode=float(np.linalg.norm(th - path[-1])))
-
-
-def setup_key(cfg):
-    """Arguments of :func:`mlp_setup` from a study config (S6 and S7 share them)."""
-    return (cfg.data_seed, tuple(cfg.star_seeds), cfg.a0 / cfg.t0, cfg.mu)
 
 
 def _full_batch_root(su, lam, theta0, tau_max):

@@ -15,7 +15,7 @@ up to the kinks where a sample's ||g|| crosses lambda), with Stokes (the curl in
 disc) as a cross-check.
 (ii) MLP-A on D64-skew with S6's weight decay mu = 1e-3 (dynclip's weight_decay: H_mu = H + mu theta, F_mu = F + (mu/2)||theta||^2;
 without it the MLP has no equilibrium, see S6) and S6's certified theta*, lambda_ref (shared code:
-studies.s06_bias): for lambda in {inf, 4, 2, 1, 1/2, 1/4} x lambda_ref, circles of radius rho in
+studies._problems): for lambda in {inf, 4, 2, 1, 1/2, 1/4} x lambda_ref, circles of radius rho in
 {0.05, 0.1, 0.2} in random 2-planes (3 per rho, the same for every lambda) centred at the certified
 B = 1 equilibrium theta_c(lambda) of S6; circulation of H_mu and of grad F_mu (the control: exactly 0
 for a gradient, so its quadrature value is the roundoff floor; mu theta adds no circulation),
@@ -36,12 +36,11 @@ import numpy as np
 import dynclip as dc
 from dynclip import clipping as C, meanfield as mf, ode, plotting
 from studies._harness import claim, crit
-from studies.s06_bias import mlp_setup, clipped_root, setup_key, serial, LOSS, Config as _S6Config
+from studies._problems import LOSS, SKEW, clipped_root, mlp_setup, serial, setup_key
 
 TITLE = "H is not a gradient, and F is not a Lyapunov function"
 PAPER_CLAIMS = ["Theorem 1 (convergence to an equilibrium / local minimum)"]
 
-_S6 = _S6Config()
 A1 = np.array([[1.0, 0.0], [0.0, 4.0]])
 C1 = np.array([2.0, 0.0])
 A2 = np.array([[3.0, 1.0], [1.0, 1.0]])
@@ -59,13 +58,13 @@ class Config:
     n_quad: int = 2000
     grid_n: int = 121                     # heat-map resolution per axis
     stokes_n: tuple = (60, 240)           # polar midpoint grid (radial, angular) for the Stokes check
-    # (ii) MLP circulation; the MLP set-up is S6's (defaults taken from S6's Config)
-    data_seed: int = _S6.data_seed
-    mu: float = _S6.mu                    # weight decay: S6's certified equilibria need it
-    star_seeds: tuple = _S6.star_seeds
-    a0: float = _S6.a0
-    t0: float = _S6.t0
-    tau_ode: float = _S6.tau_ode
+    # (ii) MLP circulation; the MLP set-up is S6's (studies._problems.SKEW)
+    data_seed: int = SKEW["data_seed"]
+    mu: float = SKEW["mu"]                    # weight decay: S6's certified equilibria need it
+    star_seeds: tuple = SKEW["star_seeds"]
+    a0: float = SKEW["a0"]
+    t0: float = SKEW["t0"]
+    tau_ode: float = SKEW["tau_ode"]
     lam_mults: tuple = (np.inf, 4.0, 2.0, 1.0, 0.5, 0.25)
     rhos: tuple = (0.05, 0.1, 0.2)
     n_planes: int = 3

@@ -39,10 +39,10 @@ def test_notebook_is_generated_from_the_tutorial():
 def test_generator_drops_outputs_keeps_shell_blocks():
     mk = _maker()
     md = ("# T\n\nintro\n\n## 1. A\n\n```python\nprint(1)\n```\n\n```text\n1\n```\n\n"
-          "![fig](img/a.png)\n\nafter\n\n## 2. B\n\n```text\ndynclip list\n```\n")
+          "![fig](img/a.png)\n\nafter\n\n## 2. B\n\n```text\ndynclip info\n```\n")
     cells = _cells(mk.build(md))
     assert cells[2:] == [("markdown", "# T\n\nintro"), ("markdown", "## 1. A"), ("code", "print(1)"),
-                         ("markdown", "after"), ("markdown", "## 2. B\n\n```text\ndynclip list\n```")]
+                         ("markdown", "after"), ("markdown", "## 2. B\n\n```text\ndynclip info\n```")]
 
 
 def test_notebook_executes(tmp_path, monkeypatch):
