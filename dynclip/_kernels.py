@@ -11,6 +11,7 @@ run in a single chunk, and each replica only touches its own rows (bit-identical
 thread count).
 """
 import math
+from collections import namedtuple
 
 import numpy as np
 
@@ -23,12 +24,39 @@ from .model import (make_workspace, block_loss_grad, forward, losses_and_dout, b
                     EVAL_BLOCK)
 from .rng import randint
 
-# accumulator columns (acc[r, :])
+# per-replica state columns, named: accumulators acc[r, :] (float64) ...
 A_S, A_MAXDISP, A_MAXNOISE, A_WG, A_WC, A_WN, A_NCLIP, A_NDEC, A_M2 = range(9)
 N_ACC = 9
-# record rows (rec[r, :, j])
+# ... (A_S = sum a ||u||, the maxima of ||theta - theta0|| and ||xi||, the sums of ||g||, c and their
+# count since the last record, clip decisions taken and clipped, sum a^2 ||u - H||^2),
+# status[r, :] (int64): running (1) or stopped (0), the step it stopped at (-1: never), stopped
+# because non-finite (1), the step the state is at (written by the kernel itself) ...
+S_RUNNING, S_STOP_STEP, S_NONFINITE, S_STEP = range(4)
+N_STATUS = 4
+# ... and records rec[r, :, j]
 R_LOSS, R_GNORM, R_CFAC, R_DISP, R_S, R_NOISE, R_REF = range(7)
 N_REC = 7
+
+# The kernel's arguments, in named bundles (NamedTuples compile to plain structs: no cost in the kernels).
+#: the network: layer widths, parameter offsets, activation code
+Net = namedtuple("Net", "widths offs act")
+#: the data set, the loss code, and the replayed minibatch indices (shape (0, 0, 0) when drawn)
+Data = namedtuple("Data", "X Y lossk idx")
+#: fixed for the run: clip rule, optimiser, batch size, clip_per="sample", projection and blow-up radii,
+#: track_noise, and the reference flow at the record steps (shape (0, 0) without one)
+Setup = namedtuple("Setup", "rule opt B per_sample proj blowup track ref")
+#: steps k0 .. k1-1 of a run of n_total steps: their step sizes a_tab[k - k0], the record steps, and the
+#: index of the next record j0
+Chunk = namedtuple("Chunk", "k0 k1 n_total a_tab rec_steps j0")
+#: the run state, one row per replica (:mod:`dynclip.engine` holds it as a dict of these names)
+State = namedtuple("State", "theta theta0 rng mu xi acc status rec rec_theta opt_m opt_v opt_t")
+#: one replica's working arrays: workspaces for a minibatch, one sample and a block of the data set, their
+#: row lists, the gradient g, the clipped update u, a spare vector, and H and a spare for track_noise
+Scratch = namedtuple("Scratch", "ws ws1 wsE rowsE rows rows1 g u tmp H tmp2")
+#: one minibatch's clipped update: clip factor c, ALRC's moment inputs m1, m2 (0 for other rules), ||g||,
+#: ||update||, and where the update is: ``scale > 0`` means it is scale * g (a scalar rule: u is not
+#: written), ``scale == 0`` that it is in u
+Update = namedtuple("Update", "c m1 m2 gnorm unorm scale")
 
 
 @hot
@@ -137,16 +165,15 @@ def _weighted_update(theta, widths, offs, act, B, ws, g, u, ncl, acc, r):
 
 
 @hot
-def minibatch_update(theta, widths, offs, act, lossk, X, Y, rule, lmax, per_sample, rows, B,
-                     ws, ws1, rows1, g, u, tmp, acc, r):
-    """The clipped minibatch update and the raw minibatch gradient g.
-
-    Returns (c, m1, m2, ||g||, ||update||, w); counts clip decisions into acc[r, A_NCLIP] and
-    acc[r, A_NDEC]. With w > 0 the update is w g (a scalar rule: no update vector is written,
-    the step applies w); with w = 0 it is written into u. For ALRC, m1 and m2 are this step's
-    inputs to the running moments mu1, mu2 (:func:`dynclip.clipping.alrc_weights`); 0 for the
-    other rules.
+def minibatch_update(theta, net, data, rule, B, per_sample, lmax, rows, ws, ws1, rows1, g, u, tmp, acc, r):
+    """The clipped update of the minibatch ``rows[:B]`` (each sample clipped when ``per_sample``)
+    and its raw mean gradient ``g``: an
+    :data:`Update` (with ``scale > 0`` the update is scale * g and ``u`` is not written). Counts
+    clip decisions into acc[r, A_NCLIP] and acc[r, A_NDEC]. For ALRC, m1 and m2 are this step's
+    inputs to the running moments mu1, mu2 (:func:`dynclip.clipping.alrc_weights`).
     """
+    widths, offs, act = net.widths, net.offs, net.act
+    X, Y, lossk = data.X, data.Y, data.lossk
     P = theta.shape[0]
     if clips_losses(rule):
         forward(theta, widths, offs, act, X, rows, B, ws)
@@ -156,15 +183,15 @@ def minibatch_update(theta, widths, offs, act, lossk, X, Y, rule, lmax, per_samp
             ws.wts[b] = ws.wts[b] / B
         gn, un = _weighted_update(theta, widths, offs, act, B, ws, g, u, ncl, acc, r)
         c = clip_factor(gn, un) if ncl > 0 else 1.0
-        return c, m1, m2, gn, un, 0.0
+        return Update(c, m1, m2, gn, un, 0.0)
     if per_sample and is_scalar_rule(rule):
         forward(theta, widths, offs, act, X, rows, B, ws)
         losses_and_dout(widths, lossk, Y, rows, B, ws)
         ncl = _sample_weights(theta, widths, offs, act, rule, lmax, B, ws, 1.0 / B)
         gn, un = _weighted_update(theta, widths, offs, act, B, ws, g, u, ncl, acc, r)
         if ncl == 0:
-            return 1.0, 0.0, 0.0, gn, un, 0.0
-        return clip_factor(gn, un), 0.0, 0.0, gn, un, 0.0
+            return Update(1.0, 0.0, 0.0, gn, un, 0.0)
+        return Update(clip_factor(gn, un), 0.0, 0.0, gn, un, 0.0)
     if per_sample:
         g[:] = 0.0
         u[:] = 0.0
@@ -182,8 +209,8 @@ def minibatch_update(theta, widths, offs, act, lossk, X, Y, rule, lmax, per_samp
         un = _norm(u)
         gn = _norm(g)
         if un == gn:
-            return 1.0, 0.0, 0.0, gn, un, 0.0
-        return clip_factor(gn, un), 0.0, 0.0, gn, un, 0.0
+            return Update(1.0, 0.0, 0.0, gn, un, 0.0)
+        return Update(clip_factor(gn, un), 0.0, 0.0, gn, un, 0.0)
     block_loss_grad(theta, widths, offs, act, lossk, X, Y, rows, B, ws, g, 1.0 / B, True)
     gn = _norm(g)
     acc[r, A_NDEC] += 1
@@ -192,19 +219,21 @@ def minibatch_update(theta, widths, offs, act, lossk, X, Y, rule, lmax, per_samp
         if clipped:
             acc[r, A_NCLIP] += 1
         if w >= TINY:       # else the overflow branch of apply_gn
-            return c, 0.0, 0.0, gn, gn * w, w
+            return Update(c, 0.0, 0.0, gn, gn * w, w)
     c, clipped = apply_gn(rule, g, gn, theta, widths, offs, u)
     if clipped:
         if not is_scalar_rule(rule):
             acc[r, A_NCLIP] += 1
-        return c, 0.0, 0.0, gn, _norm(u), 0.0
-    return c, 0.0, 0.0, gn, gn, 0.0
+        return Update(c, 0.0, 0.0, gn, _norm(u), 0.0)
+    return Update(c, 0.0, 0.0, gn, gn, 0.0)
 
 
 @hot
-def _record(j, r, th, th0, widths, offs, act, lossk, X, Y, wsE, rowsE, acc, rec, rec_theta,
-            xi, track, ref, use_ref):
-    rec[r, R_LOSS, j] = full_loss(th, widths, offs, act, lossk, X, Y, wsE, rowsE)
+def _record(j, r, th, th0, net, data, setup, st, scr):
+    """Record j of replica r: full-data loss, mean ||g|| and c since the last record, displacement,
+    sum a ||u||, ||xi||, the distance to the reference flow, theta."""
+    acc, rec, rec_theta = st.acc, st.rec, st.rec_theta
+    rec[r, R_LOSS, j] = full_loss(th, net.widths, net.offs, net.act, data.lossk, data.X, data.Y, scr.wsE, scr.rowsE)
     if acc[r, A_WN] > 0:
         rec[r, R_GNORM, j] = acc[r, A_WG] / acc[r, A_WN]
         rec[r, R_CFAC, j] = acc[r, A_WC] / acc[r, A_WN]
@@ -213,9 +242,10 @@ def _record(j, r, th, th0, widths, offs, act, lossk, X, Y, wsE, rowsE, acc, rec,
     acc[r, A_WN] = 0.0
     rec[r, R_DISP, j] = dist(th, th0)
     rec[r, R_S, j] = acc[r, A_S]
-    if track:
-        rec[r, R_NOISE, j] = _norm(xi[r])
-    if use_ref:
+    if setup.track:
+        rec[r, R_NOISE, j] = _norm(st.xi[r])
+    ref = setup.ref
+    if ref.shape[0] > 0:
         s = 0.0
         for i in range(th.shape[0]):
             s += (th[i] - ref[j, i]) ** 2
@@ -226,35 +256,25 @@ def _record(j, r, th, th0, widths, offs, act, lossk, X, Y, wsE, rowsE, acc, rec,
 
 
 @njit
-def _replica(r, k0, k1, n_total, a_tab, rec_steps, j0, widths, offs, act, lossk, X, Y, rule, B,
-             per_sample, idx, proj, blowup, track, ref, theta, theta0, rng, mu, xi, acc, status,
-             rec, rec_theta, opt, om, ov, ot):
-    N = X.shape[0]
-    P = theta.shape[1]
-    K = rec_steps.shape[0]
-    ws = make_workspace(widths, B)
-    ws1 = make_workspace(widths, 1)
+def _replica(r, ch, net, data, setup, st):
+    """Steps ch.k0 .. ch.k1-1 of replica r: its working arrays, its theta in aligned copies, the steps,
+    and the final record at the end of the run."""
+    N = data.X.shape[0]
+    P = st.theta.shape[1]
+    widths, B, track = net.widths, setup.B, setup.track
     nE = min(EVAL_BLOCK, N)
-    wsE = make_workspace(widths, nE)
-    rowsE = np.zeros(nE, dtype=np.int64)
-    rows = np.zeros(B, dtype=np.int64)
-    rows1 = np.zeros(1, dtype=np.int64)
-    g = _aligned(P)
-    u = _aligned(P)
-    tmp = _aligned(P)
-    H = np.zeros(P) if track else np.zeros(0)
-    tmp2 = np.zeros(P) if track else np.zeros(0)
+    scr = Scratch(make_workspace(widths, B), make_workspace(widths, 1), make_workspace(widths, nE),
+                  np.zeros(nE, dtype=np.int64), np.zeros(B, dtype=np.int64), np.zeros(1, dtype=np.int64),
+                  _aligned(P), _aligned(P), _aligned(P), np.zeros(P) if track else np.zeros(0),
+                  np.zeros(P) if track else np.zeros(0))
     th = _aligned(P)
     th0 = _aligned(P)
-    th[:] = theta[r]
-    th0[:] = theta0[r]
-    j = _steps(r, k0, k1, n_total, a_tab, rec_steps, j0, widths, offs, act, lossk, X, Y, rule, B,
-               per_sample, idx, proj, blowup, track, ref, th, th0, rng, mu, xi, acc, status,
-               rec, rec_theta, ws, ws1, wsE, rowsE, rows, rows1, g, u, tmp, H, tmp2, opt, om[r], ov[r], ot)
-    theta[r, :] = th
-    if k1 == n_total and j < K and rec_steps[j] == k1 and status[r, 0] == 1:
-        _record(j, r, th, th0, widths, offs, act, lossk, X, Y, wsE, rowsE, acc, rec, rec_theta,
-                xi, track, ref, ref.shape[0] > 0)
+    th[:] = st.theta[r]
+    th0[:] = st.theta0[r]
+    j = _steps(r, ch, net, data, setup, st, th, th0, st.opt_m[r], st.opt_v[r], scr)
+    st.theta[r, :] = th
+    if ch.k1 == ch.n_total and j < ch.rec_steps.shape[0] and ch.rec_steps[j] == ch.k1 and st.status[r, S_RUNNING] == 1:
+        _record(j, r, th, th0, net, data, setup, st, scr)
 
 
 @njit
@@ -278,28 +298,29 @@ def _project(th, proj):
 
 
 @hot
-def _steps(r, k0, k1, n_total, a_tab, rec_steps, j0, widths, offs, act, lossk, X, Y, rule, B,
-           per_sample, idx, proj, blowup, track, ref, th, th0, rng, mu, xi, acc, status,
-           rec, rec_theta, ws, ws1, wsE, rowsE, rows, rows1, g, u, tmp, H, tmp2, opt, om, ov, ot):
-    """Steps k0 .. k1-1 of replica r on its (aligned) state th; returns the next record index.
+def _steps(r, ch, net, data, setup, st, th, th0, om, ov, scr):
+    """Steps ch.k0 .. ch.k1-1 of replica r on its (aligned) state th; returns the next record index.
 
-    ``opt`` is the optimiser (:mod:`dynclip.optimizers`); ``om``, ``ov`` are replica r's rows of its
-    state and ``ot[r]`` its step count. Plain SGD (kind 0) without weight decay is the fused step
-    below. The noise xi uses the clipped update u: the weight-decay term of the step, mu theta,
+    ``setup.opt`` is the optimiser (:mod:`dynclip.optimizers`); ``om``, ``ov`` are replica r's rows of
+    its state and ``st.opt_t[r]`` its step count. Plain SGD (kind 0) without weight decay is the fused
+    step below. The noise xi uses the clipped update u: the weight-decay term of the step, mu theta,
     is also the one of the mean field H + mu theta, so u - H is the noise with or without it.
     """
+    widths, offs, act = net.widths, net.offs, net.act
+    X, Y, lossk, idx = data.X, data.Y, data.lossk, data.idx
+    rule, opt, B, proj, track = setup.rule, setup.opt, setup.B, setup.proj, setup.track
+    rng, mu, xi, acc, status = st.rng, st.mu, st.xi, st.acc, st.status
+    g, u, H, rows = scr.g, scr.u, scr.H, scr.rows
     N = X.shape[0]
     P = th.shape[0]
-    K = rec_steps.shape[0]
+    K = ch.rec_steps.shape[0]
     use_idx = idx.shape[0] > 0
-    use_ref = ref.shape[0] > 0
-    j = j0
-    for k in range(k0, k1):
-        if status[r, 0] == 0:
+    j = ch.j0
+    for k in range(ch.k0, ch.k1):
+        if status[r, S_RUNNING] == 0:
             return j
-        if j < K and rec_steps[j] == k:
-            _record(j, r, th, th0, widths, offs, act, lossk, X, Y, wsE, rowsE, acc, rec, rec_theta,
-                    xi, track, ref, use_ref)
+        if j < K and ch.rec_steps[j] == k:
+            _record(j, r, th, th0, net, data, setup, st, scr)
             j += 1
         for b in range(B):
             if use_idx:
@@ -310,17 +331,20 @@ def _steps(r, k0, k1, n_total, a_tab, rec_steps, j0, widths, offs, act, lossk, X
         if clips_losses(rule):
             lmax = alrc_lmax(rule, mu[r, 0], mu[r, 1])
         if track:
-            mean_field(th, widths, offs, act, lossk, X, Y, rule, lmax, wsE, rowsE, ws1, rows1, tmp2, H)
-        c, q1, q2, gn, un, w = minibatch_update(th, widths, offs, act, lossk, X, Y, rule, lmax, per_sample,
-                                                rows, B, ws, ws1, rows1, g, u, tmp, acc, r)
+            mean_field(th, widths, offs, act, lossk, X, Y, rule, lmax, scr.wsE, scr.rowsE, scr.ws1, scr.rows1,
+                       scr.tmp2, H)
+        # (the working arrays one by one: a Scratch is ~35 arrays, passed by value at every call)
+        up = minibatch_update(th, net, data, rule, B, setup.per_sample, lmax, rows, scr.ws, scr.ws1, scr.rows1, g, u,
+                              scr.tmp, acc, r)
         v = u               # the update is w v: the clipped u, or g scaled by a scalar rule's w
+        w = up.scale
         if w > 0.0:
             v = g
         else:
             w = 1.0
-        a = a_tab[k - k0]
+        a = ch.a_tab[k - ch.k0]
         if opt.kind != 0 or opt.weight_decay != 0.0:
-            optimizer_step(opt, th, v, w, a, om, ov, ot, r)
+            optimizer_step(opt, th, v, w, a, om, ov, st.opt_t, r)
             _project(th, proj)
             d = dist(th, th0)
         elif proj < math.inf:
@@ -341,40 +365,37 @@ def _steps(r, k0, k1, n_total, a_tab, rec_steps, j0, widths, offs, act, lossk, X
             if nn > acc[r, A_MAXNOISE] or nn != nn:
                 acc[r, A_MAXNOISE] = nn
         if is_stateful(rule):
-            mu[r, 0], mu[r, 1] = alrc_moments(rule, mu[r, 0], mu[r, 1], q1, q2)
-        acc[r, A_S] += a * un
+            mu[r, 0], mu[r, 1] = alrc_moments(rule, mu[r, 0], mu[r, 1], up.m1, up.m2)
+        gn = up.gnorm
+        acc[r, A_S] += a * up.unorm
         acc[r, A_WG] += gn
-        acc[r, A_WC] += c
+        acc[r, A_WC] += up.c
         acc[r, A_WN] += 1.0
         if d > acc[r, A_MAXDISP]:
             acc[r, A_MAXDISP] = d
         # beyond the radius, or non-finite (NaN fails both); a non-finite gradient norm stops the
         # replica too, even if its clipped update happened to be finite
-        if not (d <= blowup and d < math.inf and gn < math.inf):
-            status[r, 0] = 0
-            status[r, 1] = k + 1
+        if not (d <= setup.blowup and d < math.inf and gn < math.inf):
+            status[r, S_RUNNING] = 0
+            status[r, S_STOP_STEP] = k + 1
             z = 0.0
             for i in range(P):
                 z += th[i] * 0.0                    # NaN iff some entry is inf or NaN
             if z != z:
                 acc[r, A_MAXDISP] = math.inf
             if z != z or not (gn < math.inf):
-                status[r, 2] = 1
+                status[r, S_NONFINITE] = 1
             return j
     return j
 
 
 @njit
-def run_chunk(r0, r1, k0, k1, n_total, a_tab, rec_steps, j0, widths, offs, act, lossk, X, Y, rule, B,
-              per_sample, idx, proj, blowup, track, ref, theta, theta0, rng, mu, xi, acc, status,
-              rec, rec_theta, opt, om, ov, ot):
-    """Run steps k0 .. k1-1 for replicas r0 .. r1-1 (called through dynclip._jit.run_rows).
+def run_chunk(r0, r1, ch, net, data, setup, st):
+    """Run the steps of chunk ``ch`` for replicas r0 .. r1-1 (called through dynclip._jit.run_rows).
     See dynclip.engine.simulate."""
     for r in range(r0, r1):
-        _replica(r, k0, k1, n_total, a_tab, rec_steps, j0, widths, offs, act, lossk, X, Y, rule, B,
-                 per_sample, idx, proj, blowup, track, ref, theta, theta0, rng, mu, xi, acc, status,
-                 rec, rec_theta, opt, om, ov, ot)
+        _replica(r, ch, net, data, setup, st)
     # the step reached is part of the state, written by the kernel itself: a Ctrl-C that lands
     # right after this call returns still sees a consistent (state, step) pair
     for r in range(r0, r1):
-        status[r, 3] = k1
+        st.status[r, S_STEP] = ch.k1

@@ -270,7 +270,7 @@ def _state_layout(R, P, Krec, track_noise, record_theta, optimizer):
     shape_m, shape_v = state_shapes(optimizer, R, P)
     f8, i8 = np.dtype(np.float64), np.dtype(np.int64)
     return dict(theta=(f8, (R, P)), theta0=(f8, (R, P)), rng=(np.dtype(np.uint64), (R,)), mu=(f8, (R, 2)),
-                xi=(f8, (R, P) if track_noise else (R, 0)), acc=(f8, (R, K.N_ACC)), status=(i8, (R, 4)),
+                xi=(f8, (R, P) if track_noise else (R, 0)), acc=(f8, (R, K.N_ACC)), status=(i8, (R, K.N_STATUS)),
                 rec=(f8, (R, K.N_REC, Krec)), rec_theta=(f8, (R, Krec, P) if record_theta else (R, 0, 0)),
                 opt_m=(f8, shape_m), opt_v=(f8, shape_v), opt_t=(i8, (R,)))
 
@@ -326,8 +326,8 @@ def _initial_state(run, theta0):
         st[name].fill(0)
     st["rec"].fill(np.nan)
     st["rec_theta"].fill(np.nan)
-    st["status"][:, 0] = 1
-    st["status"][:, 1] = -1
+    st["status"][:, K.S_RUNNING] = 1
+    st["status"][:, K.S_STOP_STEP] = -1
     return st, 0
 
 
@@ -362,9 +362,9 @@ def _read_checkpoint(run, path):
         raise ValueError(f"resume: {e}") from None
     k = meta["k"]
     st = {name: np.ascontiguousarray(arrays[name]) for name in layout}
-    if not 0 <= k <= run.n_steps or np.any(st["status"][:, 3] != k):
+    if not 0 <= k <= run.n_steps or np.any(st["status"][:, K.S_STEP] != k):
         raise ValueError(f"resume={path!r} is inconsistent: its header says step {k}, its state says "
-                         f"{sorted(set(st['status'][:, 3].tolist()))[:3]} (n_steps = {run.n_steps})")
+                         f"{sorted(set(st['status'][:, K.S_STEP].tolist()))[:3]} (n_steps = {run.n_steps})")
     if _fingerprint(st["theta0"]) != run.config["theta0_sha1"]:
         raise ValueError(f"resume={path!r} is inconsistent: its theta0 does not match its fingerprint")
     return st, k
@@ -382,12 +382,11 @@ def _advance(run, st, k0, k1):
     """Run steps ``k0 .. k1-1`` for every row of the state ``st`` (one kernel call: no progress, signals or
     checkpoints). The rows may be any replicas of the run (copied rows, a subset), as long as the
     run replays no ``indices``."""
-    widths, offs = run.net.widths_array(), run.net.offsets()
-    run_rows(K.run_chunk, st["theta"].shape[0], k0, k1, run.n_steps, run.schedule.values(k0, k1), run.steps,
-             int(np.searchsorted(run.steps, k0)), widths, offs, run.net.act, run.lk, run.X, run.Y2, run.rule, run.B,
-             run.per_sample, run.idx, run.proj, run.blow, bool(run.track_noise), run.ref, st["theta"], st["theta0"],
-             st["rng"], st["mu"], st["xi"], st["acc"], st["status"], st["rec"], st["rec_theta"], run.optimizer,
-             st["opt_m"], st["opt_v"], st["opt_t"])
+    chunk = K.Chunk(k0, k1, run.n_steps, run.schedule.values(k0, k1), run.steps, int(np.searchsorted(run.steps, k0)))
+    net = K.Net(run.net.widths_array(), run.net.offsets(), run.net.act)
+    data = K.Data(run.X, run.Y2, run.lk, run.idx)
+    setup = K.Setup(run.rule, run.optimizer, run.B, run.per_sample, run.proj, run.blow, bool(run.track_noise), run.ref)
+    run_rows(K.run_chunk, st["theta"].shape[0], chunk, net, data, setup, K.State(**st))
 
 
 def _drive(run, st, k):
@@ -421,7 +420,7 @@ def _drive(run, st, k):
                 if stop.signum is not None:
                     break
         except KeyboardInterrupt:       # a second Ctrl-C, or one outside the main thread's handler
-            k = max(k, int(st["status"][:, 3].max()))
+            k = max(k, int(st["status"][:, K.S_STEP].max()))
             stop.signum = stop.signum or signal.SIGINT
         partial = k < n_steps
         if stop.signum == signal.SIGTERM or (stop.signum is not None and partial):
@@ -512,8 +511,8 @@ def _result(run, st, k, partial):
         loss=rec[:, K.R_LOSS], grad_norm=rec[:, K.R_GNORM], clip_factor=rec[:, K.R_CFAC],
         clip_fraction=np.where(ndec > 0, acc[:, K.A_NCLIP] / np.maximum(ndec, 1), 0.0),
         displacement=rec[:, K.R_DISP], max_displacement=acc[:, K.A_MAXDISP].copy(),
-        update_sum=rec[:, K.R_S], diverged=status[:, 0] == 0, blowup_step=status[:, 1].copy(),
-        nonfinite=status[:, 2] == 1, alrc_moments=st["mu"], config=run.config,
+        update_sum=rec[:, K.R_S], diverged=status[:, K.S_RUNNING] == 0, blowup_step=status[:, K.S_STOP_STEP].copy(),
+        nonfinite=status[:, K.S_NONFINITE] == 1, alrc_moments=st["mu"], config=run.config,
         noise_norm=rec[:, K.R_NOISE] if track else None,
         max_noise=acc[:, K.A_MAXNOISE].copy() if track else None,
         noise=st["xi"] if track else None,

@@ -32,7 +32,7 @@ import math
 import numpy as np
 
 from ._jit import njit, run_rows
-from ._kernels import mean_field, minibatch_update, N_ACC
+from ._kernels import mean_field, minibatch_update, N_ACC, Data, Net
 from .clipping import capabilities, check_rule, alrc_lmax
 from .model import make_workspace, full_loss_grad, forward, losses_and_dout, sample_norms, EVAL_BLOCK
 from .checks import (check_net, check_data, check_theta, as_float_array, check_int, check_real, check_fraction,
@@ -113,6 +113,8 @@ SERIAL_BELOW = 4
 def _H_batch_rows(lo, hi, thetas, widths, offs, act, lossk, X, Y, rule, batches, out, out_sq):
     P = thetas.shape[1]
     nb, B = batches.shape
+    net = Net(widths, offs, act)
+    data = Data(X, Y, lossk, np.zeros((0, 0, 0), dtype=np.int64))
     for m in range(lo, hi):
         ws = make_workspace(widths, B)
         ws1 = make_workspace(widths, 1)
@@ -124,8 +126,8 @@ def _H_batch_rows(lo, hi, thetas, widths, offs, act, lossk, X, Y, rule, batches,
         out[m, :] = 0.0
         out_sq[m] = 0.0
         for s in range(nb):
-            w = minibatch_update(thetas[m], widths, offs, act, lossk, X, Y, rule, np.inf, False, batches[s], B,
-                                 ws, ws1, rows1, g, u, tmp, acc, 0)[5]
+            w = minibatch_update(thetas[m], net, data, rule, B, False, np.inf, batches[s], ws, ws1, rows1, g, u, tmp,
+                                 acc, 0).scale
             if w > 0.0:     # a scalar rule: the update is w g
                 for i in range(P):
                     u[i] = w * g[i]

@@ -65,7 +65,7 @@ import numpy as np
 from . import bounds as _bounds
 from . import _console
 from ._jit import njit
-from ._kernels import A_MAXDISP, A_MAXNOISE
+from ._kernels import A_MAXDISP, A_MAXNOISE, S_RUNNING
 from .checks import check_choice, check_int, check_real, check_seed, describe, check_net, check_positive
 from .clipping import ClipKind, capabilities, check_rule
 from .optimizers import check_optimizer
@@ -386,7 +386,7 @@ def _clone(sys_, snap, Mb, r, dead, parent, start, fresh):
     ``fresh``; the clones run together, each joining when the chunk loop reaches its start."""
     K, n_b, kb = dead.size, sys_.n_b, sys_.kb
     sub = {name: np.zeros((K,) + a.shape[2:], a.dtype) for name, a in snap.items()}
-    sub["status"][:, 0] = 0                          # not started yet: the kernel leaves the row alone
+    sub["status"][:, S_RUNNING] = 0                          # not started yet: the kernel leaves the row alone
     for name, a in snap.items():                     # the shared past (below the level: never a start again)
         a[dead] = a[parent]
     Mb[dead] = Mb[parent]

@@ -625,10 +625,10 @@ def test_ctrl_c_at_the_first_chunk(monkeypatch):
         pytest.skip("SIGINT is not handled by Python's default handler here")
     real, calls, lock = K.run_chunk, [], threading.Lock()
 
-    def interrupted_first(*a):                        # a = (r0, r1, k0, k1, ...): one call per block of replicas
+    def interrupted_first(*a):                        # a = (r0, r1, chunk, ...): one call per block of replicas
         with lock:
             first = not calls
-            calls.append(a[2:4])
+            calls.append((a[2].k0, a[2].k1))
         if first:
             os.kill(os.getpid(), signal.SIGINT)       # lands before the first chunk has run
         return real(*a)
