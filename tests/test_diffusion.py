@@ -233,8 +233,8 @@ def test_stationary_covariance_first_order_in_a(clipped):
 def test_stationary_covariance_against_sgd_replicas(clipped):
     """Constant-step SGD from theta*, R replicas, burn-in 15 / (a lambda_min(J)) steps (the start's
     memory e^-30): the sample covariance of the final iterates against the exact C_a (z-score per entry,
-    standard error from the replicas' products) and against a Sigma (relative error within 2 a lambda_max
-    plus the sampling error). Max |z| < 4.5 over <= 6 entries: false-alarm rate <= 6 * 6.8e-6 = 4e-5."""
+    standard error from the replicas' products) and against a Sigma (within the exact O(a) term plus the
+    sampling error). Max |z| < 4.5 over <= 6 entries: false-alarm rate <= 6 * 6.8e-6 = 4e-5."""
     net, X, Y, loss, rule, mu, th = _exact_case(clipped)
     a, R = 0.05, 20000
     J = mf.jacobian(net, X, Y, rule, th, loss=loss, weight_decay=mu)
@@ -250,7 +250,10 @@ def test_stationary_covariance_against_sgd_replicas(clipped):
     z = (prods.mean(axis=0) - Ca) / (prods.std(axis=0, ddof=1) / np.sqrt(R))
     assert np.max(np.abs(z[np.triu_indices(keep.size)])) < 4.5
     aS = dfn.stationary_covariance(net, X, Y, rule, th, a, loss=loss, weight_decay=mu)[np.ix_(keep, keep)]
-    assert _relerr(prods.mean(axis=0), aS) < 2 * a * ev.max() + 5 * np.sqrt(2 / R)
+    # triangle inequality: ||Cov - a Sigma|| <= ||C_a - a Sigma|| (the O(a) term) + ||Cov - C_a|| (sampling,
+    # <= 5 sqrt(2/R) ||C_a|| in Frobenius norm for these near-Gaussian clouds)
+    bound = (np.linalg.norm(Ca - aS) + 5 * np.sqrt(2 / R) * np.linalg.norm(Ca)) / np.linalg.norm(aS)
+    assert _relerr(prods.mean(axis=0), aS) < bound
 
 
 # ------------------------------------------------------------------------------------------
@@ -275,9 +278,10 @@ def test_linear_noise_path_from_equilibrium_exact():
 
 def test_linear_noise_path_against_sgd_replicas():
     """Clipped MLP from a random start, a(k) = 0.5 / (k + 20): the covariance of R replicas around the
-    flow, tr Cov_SA(t) / tr C(t), at the records past t = 1. Sampling error of the trace ratio ~ sqrt(2/R)
-    = 3 % per record and the O(a) terms ~ a(t) lambda_max ~ 0.1: the band [0.75, 1.33] is > 5 sampling SE
-    plus the O(a) term wide (false-alarm rate < 1e-5 per record)."""
+    flow, E||theta_k - theta(t_k)||^2 / tr C(t), at the records past t = 1 (a(k) <= 0.017 there).
+    The ratio's sampling SE is ~1.5 % (seeds 5, 6, 7 give 0.96 .. 1.02 over the records); the band
+    [0.9, 1.11] is >= 6 SE from 1 on either side, so the false-alarm rate is < 1e-8 per record
+    (normal approximation), while a Q off by the batch factor or a missing a(t) fails by far."""
     net, X, Y = _mlp()
     rule = C.classic(0.4)
     th0 = dc.init_params(net, 0)
@@ -289,7 +293,7 @@ def test_linear_noise_path_against_sgd_replicas():
     dev = res.theta - p.theta[None]
     tr_sa = np.einsum("rki,rki->k", dev, dev) / R
     ratio = tr_sa[p.t > 1] / np.trace(p.cov, axis1=1, axis2=2)[p.t > 1]
-    assert np.all((ratio > 0.75) & (ratio < 1.33)), ratio
+    assert np.all((ratio > 0.9) & (ratio < 1.11)), ratio
 
 
 def test_linear_noise_path_validates():
