@@ -208,7 +208,18 @@ def _part_d(cfg):
 
 
 def run(cfg):
-    return dict(A=_part_a(cfg), B=_part_b(cfg), C=_part_c(cfg), D=_part_d(cfg))
+    res = dict(A=_part_a(cfg), B=_part_b(cfg), C=_part_c(cfg), D=_part_d(cfg))
+    # the curves of the figures as flat arrays (data.npz)
+    d = res["D"]
+    res.update(path_t=d["t"], path_a=d["a"], path_tr_pred=d["tr_pred"], path_tr_sa=d["tr_sa"],
+               path_ratio_centred=d["ratio_centred"], path_coverage=d["coverage"],
+               exact_a=np.array(cfg.a_exact), rep_a=np.array(cfg.a_rep),
+               lams=np.array(cfg.lams), tr_sigma_ratio=np.array([r["tr_sigma"] for r in res["C"]["rows"]]))
+    for j, r in enumerate(res["A"].values()):
+        res[f"exact_err_{j}"] = r["err"]
+    for j, r in enumerate(res["B"].values()):
+        res[f"rep_err_{j}"] = np.array([x["err"] for x in r["rows"]])
+    return res
 
 
 def check(res, cfg):
