@@ -24,7 +24,7 @@ import warnings
 import numpy as np
 
 from . import meanfield as mf
-from .checks import check_net, check_data, check_theta, check_int, check_positive, check_choice, check_real
+from .checks import check_net, check_data, check_theta, check_int, check_positive, check_choice
 from .clipping import check_rule
 from .engine import CLIP_PER, record_times
 from .optimizers import check_weight_decay
@@ -190,7 +190,7 @@ def linear_noise_path(net, X, Y, rule, schedule, theta0, *, n_steps, record_ever
     # substep edges: every record time, and equal cuts <= dt in between
     edges = [t_rec[:1]]
     for s0, s1 in zip(t_rec[:-1], t_rec[1:]):
-        n = max(1, int(math.ceil((s1 - s0) / dt - 1e-12))) if s1 > s0 else 0
+        n = max(1, math.ceil((s1 - s0) / dt - 1e-12)) if s1 > s0 else 0
         edges.append(np.append(s0 + (s1 - s0) * np.arange(1, n) / n, s1) if n else np.zeros(0))
     edges = np.concatenate(edges)
     mids = 0.5 * (edges[:-1] + edges[1:])

@@ -263,7 +263,8 @@ def affine_sgd_stationary_cov(widths, theta_star, X, Y, loss, rule, a, weight_de
     from scipy.linalg import solve_discrete_lyapunov
     P = theta_star.size
     N = len(X)
-    upd = lambda th: per_sample_updates(widths, "tanh", th, X, Y, loss, rule)      # noqa: E731
+    def upd(th):
+        return per_sample_updates(widths, "tanh", th, X, Y, loss, rule)
     e = upd(theta_star)
     h = 1e-4
     A = np.zeros((N, P, P))

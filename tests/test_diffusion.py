@@ -262,7 +262,7 @@ def test_stationary_covariance_against_sgd_replicas(clipped):
 def test_linear_noise_path_from_equilibrium_exact():
     """From theta* with a constant step the flow stays at theta*, J and Q are constant, and
     C(t) = a Sigma - e^{-J t} a Sigma e^{-J^T t} (the exact solution); Van Loan steps are exact then."""
-    net, X, Y, loss, rule, mu, th = _exact_case(False)
+    net, X, Y, loss, rule, _, th = _exact_case(False)
     a = 0.01
     p = dfn.linear_noise_path(net, X, Y, rule, S.constant(a), th, n_steps=300, record_every=50, loss=loss)
     aS = dfn.stationary_covariance(net, X, Y, rule, th, a, loss=loss)
@@ -272,7 +272,7 @@ def test_linear_noise_path_from_equilibrium_exact():
         E = expm(-J * t)
         np.testing.assert_allclose(Ct, aS - E @ aS @ E.T, rtol=0, atol=1e-9 * np.abs(aS).max())
     assert np.abs(p.theta - th).max() < 1e-12
-    lo, hi = p.band(2.0)
+    _, hi = p.band(2.0)
     np.testing.assert_allclose(hi - p.theta, 2 * np.sqrt(np.diagonal(p.cov, axis1=1, axis2=2)), rtol=1e-14)
 
 
