@@ -280,7 +280,7 @@ def check(res, cfg):
     late = d["late"] & np.isfinite(d["ratio"])
     med = float(np.median(d["ratio"][late]))
     rows.append(claim(
-        "S14.path_trace_ratio", f"along the ODE (decreasing steps {cfg.a0:g}/(k+{cfg.t0:g})): tr Cov_SA(t) / tr C(t), "
+        "S14.path_trace_ratio", f"along the ODE (decreasing steps {cfg.a0:g}/(k+{cfg.t0:g})): E‖θₖ − θ(tₖ)‖² / tr C(t) over the replicas, "
         f"median over records with t ≥ {cfg.t_min:g}",
         {"median ratio": med, "range": [float(np.min(d["ratio"][late])), float(np.max(d["ratio"][late]))],
          "records": int(late.sum()), "replicas": cfg.n_path,
