@@ -8,7 +8,7 @@ Examples::
 The studies and the benchmark are not part of the installed package; they run from a clone of
 the repository, at its root:
 
-    python -m studies run S3 --quick # a study (list, run S1..S12 or all, report)
+    python -m studies run S3 --quick # a study (list, run S1..S14 or all, report)
     python -m benchmarks.run --quick # dynclip vs torch / JAX
 
 Exit codes: 0 done, 2 bad usage.

@@ -25,6 +25,11 @@ the term enters through :func:`decay_term` only).
 :func:`find_equilibrium` finds a zero of H by Newton's method and certifies it: converged to
 machine precision and every eigenvalue of the Jacobian DH there has a positive real part (an
 isolated, exponentially stable equilibrium of the flow theta' = -H(theta)).
+
+The fluctuations of SA around the flow (:mod:`dynclip.diffusion`) need two more matrices, both
+exact where H is: the Jacobian :func:`jacobian` = DH(theta) and the covariance of the update
+:func:`noise_covariance` = Cov[u(theta; minibatch)], from the same per-sample clipped updates
+(:func:`per_sample_updates`) as H.
 """
 from dataclasses import dataclass
 import math
@@ -32,7 +37,7 @@ import math
 import numpy as np
 
 from ._jit import njit, run_rows
-from ._kernels import mean_field, minibatch_update, N_ACC, Data, Net
+from ._kernels import mean_field, minibatch_update, sample_update, N_ACC, Data, Net
 from .clipping import capabilities, check_rule, alrc_lmax
 from .model import make_workspace, full_loss_grad, forward, losses_and_dout, sample_norms, EVAL_BLOCK
 from .checks import (check_net, check_data, check_theta, as_float_array, check_int, check_real, check_fraction,
@@ -420,15 +425,7 @@ def find_equilibrium(net, X, Y, rule, theta_start, *, loss="mse", weight_decay=0
     fd_step = check_real("fd_step", fd_step, "a number in (0, 1e-2]", lambda x: 0 < x <= 1e-2)
     eig_rtol = check_fraction("eig_rtol", eig_rtol)
     wd = check_weight_decay(weight_decay)
-    lmax = _lmax(rule, None)
-    widths, offs = net.widths_array(), net.offsets()
-
-    def field(th):
-        th = np.ascontiguousarray(th, dtype=np.float64)
-        out = np.zeros_like(th)
-        run_rows(_H_rows, th.shape[0], th, widths, offs, net.act, lk, X, Y2, rule, lmax, wd, out,
-                 serial_below=SERIAL_BELOW)
-        return out
+    field = _field(net, X, Y2, lk, rule, _lmax(rule, None), wd)
 
     if tol is None:
         s = float(np.mean(per_sample_grad_norms(net, X, Y2, th0, loss)))
@@ -445,3 +442,149 @@ def find_equilibrium(net, X, Y, rule, theta_start, *, loss="mse", weight_decay=0
     return Equilibrium(theta=th, H_norm=float(hist[-1]), tol=float(tol), iterations=hist.size - 1, H_history=hist,
                        converged=converged, eigenvalues=ev, min_real=min_real, eig_floor=floor,
                        certified=bool(converged and min_real > floor), message=message)
+
+
+# ------------------------------------------------------------------------------------------
+# Jacobian and noise covariance of the mean field (the linear-noise / diffusion approximation)
+# ------------------------------------------------------------------------------------------
+#: relative step of :func:`jacobian`'s central differences: eps**(1/3), which balances the
+#: truncation error (h^2/6) |D^3 H| against the roundoff eps s / h of H (s the size of the per-sample
+#: updates); the error is then about eps**(2/3) ~ 4e-11 relative to ||DH|| for smooth H
+JACOBIAN_STEP = float(np.finfo(np.float64).eps ** (1 / 3))
+
+
+def check_exact(rule, batch_size, clip_per, what):
+    """Refuse a (rule, batch_size, clip_per) whose mean field H is not exactly computable (minibatch
+    clipping of a rule that is not a per-example weight, at batch_size > 1), with the engine's wording."""
+    if not (batch_size == 1 or clip_per == "sample" or capabilities(rule).exact_H_batch):
+        from .clipping import ClipKind
+        exact = "/".join(k.name for k in ClipKind if capabilities(k).exact_H_batch)
+        raise ValueError(f"{what} needs an exactly computable mean field H: use batch_size=1, "
+                         f"clip_per='sample', or rule {exact}")
+    if capabilities(rule).clips_losses and clip_per == "sample":
+        raise ValueError(f"clip_per must be 'batch' for {rule.name} (it clips each example's loss already)")
+
+
+def _field(net, X2, Y2, lk, rule, lmax, wd):
+    """The exact field (M, P) -> (M, P) of H_mu (no input checks: for Newton and finite differences)."""
+    widths, offs = net.widths_array(), net.offsets()
+
+    def field(th):
+        th = np.ascontiguousarray(th, dtype=np.float64)
+        out = np.zeros_like(th)
+        run_rows(_H_rows, th.shape[0], th, widths, offs, net.act, lk, X2, Y2, rule, lmax, wd, out,
+                 serial_below=SERIAL_BELOW)
+        return out
+    return field
+
+
+def _exact_setup(net, X, Y, rule, theta, loss, batch_size, clip_per, what):
+    check_net(net)
+    X2, Y2, lk = check_data(net, X, Y, loss)
+    rule = check_rule(rule)
+    th = check_theta(net, theta, "theta")
+    batch_size = check_int("batch_size", batch_size)
+    clip_per = check_choice("clip_per", clip_per, CLIP_PER)
+    check_exact(rule, batch_size, clip_per, what)
+    return X2, Y2, lk, rule, th, batch_size
+
+
+def jacobian(net, X, Y, rule, theta, *, loss="mse", batch_size=1, clip_per="batch", weight_decay=0.0):
+    """DH(theta), the (P, P) Jacobian of the mean field H (of H_mu = H + mu theta with weight decay).
+
+    Central finite differences of the exact H (:func:`H`), one batched call at the 2P points
+    theta +- h_i e_i with h_i = ``JACOBIAN_STEP`` * max(1, |theta_i|), JACOBIAN_STEP = eps**(1/3)
+    ~ 6e-6: the error is O(h^2 |D^3 H| + eps s / h) ~ 1e-10 relative to ||DH|| where H is smooth
+    (measured against exact Jacobians in the tests). DH[i, j] = dH_i / dtheta_j.
+
+    H is exact, and DH with it, for batch_size 1, for clip_per="sample" and for the rules none and
+    alrc (then H does not depend on the batch size); other settings raise ValueError (as
+    ``simulate(track_noise=True)`` does). With ``rule = clipping.none()`` H = grad F and DH is the
+    Hessian of the loss (symmetric up to the finite-difference error).
+
+    Where clipping switches (a sample with ||g_j|| = lambda for classic clipping, likewise for the
+    other rules) H is continuous but not differentiable; when a switch lies within h of theta along
+    coordinate j, column j is the difference quotient across it, a mixture of the one-sided
+    derivatives (their mean when the switch is at theta itself). Such points form a set of measure
+    zero; at an equilibrium found by :func:`find_equilibrium` they show up as a failed certificate.
+    For ALRC the loss cap is frozen at the rule's starting moments (as in :func:`H`).
+
+    Parameters
+    ----------
+    net, X, Y, rule, loss, batch_size, clip_per : as for :func:`H`
+    theta : array (P,)
+    weight_decay : float >= 0, default 0 (adds mu I)
+
+    Returns
+    -------
+    ndarray (P, P)
+    """
+    X2, Y2, lk, rule, th, _ = _exact_setup(net, X, Y, rule, theta, loss, batch_size, clip_per, "jacobian")
+    wd = check_weight_decay(weight_decay)
+    return _fd_jacobian(_field(net, X2, Y2, lk, rule, _lmax(rule, None), wd), th, JACOBIAN_STEP)
+
+
+@njit
+def _updates_rows(lo, hi, theta, widths, offs, act, lossk, X, Y, rule, lmax, out):
+    P = theta.shape[0]
+    ws1 = make_workspace(widths, 1)
+    rows1 = np.zeros(1, dtype=np.int64)
+    tmp = np.zeros(P)
+    for j in range(lo, hi):
+        sample_update(theta, widths, offs, act, lossk, X, Y, rule, lmax, j, ws1, rows1, tmp)
+        for i in range(P):
+            out[j, i] = tmp[i]
+
+
+def per_sample_updates(net, X, Y, rule, theta, loss="mse"):
+    """The clipped per-sample updates u(theta; z_j), j = 1..N, as an (N, P) array (their mean is H).
+
+    The engine's per-sample clipping (the update of clip_per="sample" and of batch size 1); for ALRC
+    with the loss cap frozen at the rule's starting moments.
+    """
+    check_net(net)
+    X2, Y2, lk = check_data(net, X, Y, loss)
+    rule = check_rule(rule)
+    return _updates(net, X2, Y2, lk, rule, check_theta(net, theta, "theta"))
+
+
+def _updates(net, X2, Y2, lk, rule, th):
+    out = np.zeros((X2.shape[0], net.n_params))
+    run_rows(_updates_rows, X2.shape[0], np.ascontiguousarray(th, dtype=np.float64), net.widths_array(),
+             net.offsets(), net.act, lk, X2, Y2, rule, _lmax(rule, None), out, serial_below=1024)
+    return out
+
+
+def _covariance(U, B):
+    """Q = Cov of the mean of B iid draws from the rows of U (uniform): (1/(N B)) sum_j (u_j - mean)(u_j - mean)^T."""
+    D = U - U.mean(axis=0)
+    Q = D.T @ D / (U.shape[0] * B)
+    return 0.5 * (Q + Q.T)
+
+
+def noise_covariance(net, X, Y, rule, theta, *, loss="mse", batch_size=1, clip_per="batch"):
+    """Q = Cov[u(theta; minibatch)], the (P, P) covariance of the clipped update of one SGD step.
+
+    Exact: with batch size 1 the average over the N samples, (1/N) sum_j (u_j - H)(u_j - H)^T with
+    u_j the clipped per-sample updates (:func:`per_sample_updates`) and H their mean. With B > 1
+    (drawn with replacement, as ``simulate`` does) and clip_per="sample", or a rule whose minibatch
+    update is the mean of per-example updates (none, alrc), the update is the mean of B iid
+    per-sample updates: Q = Q_1 / B, exact too.
+
+    Minibatch clipping of the other rules at B > 1 raises ValueError: the law of the clipped mean
+    of B samples needs all N**B minibatches, and a Monte-Carlo Q would come with a theta* that is
+    only a root of a Monte-Carlo H; its sampling error (~1/sqrt(n_batches) relative) is the size
+    of the O(a) effects the diffusion approximation is tested for. The noise is the same with or
+    without weight decay (the decay term is deterministic).
+
+    Parameters
+    ----------
+    net, X, Y, rule, loss, batch_size, clip_per : as for :func:`H`
+    theta : array (P,)
+
+    Returns
+    -------
+    ndarray (P, P), symmetric positive semi-definite
+    """
+    X2, Y2, lk, rule, th, B = _exact_setup(net, X, Y, rule, theta, loss, batch_size, clip_per, "noise_covariance")
+    return _covariance(_updates(net, X2, Y2, lk, rule, th), B)

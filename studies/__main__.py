@@ -20,7 +20,7 @@ def main(argv=None):
                                        "python -m studies report")
     sub = p.add_subparsers(dest="cmd", required=True)
     sub.add_parser("list", help="list the studies")
-    r = sub.add_parser("run", help="run one study (S1..S12) or all")
+    r = sub.add_parser("run", help="run one study (S1..S14) or all")
     r.add_argument("study")
     r.add_argument("--quick", action="store_true",
                    help="small sizes (seconds to a minute), written to figures/quick/ unless --out is given")

@@ -17,7 +17,7 @@ import numpy as np
 
 STUDIES = ["s01_sure_bound", "s02_azuma", "s03_blowup", "s04_martingale", "s05_ode_tracking", "s06_bias",
            "s07_not_gradient", "s08_adaptive_1d", "s09_adaptive_mlp", "s10_zhang_1d", "s11_zhang_mlp",
-           "s12_alrc", "s13_rare"]
+           "s12_alrc", "s13_rare", "s14_fluctuations"]
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # figures/ of the repository for a clone (editable install); ./figures otherwise
 FIGURES = os.environ.get("DYNCLIP_FIGURES") or (
@@ -314,6 +314,8 @@ SUMMARY = [
      "s11_zhang_mlp/F11a_smoothness_vs_gradnorm.png"),
     ("Ede & Beanland, Table 1", "ALRC helps quartic small-batch training, neutral for squared errors", ["S12.*"],
      "s12_alrc/F12a_alrc_table.png"),
+    ("Diffusion approximation (beyond the paper)", "around the ODE, SGD fluctuates with covariance a Σ, "
+     "J Σ + Σ Jᵀ = Q (first order in a)", ["S14.*"], "s14_fluctuations/F14a_stationary_error_vs_a.png"),
 ]
 _NO_STUDY = {"Abstract/intro: vanishing gradients": (
     "refuted (algebra)", "c >= 1 for every rule of the paper, so no gradient is ever enlarged; "

@@ -229,3 +229,63 @@ def mean_field(widths, activation, theta, X, Y, loss, rule):
     """H(theta): mean over the data set of the clipped per-sample gradient."""
     return np.mean([clip(rule, sample_loss_grad(widths, activation, theta, X[i], Y[i], loss)[1], theta, widths)
                     for i in range(len(X))], axis=0)
+
+
+def per_sample_updates(widths, activation, theta, X, Y, loss, rule):
+    """(N, P): the clipped per-sample updates u(theta; z_j), one naive clip per sample."""
+    return np.array([clip(rule, sample_loss_grad(widths, activation, theta, X[i], Y[i], loss)[1], theta, widths)
+                     for i in range(len(X))])
+
+
+def noise_covariance(widths, activation, theta, X, Y, loss, rule, batch_size=1):
+    """Cov of the mean of batch_size iid clipped per-sample updates: sum of outer products, explicit loops."""
+    U = per_sample_updates(widths, activation, theta, X, Y, loss, rule)
+    H = U.sum(axis=0) / len(U)
+    Q = np.zeros((U.shape[1], U.shape[1]))
+    for u in U:
+        Q += np.outer(u - H, u - H)
+    return Q / (len(U) * batch_size)
+
+
+def affine_sgd_stationary_cov(widths, theta_star, X, Y, loss, rule, a, weight_decay=0.0):
+    """Exact stationary covariance of constant-step SGD (batch 1) around theta_star when every clipped
+    per-sample update is affine near theta_star, u_j(theta) = A_j (theta - theta*) + e_j with
+    mean_j e_j = -mu theta* (a linear net with a quadratic loss, unclipped; or a sample clipped to a
+    constant, as in the two-point problem; weight decay mu adds mu I to every A_j).
+
+    delta = theta - theta* follows delta' = (I - a (A_j + mu I)) delta - a (e_j + mu theta*), whose
+    stationary covariance solves
+    C = (I - a J) C (I - a J)^T + a^2 (Q + E[(A_j - E A_j) C (A_j - E A_j)^T]), J = E A_j + mu I, Q = Cov e_j.
+    Solved by fixed-point iteration on the discrete Lyapunov equation (the multiplicative term is a
+    contraction of size O(a)) and checked against the vectorised linear system. A_j by central
+    differences of the naive clipped update (exact for an affine map, up to roundoff ~1e-12).
+    """
+    from scipy.linalg import solve_discrete_lyapunov
+    P = theta_star.size
+    N = len(X)
+    def upd(th):
+        return per_sample_updates(widths, "tanh", th, X, Y, loss, rule)
+    e = upd(theta_star)
+    h = 1e-4
+    A = np.zeros((N, P, P))
+    for i in range(P):
+        d = np.zeros(P)
+        d[i] = h
+        A[:, :, i] = (upd(theta_star + d) - upd(theta_star - d)) / (2 * h)
+    Abar = A.mean(axis=0)
+    J = Abar + weight_decay * np.eye(P)
+    Q = (e - e.mean(axis=0)).T @ (e - e.mean(axis=0)) / N
+    M = np.eye(P) - a * J
+    C = solve_discrete_lyapunov(M, a * a * Q)
+    for _ in range(500):
+        extra = np.mean([(Aj - Abar) @ C @ (Aj - Abar).T for Aj in A], axis=0)
+        C_new = solve_discrete_lyapunov(M, a * a * (Q + extra))
+        done = np.max(np.abs(C_new - C)) <= 1e-15 * np.max(np.abs(C_new))
+        C = C_new
+        if done:
+            break
+    L = np.mean([np.kron(np.eye(P) - a * (Aj + weight_decay * np.eye(P)), np.eye(P) - a * (Aj + weight_decay * np.eye(P)))
+                 for Aj in A], axis=0)
+    C_vec = np.linalg.solve(np.eye(P * P) - L, a * a * Q.reshape(-1)).reshape(P, P)
+    assert np.allclose(C, C_vec, rtol=1e-9, atol=1e-300), "fixed point and linear system disagree"
+    return C
