@@ -20,7 +20,7 @@ from dynclip import clipping as C, meanfield as mf, ode
 
 
 # ------------------------------------------------------------------------------------------
-# MLP-A on D64-heavy (S3, S4)
+# MLP-A on D64-heavy (S3, S4, S13)
 # ------------------------------------------------------------------------------------------
 def mlp_heavy():
     """MLP-A (tanh 2-8-1, 33 parameters) and D64-heavy."""

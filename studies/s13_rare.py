@@ -26,7 +26,7 @@ import numpy as np
 import dynclip as dc
 from dynclip import bounds, clipping as C, plotting, rare, schedules as S
 from studies._harness import claim, crit
-from studies.s03_blowup import problem, theta_c
+from studies._problems import mlp_heavy, theta_c
 
 
 def _norm_isf(q):
@@ -108,7 +108,7 @@ def _radii(scores, cfg):
 
 
 def _mlp(cfg):
-    net, X, Y = problem()
+    net, X, Y = mlp_heavy()
     rule, sched = C.classic(cfg.lam), S.inverse(cfg.a0, cfg.t0)
     thc = theta_c(cfg.lam, cfg.tau_c)[0]
     sim = dc.simulate(net, X, Y, rule, sched, n_steps=cfg.n_steps, seed=cfg.seed + 2, n_replicas=cfg.mc_replicas,
