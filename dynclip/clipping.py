@@ -583,6 +583,25 @@ def capabilities(rule):
     return _SPECS[int(getattr(rule, "kind", rule))].caps
 
 
+def exact_H(rule, batch_size, clip_per):
+    """Whether the mean field H of ``rule`` at this minibatch set-up is exactly computable (an average
+    over the N samples): batch size 1, per-sample clipping, or a rule that clips a minibatch as
+    per-example weights (``capabilities(rule).exact_H_batch``). Otherwise clipping the minibatch mean
+    makes H an average over all N**B minibatches."""
+    return batch_size == 1 or clip_per == "sample" or capabilities(rule).exact_H_batch
+
+
+def check_exact_H(rule, batch_size, clip_per, what, alternative=""):
+    """ValueError naming ``what`` when :func:`exact_H` is false (and for a rule that clips losses with
+    ``clip_per="sample"``), saying which set-ups are exact."""
+    if not exact_H(rule, batch_size, clip_per):
+        exact = "/".join(k.name for k in ClipKind if capabilities(k).exact_H_batch)
+        raise ValueError(f"{what} needs an exactly computable mean field H: use batch_size=1, "
+                         f"clip_per='sample', or rule {exact}{alternative}")
+    if capabilities(rule).clips_losses and clip_per == "sample":
+        raise ValueError(f"clip_per must be 'batch' for {rule.name} (it clips each example's loss already)")
+
+
 def _mask(flag):
     return sum(1 << k for k, s in _SPECS.items() if getattr(s.caps, flag))
 

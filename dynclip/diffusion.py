@@ -25,7 +25,7 @@ import numpy as np
 
 from . import meanfield as mf
 from .checks import check_net, check_data, check_theta, check_int, check_positive, check_choice
-from .clipping import check_rule
+from .clipping import check_exact_H, check_rule
 from .engine import CLIP_PER, record_times
 from .optimizers import check_weight_decay
 from .schedules import check_schedule
@@ -43,7 +43,7 @@ def _setup(net, X, Y, rule, theta, loss, batch_size, clip_per, what, name="theta
     th = check_theta(net, theta, name)
     B = check_int("batch_size", batch_size)
     clip_per = check_choice("clip_per", clip_per, CLIP_PER)
-    mf.check_exact(rule, B, clip_per, what)
+    check_exact_H(rule, B, clip_per, what)
     return X2, Y2, lk, rule, th, B
 
 

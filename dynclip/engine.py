@@ -17,7 +17,7 @@ import warnings
 import numpy as np
 
 from . import __version__
-from .clipping import ClipKind, capabilities, check_rule
+from .clipping import capabilities, check_exact_H, check_rule
 from .optimizers import check_optimizer, state_shapes
 from .model import init_params, loss_code
 from .checks import (check_no_unknown, check_net, check_data, check_theta, check_int, check_positive, check_choice,
@@ -209,12 +209,9 @@ def _prepare(net, X, Y, rule, schedule, *, n_steps, seed, batch_size, n_replicas
     every = _default_every(n_steps, record_every)
     per_sample = clip_per == "sample"
     N, P = X.shape[0], net.n_params
-    caps = capabilities(rule)
-    if track_noise and not (B == 1 or per_sample or caps.exact_H_batch):
-        exact = "/".join(k.name for k in ClipKind if capabilities(k).exact_H_batch)
-        raise ValueError("track_noise needs an exactly computable mean field H: use batch_size=1, "
-                         f"clip_per='sample', or rule {exact}")
-    if caps.clips_losses and per_sample:
+    if track_noise:
+        check_exact_H(rule, B, clip_per, "track_noise")
+    if capabilities(rule).clips_losses and per_sample:
         raise ValueError(f"clip_per must be 'batch' for {rule.name} (it clips each example's loss already)")
     if checkpoint is not None:
         ce = check_int("checkpoint_every", checkpoint_every if checkpoint_every is not None else max(1, n_steps // 10))

@@ -38,7 +38,7 @@ import numpy as np
 
 from ._jit import njit, run_rows
 from ._kernels import mean_field, minibatch_update, sample_update, N_ACC, Data, Net
-from .clipping import capabilities, check_rule, alrc_lmax
+from .clipping import capabilities, check_exact_H, check_rule, exact_H, alrc_lmax
 from .model import make_workspace, full_loss_grad, forward, losses_and_dout, sample_norms, EVAL_BLOCK
 from .checks import (check_net, check_data, check_theta, as_float_array, check_int, check_real, check_fraction,
                      check_choice, check_seed)
@@ -200,7 +200,7 @@ def H(net, X, Y, rule, theta, loss="mse", *, batch_size=1, clip_per="batch", lma
     lmax = _lmax(rule, lmax)
     wd = check_weight_decay(weight_decay)
     out = np.zeros_like(th)
-    if batch_size == 1 or clip_per == "sample" or capabilities(rule).exact_H_batch:
+    if exact_H(rule, batch_size, clip_per):
         run_rows(_H_rows, th.shape[0], th, net.widths_array(), net.offsets(), net.act, lk, X, Y2, rule, lmax, wd,
                  out, serial_below=SERIAL_BELOW)
     else:
@@ -453,18 +453,6 @@ def find_equilibrium(net, X, Y, rule, theta_start, *, loss="mse", weight_decay=0
 JACOBIAN_STEP = float(np.finfo(np.float64).eps ** (1 / 3))
 
 
-def check_exact(rule, batch_size, clip_per, what):
-    """Refuse a (rule, batch_size, clip_per) whose mean field H is not exactly computable (minibatch
-    clipping of a rule that is not a per-example weight, at batch_size > 1), with the engine's wording."""
-    if not (batch_size == 1 or clip_per == "sample" or capabilities(rule).exact_H_batch):
-        from .clipping import ClipKind
-        exact = "/".join(k.name for k in ClipKind if capabilities(k).exact_H_batch)
-        raise ValueError(f"{what} needs an exactly computable mean field H: use batch_size=1, "
-                         f"clip_per='sample', or rule {exact}")
-    if capabilities(rule).clips_losses and clip_per == "sample":
-        raise ValueError(f"clip_per must be 'batch' for {rule.name} (it clips each example's loss already)")
-
-
 def _field(net, X2, Y2, lk, rule, lmax, wd):
     """The exact field (M, P) -> (M, P) of H_mu (no input checks: for Newton and finite differences)."""
     widths, offs = net.widths_array(), net.offsets()
@@ -485,7 +473,7 @@ def _exact_setup(net, X, Y, rule, theta, loss, batch_size, clip_per, what):
     th = check_theta(net, theta, "theta")
     batch_size = check_int("batch_size", batch_size)
     clip_per = check_choice("clip_per", clip_per, CLIP_PER)
-    check_exact(rule, batch_size, clip_per, what)
+    check_exact_H(rule, batch_size, clip_per, what)
     return X2, Y2, lk, rule, th, batch_size
 
 

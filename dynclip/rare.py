@@ -67,7 +67,7 @@ from . import _console
 from ._jit import njit
 from ._kernels import A_MAXDISP, A_MAXNOISE, S_RUNNING
 from .checks import check_choice, check_int, check_real, check_seed, describe, check_net, check_positive
-from .clipping import ClipKind, capabilities, check_rule
+from .clipping import check_exact_H, check_rule
 from .optimizers import check_optimizer
 from .results import FORMAT, atomic_savez, header_field, read_npz, _layout
 from .schedules import check_schedule
@@ -216,11 +216,8 @@ def exceedance(net, X, Y, rule, schedule, *, n_steps, radius, seed, quantity="di
     B = check_int("batch_size", batch_size)
     clip_per = check_choice("clip_per", clip_per, ("batch", "sample"))
     noise = quantity == "noise"
-    # the condition of simulate's track_noise: H exactly computable
-    if noise and not (B == 1 or clip_per == "sample" or capabilities(rule).exact_H_batch):
-        exact = "/".join(k.name for k in ClipKind if capabilities(k).exact_H_batch)
-        raise ValueError("quantity='noise' needs an exactly computable mean field H: use batch_size=1, "
-                         f"clip_per='sample', or rule {exact} (or quantity='displacement')")
+    if noise:       # the condition of simulate's track_noise
+        check_exact_H(rule, B, clip_per, "quantity='noise'", " (or quantity='displacement')")
     n_kill = max(1, N // 10) if n_kill is None else check_int("n_kill", n_kill, lo=1, hi=max(1, N - 1))
     n_chunks = check_int("n_chunks", n_chunks)
     pmin = check_real("min_probability", min_probability, "a number in (0, 1)", lambda x: 0 < x < 1)
