@@ -24,9 +24,8 @@ import warnings
 import numpy as np
 
 from . import meanfield as mf
-from .checks import check_net, check_data, check_theta, check_int, check_positive, check_choice
-from .clipping import check_exact_H, check_rule
-from .engine import CLIP_PER, record_times
+from .checks import check_int, check_positive
+from .engine import record_times
 from .optimizers import check_weight_decay
 from .schedules import check_schedule
 
@@ -34,17 +33,6 @@ from .schedules import check_schedule
 #: |eigenvalue| (the certificate of :func:`dynclip.meanfield.find_equilibrium`, well above the
 #: finite-difference error of J)
 EIG_RTOL = 1e-8
-
-
-def _setup(net, X, Y, rule, theta, loss, batch_size, clip_per, what, name="theta"):
-    check_net(net)
-    X2, Y2, lk = check_data(net, X, Y, loss)
-    rule = check_rule(rule)
-    th = check_theta(net, theta, name)
-    B = check_int("batch_size", batch_size)
-    clip_per = check_choice("clip_per", clip_per, CLIP_PER)
-    check_exact_H(rule, B, clip_per, what)
-    return X2, Y2, lk, rule, th, B
 
 
 def stationary_covariance(net, X, Y, rule, theta_star, step, *, loss="mse", batch_size=1, clip_per="batch",
@@ -80,8 +68,8 @@ def stationary_covariance(net, X, Y, rule, theta_star, step, *, loss="mse", batc
         and SGD has no stationary covariance around it.
     """
     from scipy.linalg import solve_continuous_lyapunov
-    X2, Y2, lk, rule, th, B = _setup(net, X, Y, rule, theta_star, loss, batch_size, clip_per,
-                                     "stationary_covariance", "theta_star")
+    X2, Y2, lk, rule, th, B = mf._exact_setup(net, X, Y, rule, theta_star, loss, batch_size, clip_per,
+                                              "stationary_covariance", "theta_star")
     a = check_positive("step", step)
     wd = check_weight_decay(weight_decay)
     field = mf._field(net, X2, Y2, lk, rule, mf._lmax(rule, None), wd)
@@ -171,8 +159,8 @@ def linear_noise_path(net, X, Y, rule, schedule, theta0, *, n_steps, record_ever
     :class:`LinearNoisePath`
     """
     from . import ode
-    X2, Y2, lk, rule, th0, B = _setup(net, X, Y, rule, theta0, loss, batch_size, clip_per, "linear_noise_path",
-                                      "theta0")
+    X2, Y2, lk, rule, th0, B = mf._exact_setup(net, X, Y, rule, theta0, loss, batch_size, clip_per,
+                                               "linear_noise_path", "theta0")
     schedule = check_schedule(schedule)
     n_steps = check_int("n_steps", n_steps)
     steps, t_rec = record_times(schedule, n_steps, record_every)

@@ -466,11 +466,13 @@ def _field(net, X2, Y2, lk, rule, lmax, wd):
     return field
 
 
-def _exact_setup(net, X, Y, rule, theta, loss, batch_size, clip_per, what):
+def _exact_setup(net, X, Y, rule, theta, loss, batch_size, clip_per, what, name="theta"):
+    """The checked arguments of a function that needs the exact H at ``theta`` (argument ``name``):
+    (X, Y, loss code, rule, theta, batch_size)."""
     check_net(net)
     X2, Y2, lk = check_data(net, X, Y, loss)
     rule = check_rule(rule)
-    th = check_theta(net, theta, "theta")
+    th = check_theta(net, theta, name)
     batch_size = check_int("batch_size", batch_size)
     clip_per = check_choice("clip_per", clip_per, CLIP_PER)
     check_exact_H(rule, batch_size, clip_per, what)
