@@ -1,5 +1,5 @@
 """Explicit 8-lane SIMD reductions: sums of squares, squared distances, dot products and the
-SA step fused with the displacement (with :mod:`dynclip._blas`, the only LLVM-level code in dynclip).
+SA step fused with the displacement and small matrix products (the only LLVM-level code in dynclip).
 
 Strict IEEE forbids LLVM from vectorising a running sum (that would reorder it), and its
 SLP vectoriser does not turn scalar accumulators into vector registers either, so the sums
@@ -356,6 +356,68 @@ def ger_rows(typingctx, g, go, stride, d, do, nrows, a, ao, n, overwrite):
                 nest(False)
             with otherwise:
                 nest(True)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@intrinsic
+def gemm_rows(typingctx, c, co, ldc, a, ao, sa_i, sa_p, b, bo, ldb, m, n, k, accumulate):
+    """A small matrix product with register blocking: for i < m, j < n,
+    ``c[co + i ldc + j] (+)= sum over p < k of a[ao + i sa_i + p sa_p] b[bo + p ldb + j]``,
+    summed in p order onto +0.0 (or, with ``accumulate``, onto c): the order of :func:`axpy_rows`
+    (bit-identical to it row by row). ``a`` is read one element at a time (any strides: a
+    transposed operand costs nothing), ``b`` and ``c`` by rows of 8-lane vectors. Four rows of c
+    times up to four vectors of columns stay in 16 registers across the whole sum; the rows
+    after the last group of four go one at a time. Ranges must lie inside the arrays."""
+    if not _vec(c, a, b):
+        return None
+    ip = types.intp
+    sig = types.none(c, ip, ip, a, ip, ip, ip, b, ip, ip, ip, ip, ip, types.boolean)
+
+    def codegen(context, builder, signature, args):
+        intp = context.get_value_type(types.intp)
+        ts = signature.args
+        pc = _ptr(context, builder, ts[0], args[0], args[1])
+        pa = _ptr(context, builder, ts[3], args[3], args[4])
+        pb = _ptr(context, builder, ts[7], args[7], args[8])
+        ldc, sa_i, sa_p, ldb, m, n, k = args[2], args[5], args[6], args[9], args[10], args[11], args[12]
+        acc_flag = context.cast(builder, args[13], ts[13], types.boolean)
+        accs = [[cgutils.alloca_once(builder, _V8) for _ in range(4)] for _ in range(4)]
+
+        def rows(i0, nr):
+            crow = [builder.gep(pc, [builder.mul(builder.add(i0, ir.Constant(intp, r)), ldc)]) for r in range(nr)]
+            arow = [builder.gep(pa, [builder.mul(builder.add(i0, ir.Constant(intp, r)), sa_i)]) for r in range(nr)]
+
+            def body(j0, nv, mask):
+                cols = [builder.add(j0, ir.Constant(intp, 8 * v)) for v in range(nv)]
+                for r in range(nr):
+                    for v in range(nv):
+                        builder.store(ir.Constant(_V8, [0.0] * 8), accs[r][v])
+                with builder.if_then(acc_flag):
+                    for r in range(nr):
+                        for v in range(nv):
+                            builder.store(_mload(builder, crow[r], cols[v], mask), accs[r][v])
+                with cgutils.for_range(builder, k, intp=intp) as loop:
+                    p = loop.index
+                    brow = builder.gep(pb, [builder.mul(p, ldb)])
+                    bv = [_mload(builder, brow, cols[v], mask) for v in range(nv)]
+                    po = builder.mul(p, sa_p)
+                    for r in range(nr):
+                        av = _splat(builder, builder.load(builder.gep(arow[r], [po])))
+                        for v in range(nv):
+                            builder.store(builder.fadd(builder.load(accs[r][v]), builder.fmul(av, bv[v])), accs[r][v])
+                for r in range(nr):
+                    for v in range(nv):
+                        _mstore(builder, builder.load(accs[r][v]), crow[r], cols[v], mask)
+
+            _rows_blocks(context, builder, n, body)
+
+        m4 = builder.mul(builder.sdiv(m, ir.Constant(intp, 4)), ir.Constant(intp, 4))
+        with cgutils.for_range_slice(builder, ir.Constant(intp, 0), m4, ir.Constant(intp, 4), intp) as (i0, _):
+            rows(i0, 4)
+        with cgutils.for_range_slice(builder, m4, m, ir.Constant(intp, 1), intp) as (i0, _):
+            rows(i0, 1)
         return context.get_dummy_value()
 
     return sig, codegen

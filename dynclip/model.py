@@ -5,9 +5,8 @@ shape (out,). Hidden layers apply the activation; the output layer is linear.
 
 Minibatches are processed as matrix-matrix work over a block of rows (activations stored
 row-major, one row per sample), with hand-derived backprop written on matrix views of the
-flat vectors (:mod:`dynclip._layers`: ``affine``, ``weight_grads``, ``backprop``, which choose
-BLAS for blocks of 16 rows or more and the explicit SIMD row kernels of :mod:`dynclip._simd`
-for smaller ones). The same functions serve the engine, the mean field and the public
+flat vectors (:mod:`dynclip._layers`: ``affine``, ``weight_grads``, ``backprop``, on the
+explicit SIMD kernels of :mod:`dynclip._simd`). The same functions serve the engine, the mean field and the public
 ``loss_and_grad``, so there is one definition of the maths (its naive twin is
 ``tests/reference.py``). Argument checks live in :mod:`dynclip.checks`, vector norms in
 :mod:`dynclip._norms`.
@@ -20,7 +19,7 @@ import numpy as np
 
 from ._jit import njit, hot, hot_inline
 from ._fastmath import tanh as fast_tanh, tanh_range
-from ._layers import BLAS_MIN_ROWS, block, layer, flat, affine, weight_grads, backprop, backprop_rows
+from ._layers import BLOCK_MIN_ROWS, block, layer, flat, affine, weight_grads, backprop
 from ._norms import norm
 from .checks import check_choice, check_widths, check_net, check_data, check_theta, check_seed
 
@@ -209,7 +208,7 @@ class Workspace(NamedTuple):
     d2: np.ndarray
     lossv: np.ndarray  # (B,) per-sample loss
     wts: np.ndarray    # (B,) per-sample weights for the backward pass
-    gt: np.ndarray     # one layer's weight gradient (BLAS path)
+    gt: np.ndarray     # one layer's transposed weights (forward pass of a block, see _layers.affine)
     redo: np.ndarray   # (B,) bool: samples whose per-sample norm is recomputed overflow-safely
 
 
@@ -223,7 +222,7 @@ def make_workspace(widths, B):
         if l > 0:
             mp = max(mp, widths[l] * widths[l - 1])
     return Workspace(np.zeros(aoff[-1]), np.zeros(aoff[-1]), aoff, np.zeros(B * mw),
-                     np.zeros(B * mw), np.zeros(B), np.zeros(B), np.zeros(mp if B >= BLAS_MIN_ROWS else 0),
+                     np.zeros(B * mw), np.zeros(B), np.zeros(B), np.zeros(mp if B >= BLOCK_MIN_ROWS else 0),
                      np.zeros(B, dtype=np.bool_))
 
 
@@ -241,7 +240,7 @@ def forward(theta, widths, offs, act, X, rows, nb, ws):
     for l in range(L):
         W, b = layer(theta, widths, offs, l)
         Z = block(ws.zs, ws.aoff[l + 1], nb, widths[l + 1])
-        affine(W, A, b, Z)
+        affine(W, A, b, Z, ws.gt)
         A = block(ws.acts, ws.aoff[l + 1], nb, widths[l + 1])
         if l < L - 1:
             activate(flat(Z), flat(A), act)
@@ -346,7 +345,7 @@ def backward(theta, widths, offs, act, nb, ws, grad, overwrite=False):
         G, gb = layer(grad, widths, offs, l)
         A = block(ws.acts, ws.aoff[l], nb, widths[l])
         D = block(dcur, 0, nb, widths[l + 1])
-        weight_grads(G, gb, D, A, ws.gt, overwrite)
+        weight_grads(G, gb, D, A, overwrite)
         if l > 0:
             Dprev = block(dnext, 0, nb, widths[l])
             backprop(D, W, Dprev)
@@ -398,7 +397,7 @@ def _sample_grad_norms(theta, widths, offs, act, nb, ws, out, safe):
             out[k] += dd * aa
         if l > 0:
             Dprev = block(dnext, 0, nb, ni)
-            backprop_rows(D, W, Dprev)
+            backprop(D, W, Dprev)
             times_deriv(Dprev, block(ws.zs, ws.aoff[l], nb, ni), A, act)
             dcur, dnext = dnext, dcur
 

@@ -1,10 +1,9 @@
-"""The explicit SIMD reductions and the BLAS intrinsic against plain loops / NumPy."""
+"""The explicit SIMD reductions and the blocked matrix product against plain loops / NumPy."""
 import numpy as np
 import pytest
 
 from dynclip._jit import hot
-from dynclip._simd import sumsq_lanes, sqdist_lanes
-from dynclip._blas import matmul
+from dynclip._simd import sumsq_lanes, sqdist_lanes, gemm_rows
 from dynclip._norms import sumsq, sqdist
 
 
@@ -38,8 +37,8 @@ def _sqdist_lanes(v, w, m):
 
 
 @hot
-def _matmul(a, b, out):
-    matmul(a, b, out)
+def _gemm(c, co, ldc, a, ao, sa_i, sa_p, b, bo, ldb, m, n, k, accumulate):
+    gemm_rows(c, co, ldc, a, ao, sa_i, sa_p, b, bo, ldb, m, n, k, accumulate)
 
 
 @pytest.mark.parametrize("n", [0, 7, 8, 9, 31, 32, 40, 65, 1249])
@@ -65,15 +64,26 @@ def test_sumsq_and_sqdist_match_numpy_and_propagate_nonfinite():
         assert want(sumsq(u, 0, 1003)) and want(sqdist(u, w))
 
 
-@pytest.mark.parametrize("la,lb", [("C", "C"), ("C", "F"), ("F", "C"), ("F", "F")])
-@pytest.mark.parametrize("m,k,n", [(1, 1, 1), (32, 4, 32), (5, 32, 3)])
-def test_matmul_equals_numpy_dot(la, lb, m, k, n):
-    rng = np.random.default_rng(m * k * n)
-    a = np.asarray(rng.standard_normal((m, k)), order=la)
-    b = np.asarray(rng.standard_normal((k, n)), order=lb)
-    out = np.full((m, n), np.nan)
-    _matmul(a, b, out)
-    np.testing.assert_allclose(out, a @ b, rtol=1e-13, atol=1e-13)
+@pytest.mark.parametrize("m,k,n", [(1, 1, 1), (32, 4, 32), (5, 32, 3), (33, 7, 41), (4, 32, 8), (7, 3, 64)])
+@pytest.mark.parametrize("transposed_a", [False, True])
+@pytest.mark.parametrize("accumulate", [False, True])
+def test_gemm_rows_bit_identical_to_sequential_sum(m, k, n, transposed_a, accumulate):
+    """c (+)= a b summed over p in order, for any shape (row groups of four and the rest, column
+    blocks of 32, 8 and a masked tail), a read with any strides, at offsets; untouched outside."""
+    rng = np.random.default_rng(m * 1000 + k * 10 + n)
+    A = rng.standard_normal((m, k))
+    B = rng.standard_normal((k, n))
+    C0 = rng.standard_normal((m, n))
+    a = np.concatenate(([9.0, 9.0], (A.T if transposed_a else A).ravel()))
+    sa_i, sa_p = (1, m) if transposed_a else (k, 1)
+    b = np.concatenate(([7.0], B.ravel()))
+    c = np.concatenate(([5.0] * 3, C0.ravel(), [5.0] * 9))
+    _gemm(c, 3, n, a, 2, sa_i, sa_p, b, 1, n, m, n, k, accumulate)
+    want = C0.copy() if accumulate else np.zeros((m, n))
+    for p in range(k):
+        want = want + A[:, p:p + 1] * B[p:p + 1, :]
+    assert np.array_equal(c[3:3 + m * n].reshape(m, n), want)
+    assert np.all(c[:3] == 5.0) and np.all(c[3 + m * n:] == 5.0)
 
 
 def test_strided_arrays_are_refused_at_compile_time():
