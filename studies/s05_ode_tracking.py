@@ -25,8 +25,9 @@ from scipy.special import digamma
 from scipy.stats import spearmanr
 
 import dynclip as dc
-from dynclip import clipping as C, schedules as S, meanfield as mf, ode
+from dynclip import schedules as S, meanfield as mf, ode
 from studies._harness import claim, crit
+from studies._problems import mlp_light
 
 TITLE = "The SA tracks the ODE θ̇ = −H(θ)"
 PAPER_CLAIMS = ["Theorem 1 (mechanism)", "eq. (20)-(21)"]
@@ -91,11 +92,7 @@ def _simulate_segments(net, X, Y, rule, cfg, T, th0):
 
 
 def run(cfg):
-    net = dc.mlp([2, 8, 1])
-    X, Y = dc.data.d64("light", seed=cfg.seed)
-    rule = C.classic(cfg.lam)
-    th0 = dc.init_params(net, seed=cfg.seed)
-    sched = S.inverse(cfg.a0, cfg.t0)
+    net, X, Y, rule, th0, sched = mlp_light(cfg.seed, cfg.lam, cfg.a0, cfg.t0)
     sa = dc.simulate(net, X, Y, rule, sched, n_steps=cfg.n_steps, seed=cfg.seed, n_replicas=cfg.n_replicas,
                      theta0=th0, record_every=1, record_theta=True, progress=False)
     tau_T = float(sa.time[-1])
@@ -109,7 +106,6 @@ def run(cfg):
     D_med = np.median(D, axis=0)
     # halved step, same t0, T chosen so that tau_T matches
     T2 = _steps_for_time(cfg.a0_small, cfg.t0, tau_T)
-    sched2 = S.inverse(cfg.a0_small, cfg.t0)
     tau2, theta2 = _simulate_segments(net, X, Y, rule, cfg, T2, th0)
     # the ODE path from theta_0 at the record times of both runs (RK4; agrees with DOP853 to ~1e-8 here)
     t_all = np.union1d(tau, tau2)

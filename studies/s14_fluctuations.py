@@ -26,6 +26,7 @@ import numpy as np
 import dynclip as dc
 from dynclip import clipping as C, schedules as S, meanfield as mf, diffusion as dfn
 from studies._harness import claim, crit
+from studies._problems import mlp_light
 
 TITLE = "Fluctuations around the ODE: the diffusion approximation a·Σ"
 PAPER_CLAIMS = ["Diffusion approximation (beyond the paper)"]
@@ -177,11 +178,7 @@ def _part_c(cfg):
 
 
 def _part_d(cfg):
-    net = dc.mlp([2, 8, 1])
-    X, Y = dc.data.d64("light", seed=cfg.seed)
-    rule = C.classic(cfg.lam_path)
-    th0 = dc.init_params(net, seed=cfg.seed)
-    sched = S.inverse(cfg.a0, cfg.t0)
+    net, X, Y, rule, th0, sched = mlp_light(cfg.seed, cfg.lam_path, cfg.a0, cfg.t0)
     every = max(1, cfg.n_steps // cfg.n_records)
     p = dfn.linear_noise_path(net, X, Y, rule, sched, th0, n_steps=cfg.n_steps, record_every=every)
     res = dc.simulate(net, X, Y, rule, sched, n_steps=cfg.n_steps, seed=cfg.seed + 5, n_replicas=cfg.n_path,
