@@ -268,14 +268,19 @@ def run_study(name, quick=False, outdir=None, return_res=False):
     numbers = dict(study=modname, title=mod.TITLE, paper_claims=list(mod.PAPER_CLAIMS), quick=bool(quick),
                    config=_jsonable(dataclasses.asdict(cfg)), claims=claims, figures=figures,
                    provenance=provenance(wall))
-    saved.save_res(res, outdir)
+    saved.save_res(res, outdir, run=_run_label(numbers))
     with open(os.path.join(outdir, "numbers.json"), "w") as f:
         json.dump(numbers, f, indent=1)
     return (numbers, res) if return_res else numbers
 
 
+def _run_label(numbers):
+    """What ties a saved res to its numbers.json: the study and the run's date."""
+    return dict(study=numbers["study"], date=numbers["provenance"]["date"])
+
+
 class NoSavedData(FileNotFoundError):
-    """replot_study: the folder holds no saved res (res.json + data.npz) of the study."""
+    """replot_study: the folder holds no saved res (res.json + data.npz) of the study's run."""
 
 
 def replot_study(name, outdir=None, quick=False):
@@ -294,10 +299,13 @@ def replot_study(name, outdir=None, quick=False):
     with open(path) as f:
         numbers = json.load(f)
     if numbers.get("study") != modname:
-        raise ValueError(f"{path} holds study {numbers.get('study')!r}, not {modname!r}")
+        raise NoSavedData(f"{path} holds study {numbers.get('study')!r}, not {modname!r}")
     mod = importlib.import_module(f"studies.{modname}")
     cfg = saved.config_from_json(mod.Config, numbers["config"])
-    res = saved.load_res(outdir)
+    try:
+        res = saved.load_res(outdir, run=_run_label(numbers))
+    except ValueError as e:            # another format, or another run's res.json
+        raise NoSavedData(str(e)) from None
     t0 = time.perf_counter()
     claims = json.loads(json.dumps(mod.check(res, cfg)))
     figures = _plot(modname, res, cfg, outdir, numbers["quick"])

@@ -2,7 +2,8 @@
 
 Two files beside numbers.json: ``data.npz`` holds every numpy array (read back with
 ``allow_pickle=False``), ``res.json`` holds everything else and the place of each array. In
-res.json, ``{"format": FORMAT, "res": tree}``, the tree is plain JSON (null, bools, ints, finite
+res.json, ``{"format": FORMAT, "run": run, "res": tree}``; ``run`` names the run (study and date,
+as in numbers.json) so that a res.json is never read with another run's numbers.json; the tree is plain JSON (null, bools, ints, finite
 floats, strings, lists, objects with string keys) except for these one-key markers:
 
 - ``{"__array__": key}``: the array ``data.npz[key]``; a top-level array is stored under its own
@@ -82,11 +83,12 @@ def _decode(v, arrays):
     return {k: _decode(x, arrays) for k, x in v.items()}
 
 
-def save_res(res, outdir):
-    """Write ``res`` to outdir/res.json and outdir/data.npz (both replaced)."""
+def save_res(res, outdir, run=None):
+    """Write ``res`` to outdir/res.json and outdir/data.npz (both replaced); ``run``: a JSON-able
+    label of the run that :func:`load_res` checks."""
     arrays = {}
     tree = _encode(res, [], arrays)
-    text = json.dumps(dict(format=FORMAT, res=tree), indent=1, allow_nan=False, ensure_ascii=False)
+    text = json.dumps(dict(format=FORMAT, run=run, res=tree), indent=1, allow_nan=False, ensure_ascii=False)
     np.savez_compressed(os.path.join(outdir, DATA_NPZ), **arrays)
     with open(os.path.join(outdir, RES_JSON), "w", encoding="utf-8") as f:
         f.write(text + "\n")
@@ -96,12 +98,17 @@ def has_res(outdir):
     return all(os.path.isfile(os.path.join(outdir, f)) for f in (RES_JSON, DATA_NPZ))
 
 
-def load_res(outdir):
-    """The ``res`` saved by :func:`save_res` in outdir, exactly (arrays, scalar types, tuples)."""
-    with open(os.path.join(outdir, RES_JSON), encoding="utf-8") as f:
+def load_res(outdir, run=None):
+    """The ``res`` saved by :func:`save_res` in outdir, exactly (arrays, scalar types, tuples);
+    with ``run`` given, a ValueError unless it was saved with the same label."""
+    path = os.path.join(outdir, RES_JSON)
+    with open(path, encoding="utf-8") as f:
         doc = json.load(f)
     if doc.get("format") != FORMAT:
-        raise ValueError(f"{os.path.join(outdir, RES_JSON)}: format {doc.get('format')!r}, expected {FORMAT!r}")
+        raise ValueError(f"{path}: format {doc.get('format')!r}, expected {FORMAT!r}")
+    if run is not None and doc.get("run") != run:
+        raise ValueError(f"{path} comes from run {doc.get('run')}, numbers.json from run {run}: "
+                         "re-run the study")
     with np.load(os.path.join(outdir, DATA_NPZ), allow_pickle=False) as z:
         arrays = {k: z[k] for k in z.files}
     return _decode(doc["res"], arrays)
