@@ -276,7 +276,7 @@ def run_study(name, quick=False, outdir=None, return_res=False):
 
 def _run_label(numbers):
     """What ties a saved res to its numbers.json: the study and the run's date."""
-    return dict(study=numbers["study"], date=numbers["provenance"]["date"])
+    return {"study": numbers["study"], "date": numbers["provenance"]["date"]}
 
 
 class NoSavedData(FileNotFoundError):

@@ -88,7 +88,7 @@ def save_res(res, outdir, run=None):
     label of the run that :func:`load_res` checks."""
     arrays = {}
     tree = _encode(res, [], arrays)
-    text = json.dumps(dict(format=FORMAT, run=run, res=tree), indent=1, allow_nan=False, ensure_ascii=False)
+    text = json.dumps({"format": FORMAT, "run": run, "res": tree}, indent=1, allow_nan=False, ensure_ascii=False)
     np.savez_compressed(os.path.join(outdir, DATA_NPZ), **arrays)
     with open(os.path.join(outdir, RES_JSON), "w", encoding="utf-8") as f:
         f.write(text + "\n")
