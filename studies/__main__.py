@@ -1,9 +1,16 @@
-"""python -m studies list | run S5 [--quick] [--out DIR] | run all [--quick] [--out DIR] | report [DIR]
+"""python -m studies list | run S5 [--quick] [--out DIR] | run all [--quick] [--out DIR]
+                   | replot S5 [--quick] [--out DIR] | replot all [--quick] [--out DIR] | report [DIR]
 
 Run from the root of a clone of the repository (the studies are not installed with dynclip).
 A study prints each check's outcome and its figures. Exit code 0 when every study ran, whatever
 the verdicts (a paper's claim that fails is a result, shown as its outcome); 1 when a study could
 not run (the tool failed); 2 for bad usage.
+
+`run` saves the study's result (res.json + data.npz beside numbers.json); `replot` redraws the
+figures from it without simulating: it re-evaluates the checks from the saved numbers, rewrites
+the figures and numbers.json (which keeps the run's provenance and records when it was redrawn).
+Use it after changing a figure (studies/plots/<study>.py) or a check. A folder without saved data
+gives exit code 2: run the study first.
 """
 import argparse
 import os
@@ -17,7 +24,7 @@ def main(argv=None):
     p = argparse.ArgumentParser(prog="python -m studies", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog="examples: python -m studies run S2 --quick; python -m studies run all; "
-                                       "python -m studies report")
+                                       "python -m studies replot S2 --quick; python -m studies report")
     sub = p.add_subparsers(dest="cmd", required=True)
     sub.add_parser("list", help="list the studies")
     r = sub.add_parser("run", help="run one study (S1..S14) or all")
@@ -27,6 +34,11 @@ def main(argv=None):
     r.add_argument("--out", default=None,
                    help="output folder (default figures/<study>, or figures/quick/<study> with --quick; "
                         "'all' uses subfolders and writes DIR/REPORT.md)")
+    rp = sub.add_parser("replot", help="redraw one study's (or all) figures from the data its run saved")
+    rp.add_argument("study")
+    rp.add_argument("--quick", action="store_true", help="the quick run's folder (figures/quick/<study>)")
+    rp.add_argument("--out", default=None, help="the run's folder (default figures/<study>, or "
+                                                "figures/quick/<study> with --quick; 'all' uses subfolders)")
     rep = sub.add_parser("report", help="write REPORT.md from the studies' numbers.json files in a folder")
     rep.add_argument("folder", nargs="?", default=None, help="default figures/")
     a = p.parse_args(argv)
@@ -48,6 +60,8 @@ def main(argv=None):
         print(f"error: {e}", file=sys.stderr)
         return 2
     base = a.out or (h.QUICK_FIGURES if a.quick else h.FIGURES)
+    if a.cmd == "replot":
+        return _replot(a, names, base)
     broken = []
     for s in names:
         out = os.path.join(base, s) if (a.study == "all" or a.out is None) else a.out
@@ -64,6 +78,31 @@ def main(argv=None):
     if a.study == "all":
         print(h.write_report(base))
     return 1 if broken else 0
+
+
+def _replot(a, names, base):
+    missing, broken = [], []
+    for s in names:
+        out = os.path.join(base, s) if (a.study == "all" or a.out is None) else a.out
+        try:
+            n, changed = h.replot_study(s, outdir=out, quick=a.quick)
+        except h.NoSavedData as e:
+            print(f"error: {e}", file=sys.stderr)
+            missing.append(s)
+            continue
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except Exception:
+            traceback.print_exc()
+            print(f"{s}: the figures could not be redrawn (see the error above)", file=sys.stderr)
+            broken.append(s)
+            continue
+        print("\n".join(h.summary_lines(n, out)))
+        if changed:
+            print(f"  note: check() now gives different claims than the run recorded: {', '.join(changed)}")
+    if a.study == "all" and len(missing) < len(names):
+        print(h.write_report(base))
+    return 1 if broken else 2 if missing else 0
 
 
 if __name__ == "__main__":

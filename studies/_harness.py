@@ -2,8 +2,10 @@
 
 A study module defines ``TITLE``, ``PAPER_CLAIMS`` (the paper claims it tests), a frozen
 dataclass ``Config`` (seed included), ``QUICK`` (a small Config for tests), and
-``run(cfg) -> dict``, ``check(res, cfg) -> list of claim dicts`` (built with :func:`claim`),
-``plot(res, cfg, outdir) -> None``.
+``run(cfg) -> dict``, ``check(res, cfg) -> list of claim dicts`` (built with :func:`claim`); its
+figures come from ``studies/plots/<study>.py``: ``plot(res, cfg, outdir) -> None``. A run saves
+``res`` (studies/_saved.py: res.json + data.npz) so that :func:`replot_study` can redraw the
+figures and re-evaluate the checks without simulating again.
 """
 import dataclasses
 import importlib
@@ -14,6 +16,8 @@ import subprocess
 import time
 
 import numpy as np
+
+from studies import _saved as saved
 
 STUDIES = ["s01_sure_bound", "s02_azuma", "s03_blowup", "s04_martingale", "s05_ode_tracking", "s06_bias",
            "s07_not_gradient", "s08_adaptive_1d", "s09_adaptive_mlp", "s10_zhang_1d", "s11_zhang_mlp",
@@ -234,10 +238,21 @@ def _quick_stamp(mod):
     return "QUICK run, not the committed results" + (f" ({', '.join(diff[:3])})" if diff else "")
 
 
-def run_study(name, quick=False, outdir=None):
-    """Run one study into ``outdir`` (default figures/<study>, or figures/quick/<study> for a quick
-    run); returns the numbers.json content."""
+def _plot(modname, res, cfg, outdir, quick):
     from dynclip import plotting
+    mod = importlib.import_module(f"studies.{modname}")
+    plotting.STAMP = _quick_stamp(mod) if quick else None
+    try:
+        importlib.import_module(f"studies.plots.{modname}").plot(res, cfg, outdir)
+    finally:
+        plotting.STAMP = None
+    return sorted(f for f in os.listdir(outdir) if f.endswith(".png"))
+
+
+def run_study(name, quick=False, outdir=None, return_res=False):
+    """Run one study into ``outdir`` (default figures/<study>, or figures/quick/<study> for a quick
+    run); returns the numbers.json content (and ``res`` with ``return_res=True``). Writes
+    numbers.json, the figures, and ``res`` (res.json + data.npz) for :func:`replot_study`."""
     from dynclip._jit import announce_compile
     announce_compile("dynclip studies")
     modname = resolve(name)
@@ -248,22 +263,60 @@ def run_study(name, quick=False, outdir=None):
     t0 = time.perf_counter()
     res = mod.run(cfg)
     claims = mod.check(res, cfg)
-    plotting.STAMP = _quick_stamp(mod) if quick else None
-    try:
-        mod.plot(res, cfg, outdir)
-    finally:
-        plotting.STAMP = None
+    figures = _plot(modname, res, cfg, outdir, quick)
     wall = time.perf_counter() - t0
     numbers = dict(study=modname, title=mod.TITLE, paper_claims=list(mod.PAPER_CLAIMS), quick=bool(quick),
-                   config=_jsonable(dataclasses.asdict(cfg)), claims=claims,
-                   figures=sorted(f for f in os.listdir(outdir) if f.endswith(".png")),
+                   config=_jsonable(dataclasses.asdict(cfg)), claims=claims, figures=figures,
                    provenance=provenance(wall))
+    saved.save_res(res, outdir, run=_run_label(numbers))
     with open(os.path.join(outdir, "numbers.json"), "w") as f:
         json.dump(numbers, f, indent=1)
-    arrays = {k: v for k, v in res.items() if isinstance(v, np.ndarray) and v.dtype != object}
-    if arrays:
-        np.savez_compressed(os.path.join(outdir, "data.npz"), **arrays)
-    return numbers
+    return (numbers, res) if return_res else numbers
+
+
+def _run_label(numbers):
+    """What ties a saved res to its numbers.json: the study and the run's date."""
+    return {"study": numbers["study"], "date": numbers["provenance"]["date"]}
+
+
+class NoSavedData(FileNotFoundError):
+    """replot_study: the folder holds no saved res (res.json + data.npz) of the study's run."""
+
+
+def replot_study(name, outdir=None, quick=False):
+    """Redraw a study's figures from the data a run saved in ``outdir`` (default figures/<study>, or
+    figures/quick/<study>): rebuild its Config from numbers.json, load ``res``, re-run ``check`` and
+    the plot module (no simulation), rewrite the figures and numbers.json. The provenance stays the
+    run's (the numbers come from it); ``provenance["redrawn"]`` says when and from which commit the
+    figures were redrawn. Returns ``(numbers, changed)``: the keys whose re-evaluated claims differ
+    from the saved ones (empty unless check() changed since the run)."""
+    modname = resolve(name)
+    outdir = outdir or os.path.join(QUICK_FIGURES if quick else FIGURES, modname)
+    path = os.path.join(outdir, "numbers.json")
+    if not (os.path.isfile(path) and saved.has_res(outdir)):
+        raise NoSavedData(f"no saved data in {outdir}: run `python -m studies run S{int(modname[1:3])}"
+                          f"{' --quick' if quick else ''}` first")
+    with open(path) as f:
+        numbers = json.load(f)
+    if numbers.get("study") != modname:
+        raise NoSavedData(f"{path} holds study {numbers.get('study')!r}, not {modname!r}")
+    mod = importlib.import_module(f"studies.{modname}")
+    cfg = saved.config_from_json(mod.Config, numbers["config"])
+    try:
+        res = saved.load_res(outdir, run=_run_label(numbers))
+    except ValueError as e:            # another format, or another run's res.json
+        raise NoSavedData(str(e)) from None
+    t0 = time.perf_counter()
+    claims = json.loads(json.dumps(mod.check(res, cfg)))
+    figures = _plot(modname, res, cfg, outdir, numbers["quick"])
+    old = {c["key"]: c for c in numbers["claims"]}
+    changed = [c["key"] for c in claims if old.get(c["key"]) != c] + sorted(set(old) - {c["key"] for c in claims})
+    fresh = provenance(time.perf_counter() - t0)
+    numbers.update(claims=claims, figures=figures)
+    numbers["provenance"]["redrawn"] = {k: fresh[k] for k in ("date", "commit", "wall_time_s")}
+    with open(path, "w") as f:
+        json.dump(numbers, f, indent=1)
+    return numbers, changed
 
 
 def summary_lines(numbers, outdir):
@@ -272,7 +325,9 @@ def summary_lines(numbers, outdir):
     npass = sum(1 for x in c if x["passed"] is True)
     nfail = sum(1 for x in c if x["passed"] is False)
     out = [f"{numbers['study']}: {npass} checks passed, {nfail} failed, {len(c) - npass - nfail} report-only "
-           f"({numbers['provenance']['wall_time_s']} s)"]
+           f"({numbers['provenance']['wall_time_s']} s"
+           + (f"; figures redrawn in {numbers['provenance']['redrawn']['wall_time_s']} s)"
+              if "redrawn" in numbers["provenance"] else ")")]
     out += [f"  {x['key']:<34} {x['outcome']}" for x in c if x["passed"] is not None]
     out += ["  figures: " + ", ".join(os.path.join(outdir, f) for f in numbers["figures"])]
     return out

@@ -1,5 +1,6 @@
 """Problem set-ups and solvers shared by several studies (one definition each).
 
+* MLP-A on D64-light with classic clipping and steps a0/(k + t0), from one theta_0 (S5, S14).
 * MLP-A on D64-heavy and theta_c, the end point of its clipped gradient flow (S3, S4).
 * MLP-A on D64-skew with weight decay: the certified minimiser theta* of F_mu, lambda_ref and the
   certified zeros of the clipped field H_mu reached by the flow from theta* (S6, S7).
@@ -16,7 +17,21 @@ from scipy.integrate import solve_ivp
 from scipy.optimize import minimize
 
 import dynclip as dc
-from dynclip import clipping as C, meanfield as mf, ode
+from dynclip import clipping as C, meanfield as mf, ode, schedules as S
+
+
+# ------------------------------------------------------------------------------------------
+# MLP-A on D64-light along decreasing steps (S5, S14)
+# ------------------------------------------------------------------------------------------
+def mlp_light(seed, lam, a0, t0):
+    """The set-up of S5 (and of S14 part D): MLP-A (tanh 2-8-1) on D64-light (data seed ``seed``),
+    classic clipping ``lam``, theta_0 = init_params(seed=seed), steps a(k) = a0 / (k + t0).
+
+    Returns ``(net, X, Y, rule, theta0, schedule)``.
+    """
+    net = dc.mlp([2, 8, 1])
+    X, Y = dc.data.d64("light", seed=seed)
+    return net, X, Y, C.classic(lam), dc.init_params(net, seed=seed), S.inverse(a0, t0)
 
 
 # ------------------------------------------------------------------------------------------

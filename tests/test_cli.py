@@ -45,6 +45,7 @@ def test_documented_studies_command_is_accepted(argv, monkeypatch, tmp_path, cap
     from studies import __main__ as sm
     seen = []
     monkeypatch.setattr(sm.h, "run_study", lambda s, quick, outdir: seen.append(("run", s, quick)) or {})
+    monkeypatch.setattr(sm.h, "replot_study", lambda s, outdir, quick: seen.append(("replot", s, quick)) or ({}, []))
     monkeypatch.setattr(sm.h, "summary_lines", lambda n, out: [])
     monkeypatch.setattr(sm.h, "write_report", lambda folder=None: seen.append(("report",)) or "REPORT.md")
     assert sm.main(argv) == 0

@@ -1,0 +1,2 @@
+"""The studies' figures: studies/plots/<study>.py has ``plot(res, cfg, outdir)`` for the study
+studies/<study>.py, drawn from its saved ``res`` alone (``python -m studies replot``)."""
