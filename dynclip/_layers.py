@@ -3,21 +3,22 @@
 A block of nb samples is a (nb, n) C-order view (row k = sample k): inputs A (nb, n_in),
 pre-activations Z and deltas D (nb, n_out); a layer's weights are the (n_out, n_in) view W of
 the flat parameter vector and its bias the (n_out,) view b (:func:`layer`). The products run in
-the explicit SIMD kernels of :mod:`dynclip._simd`: the register-blocked :func:`gemm_rows` (four
-rows by up to 32 columns held in registers across the sum) for the weight gradients, the
-backward pass, and the forward pass of blocks of :data:`BLOCK_MIN_ROWS` rows or more; the
-forward pass of smaller blocks uses the eight-lane dot products of ``affine8`` (the block form
-first transposes W, which does not pay for a few rows). On the 32 x 32 blocks of a typical
+the explicit SIMD kernels of :mod:`dynclip._simd`: blocks of :data:`BLOCK_MIN_ROWS` rows or more
+use the register-blocked :func:`gemm_rows` (four rows by up to 32 columns held in registers
+across the sum; the forward pass first transposes W), smaller blocks the row kernels
+(``affine8``'s eight-lane dot products, ``ger_rows``, ``axpy_rows``), whose call and transpose
+costs are lower for a few rows. The weight gradients and the backward pass sum in the same
+order in both forms (bit-identical up to the sign of a zero); the forward forms differ in rounding.
+On the 32 x 32 blocks of a typical
 minibatch the blocked kernel ran 3x faster than BLAS dgemm (whose fixed cost per call
 dominates at this size). The view helpers are inlined (a function compiled without reference
-counting may not return a view). Every form is fixed-order and deterministic; the two forward
-forms differ from each other in rounding, so a block size always takes the same path.
+counting may not return a view). Every form is fixed-order and deterministic, and a block size
+always takes the same path.
 """
 from ._jit import hot, hot_inline
 from ._simd import affine8, axpy_rows, gemm_rows, ger_rows, matrix_view, flat_view
 
-#: forward passes over blocks of at least this many rows use the register-blocked product
-#: (after transposing W); smaller ones use eight-lane dot products per row
+#: blocks of at least this many rows use the register-blocked product, smaller ones the row kernels
 BLOCK_MIN_ROWS = 16
 
 
@@ -44,6 +45,12 @@ def flat(M):
 
 
 @hot
+def gemm(c, ldc, a, sa_i, sa_p, b, ldb, m, n, k, accumulate):
+    """c (+)= a b (:func:`dynclip._simd.gemm_rows` at offset 0), compiled once for all its callers."""
+    gemm_rows(c, 0, ldc, a, 0, sa_i, sa_p, b, 0, ldb, m, n, k, accumulate)
+
+
+@hot
 def affine(W, A, b, Z, wt):
     """Z = A W^T + b: row k of Z is W a_k + b. ``wt`` is a scratch of >= W.size entries (block form)."""
     nb, ni = A.shape
@@ -55,7 +62,7 @@ def affine(W, A, b, Z, wt):
         for i in range(ni):             # wt = W^T (n_in, n_out), rows contiguous over the outputs
             for o in range(no):
                 wt[i * no + o] = w[o * ni + i]
-        gemm_rows(z, 0, no, a, 0, ni, 1, wt, 0, no, nb, no, ni, False)
+        gemm(z, no, a, ni, 1, wt, no, nb, no, ni, False)
         ger_rows(z, 0, no, None, 0, nb, b, 0, no, False)            # + b, row by row
         return
     for k in range(nb):
@@ -67,18 +74,39 @@ def affine(W, A, b, Z, wt):
 @hot
 def weight_grads(G, gb, D, A, overwrite):
     """G (+)= D^T A = sum_k d_k a_k^T and gb (+)= sum_k d_k (the rank-1 updates of all samples
-    of the block, summed in sample order), or ``=`` with ``overwrite``."""
+    of the block, summed in sample order), or ``=`` with ``overwrite``. Below BLOCK_MIN_ROWS
+    rows, one rank-1 update per sample (the same sums; no call into the blocked kernel)."""
     nb, no = D.shape
     ni = A.shape[1]
     d = flat(D)
-    gemm_rows(flat(G), 0, ni, d, 0, 1, no, flat(A), 0, ni, no, ni, nb, not overwrite)
-    axpy_rows(d, 0, no, None, 0, nb, gb, 0, no, not overwrite)       # gb (+)= column sums of D
+    g = flat(G)
+    a = flat(A)
+    if nb >= BLOCK_MIN_ROWS:
+        gemm(g, ni, d, 1, no, a, ni, no, ni, nb, not overwrite)
+        axpy_rows(d, 0, no, None, 0, nb, gb, 0, no, not overwrite)   # gb (+)= column sums of D
+        return
+    for k in range(nb):
+        first = overwrite and k == 0
+        ger_rows(g, 0, ni, d, k * no, no, a, k * ni, ni, first)
+        if first:       # (branch hoisted out of the loop, which then vectorises)
+            for o in range(no):
+                gb[o] = d[k * no + o]
+        else:
+            for o in range(no):
+                gb[o] += d[k * no + o]
 
 
 @hot
 def backprop(D, W, Dprev):
     """Dprev = D W: the deltas carried back through the weights (row k: W^T d_k, summed over the
-    rows of W in order)."""
+    rows of W in order; one row at a time below BLOCK_MIN_ROWS rows, the same sums)."""
     nb, no = D.shape
     ni = W.shape[1]
-    gemm_rows(flat(Dprev), 0, ni, flat(D), 0, no, 1, flat(W), 0, ni, nb, ni, no, False)
+    d = flat(D)
+    w = flat(W)
+    p = flat(Dprev)
+    if nb >= BLOCK_MIN_ROWS:
+        gemm(p, ni, d, no, 1, w, ni, nb, ni, no, False)
+        return
+    for k in range(nb):
+        axpy_rows(w, 0, ni, d, k * no, no, p, k * ni, ni, False)
