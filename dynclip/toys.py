@@ -204,7 +204,7 @@ N_INT = 9
 
 @njit
 def _start(m, kind, kpar, rule, widths, offs, a, theta, rec_steps, noise_sd, rng, tol, checks, ctol,
-           out_norm, out_f, out_gn, out_peak, out_ints, out_rad):
+           out_norm, out_f, out_gn, out_peak, out_ints, out_rad, out_theta):
     d = theta.shape[1]
     T = a.shape[0]
     K = rec_steps.shape[0]
@@ -233,6 +233,9 @@ def _start(m, kind, kpar, rule, widths, offs, a, theta, rec_steps, noise_sd, rng
             out_norm[m, j] = tn
             out_f[m, j] = f
             out_gn[m, j] = gn
+            if out_theta.shape[1] > 0:
+                for i in range(d):
+                    out_theta[m, j, i] = th64[i]
             j += 1
         if out_ints[m, I_LOSS_OVF] < 0 and not math.isfinite(f):
             out_ints[m, I_LOSS_OVF] = t
@@ -286,10 +289,10 @@ def _start(m, kind, kpar, rule, widths, offs, a, theta, rec_steps, noise_sd, rng
 
 @njit
 def _run_rows(lo, hi, kind, kpar, rule, widths, offs, a, theta, rec_steps, noise_sd, rng, tol, checks, ctol,
-              out_norm, out_f, out_gn, out_peak, out_ints, out_rad):
+              out_norm, out_f, out_gn, out_peak, out_ints, out_rad, out_theta):
     for m in range(lo, hi):
         _start(m, kind, kpar, rule, widths, offs, a, theta, rec_steps, noise_sd, rng, tol, checks, ctol,
-               out_norm, out_f, out_gn, out_peak, out_ints, out_rad)
+               out_norm, out_f, out_gn, out_peak, out_ints, out_rad, out_theta)
 
 
 # below this many coordinate-steps a parallel launch (thread wake-up, ~ms on a busy machine) costs more
@@ -368,6 +371,8 @@ class ToyResult:
     loss_overflow_step, grad_overflow_step : (M,) first k with f(theta_k), resp. grad f(theta_k),
         non-finite (-1 if never); the iteration goes on while only f is non-finite
     n_clipped : (M,) steps at which the rule changed the gradient
+    theta : (M, K, d) the iterates at the records (float64; NaN after a start stopped), when
+        ``record_theta`` (else None)
     tol_step : (M,) first k with ||grad f(theta_k)|| <= tol (-1 if never), when ``tol`` was given
     claim2_violations, relative_update_violations, radial_violations : (M,) when ``checks``:
         steps violating ||u|| <= lam max(1, eps) (1 + ||theta||) (Claim 2), ||theta_{k+1} - theta_k||
@@ -394,6 +399,7 @@ class ToyResult:
     relative_update_violations: np.ndarray = None
     radial_violations: np.ndarray = None
     radial_max_error: np.ndarray = None
+    theta: np.ndarray = None
     config: dict = field(default_factory=dict)
 
     @property
@@ -403,7 +409,7 @@ class ToyResult:
 
 
 def run(objective, rule, schedule, theta0, n_steps, *, noise_sd=0.0, seed=0, dtype="float64",
-        record_every=None, tol=None, checks=False, check_tol=1e-12):
+        record_every=None, tol=None, checks=False, check_tol=1e-12, record_theta=False):
     """Gradient descent ``theta_{k+1} = theta_k - a(k) u_k`` on a toy objective, from M starts.
 
     ``u_k`` is the clipped gradient from :func:`dynclip.clipping.apply` (called with
@@ -434,6 +440,8 @@ def run(objective, rule, schedule, theta0, n_steps, *, noise_sd=0.0, seed=0, dty
         (adaptive rule only; see :class:`ToyResult`).
     check_tol : float >= 0
         Relative tolerance of those checks.
+    record_theta : bool
+        Also record the iterates (``ToyResult.theta``).
 
     Returns
     -------
@@ -486,16 +494,19 @@ def run(objective, rule, schedule, theta0, n_steps, *, noise_sd=0.0, seed=0, dty
     out_ints = np.full((M, N_INT), -1, dtype=np.int64)
     out_ints[:, [I_NCLIP, I_CLAIM2, I_RELUPD, I_RADIAL]] = 0
     out_rad = np.zeros(M)
+    if not isinstance(record_theta, (bool, np.bool_)):
+        raise ValueError(f"record_theta must be True or False; got {record_theta!r}")
+    out_theta = np.full((M, K if record_theta else 0, d), np.nan)
     widths = np.array([d, 1], dtype=np.int64)
     offs = np.array([0, d], dtype=np.int64)
     with np.errstate(all="ignore"):
         run_rows(_run_rows, M, int(objective.kind), dt.type(objective.k), rule, widths, offs, a, th, steps, nsd, rng,
-                 tl, bool(checks), ctol, out_norm, out_f, out_gn, out_peak, out_ints, out_rad,
+                 tl, bool(checks), ctol, out_norm, out_f, out_gn, out_peak, out_ints, out_rad, out_theta,
                  serial_below=M + 1 if M * T * d < _PARALLEL_WORK else 2)
     config = dict(objective=objective.as_dict(), objective_name=objective.describe(), rule=rule.as_dict(),
                   rule_name=rule.describe(), schedule=schedule.as_dict(), schedule_name=schedule.describe(),
                   n_steps=T, M=M, d=d, noise_sd=nsd, seed=int(seed), dtype=dt.name, record_every=every,
-                  tol=None if tol is None else tl, checks=bool(checks), check_tol=ctol)
+                  tol=None if tol is None else tl, checks=bool(checks), check_tol=ctol, record_theta=bool(record_theta))
     return ToyResult(
         theta_final=th.astype(np.float64), step=steps, norm=out_norm, f=out_f, grad_norm=out_gn,
         peak_norm=out_peak, peak_step=out_ints[:, I_PEAK].copy(), nonfinite_step=out_ints[:, I_NONFINITE].copy(),
@@ -504,7 +515,7 @@ def run(objective, rule, schedule, theta0, n_steps, *, noise_sd=0.0, seed=0, dty
         claim2_violations=out_ints[:, I_CLAIM2].copy() if checks else None,
         relative_update_violations=out_ints[:, I_RELUPD].copy() if checks else None,
         radial_violations=out_ints[:, I_RADIAL].copy() if checks else None,
-        radial_max_error=out_rad if checks else None, config=config)
+        radial_max_error=out_rad if checks else None, theta=out_theta if record_theta else None, config=config)
 
 
 # ----------------------------------------------------------------------------------------
