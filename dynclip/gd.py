@@ -59,24 +59,27 @@ def _rules(rule, R):
     return rules
 
 
-def _groups(rules):
-    """{rule: row indices}, in the order of first appearance."""
-    out = {}
-    for i, r in enumerate(rules):
-        out.setdefault(r, []).append(i)
-    return {r: np.array(ix, dtype=np.int64) for r, ix in out.items()}
+def _distinct(rules):
+    """(the distinct rules in the order of first appearance, the index of each row's rule among them)."""
+    uniq = list(dict.fromkeys(rules))
+    pos = {r: j for j, r in enumerate(uniq)}
+    return uniq, np.array([pos[r] for r in rules], dtype=np.int64)
 
 
-def _clipped(net, rules_of_rows, G, TH):
-    """(scalar, w, u) for the rows of G (gradients) at TH: rows of scalar rules (``scalar`` True) get the
-    factor w (u = w g; gn by NumPy's norm), the others the update u (clipping.apply_gn)."""
+def _clipped(net, uniq, rid, G, TH):
+    """(scalar, w, u) for the rows of G (gradients) at TH, row i clipped by uniq[rid[i]]: rows of scalar
+    rules (``scalar`` True) get the factor w (u = w g; gn by NumPy's norm), the others the update u
+    (clipping.apply_gn)."""
     R = G.shape[0]
     scalar = np.zeros(R, bool)
     w = np.full(R, np.nan)
     u = np.full_like(G, np.nan)
     gn = np.linalg.norm(G, axis=1)
     widths, offs = net.widths_array(), net.offsets()
-    for r, ix in _groups(rules_of_rows).items():
+    for j, r in enumerate(uniq):
+        ix = np.flatnonzero(rid == j)
+        if ix.size == 0:
+            continue
         caps = capabilities(r)
         if caps.scalar:
             thn = np.linalg.norm(TH[ix], axis=1) if caps.theta_norm else np.zeros(ix.size)
@@ -123,7 +126,7 @@ class GDResult:
     pair_from, pair_to : (R, n_pairs, P) theta_k and theta_{k+1} at k = 0, pair_every, 2 pair_every, ...
         < n_steps (NaN after a replica stopped); shape (R, 0, P) without ``pair_every``
     theta_final : (R, P) the last iterate of each replica (where it stopped)
-    config : dict
+    config : dict of the arguments (``rules``: the distinct rules, ``rule_index``: each replica's among them)
     """
     target_step: np.ndarray
     diverged_step: np.ndarray
@@ -200,7 +203,7 @@ def run(net, X, Y, rule, lr, n_steps, theta0, *, loss="mse", weight_decay=0.0, t
         raise ValueError(f"theta0 must have shape (R, {P}) or ({P},); got {np.shape(theta0)}")
     th = check_theta(net, th, "theta0", rows=th.shape[0]).reshape(-1, P).copy()
     R = th.shape[0]
-    rules = _rules(rule, R)
+    uniq, rid = _distinct(_rules(rule, R))
     a = _per_replica("lr", lr, R, "a finite number > 0", lambda x: (x > 0) & np.isfinite(x))
     n_steps = check_int("n_steps", n_steps)
     mu = check_weight_decay(weight_decay)
@@ -258,7 +261,7 @@ def run(net, X, Y, rule, lr, n_steps, theta0, *, loss="mse", weight_decay=0.0, t
             idx, g = idx[keep_now], g[keep_now]
             if idx.size == 0:
                 break
-            sc, w, u = _clipped(net, [rules[i] for i in idx], g, th[idx])
+            sc, w, u = _clipped(net, uniq, rid[idx], g, th[idx])
             ai = a[idx]
             new = np.empty_like(g)
             new[sc] = th[idx[sc]] - (ai[sc] * w[sc])[:, None] * g[sc]
@@ -269,7 +272,7 @@ def run(net, X, Y, rule, lr, n_steps, theta0, *, loss="mse", weight_decay=0.0, t
                 base[idx, k // pair_every] = th[idx]
                 nxt[idx, k // pair_every] = new
             th[idx] = new
-    config = dict(rules=[r.as_dict() for r in _groups(rules)], n_steps=n_steps, R=R, loss=str(loss),
+    config = dict(rules=[r.as_dict() for r in uniq], rule_index=rid.tolist(), n_steps=n_steps, R=R, loss=str(loss),
                   weight_decay=mu, target=target, blowup_factor=blowup, record_every=every, pair_every=pair_every)
     return GDResult(target_step=hit, diverged_step=div, stopped_step=stopped,
                     step=np.arange(n_rec, dtype=np.int64) * every, loss=curve, pair_from=base, pair_to=nxt,
@@ -299,9 +302,10 @@ def field(net, X, Y, rule, theta, *, loss="mse", weight_decay=0.0):
     single = th.ndim == 1
     th = np.ascontiguousarray(check_theta(net, th, "theta", rows=None if single else th.shape[0]).reshape(-1, P))
     mu = check_weight_decay(weight_decay)
-    rules = _rules(check_rule(rule), th.shape[0])
+    rule = check_rule(rule)
+    _rules(rule, 1)                      # refuses a rule that clips losses
     g = mf.grad_F(net, X2, Y2, th, loss)
-    sc, w, u = _clipped(net, rules, g, th)
+    sc, w, u = _clipped(net, [rule], np.zeros(th.shape[0], dtype=np.int64), g, th)
     u[sc] = g[sc] * w[sc, None]
     if mu:
         u = u + mu * th

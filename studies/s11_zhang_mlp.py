@@ -7,8 +7,9 @@ converges faster than fixed-step GD because it tolerates much larger learning ra
 
 Setup: MLP-C (tanh 4-16-16-16-1, 641 parameters) on D256, high-loss initialisation (torch default
 init with the output layer, W and b, multiplied by 5 or 10). All runs are full-batch (exact
-gradient of F at every step: dynclip.gd.run; the engine's minibatch sampler draws with replacement): GD theta <- theta - h grad F and clipped GD
-theta <- theta - eta clip_lam(grad F) (dynclip's classic rule, applied once to the full gradient).
+gradient of F at every step: dynclip.gd.run; the engine's minibatch sampler draws with replacement):
+GD theta <- theta - h grad F and clipped GD theta <- theta - eta clip_lam(grad F) (dynclip's classic
+rule, applied once to the full gradient).
 
 A (Fig. 1 analogue): squared and quartic loss, T = 2000 steps, 5 seeds x 2 output scales; every 5
 steps the estimator L_hat = max_alpha ||grad F(x_k + alpha d) - grad F(x_k)|| / (alpha ||d||),
@@ -41,7 +42,6 @@ from scipy.stats import spearmanr
 
 import dynclip as dc
 from dynclip import clipping as C, schedules as S, smoothness as sm, plotting
-from dynclip import meanfield as mf
 from studies._harness import claim, crit
 
 TITLE = "Zhang et al.: smoothness grows with the gradient norm, and clipping tolerates larger steps (MLP)"
@@ -101,7 +101,7 @@ class Config:
     b_curve_every: int = 10
     b_race_gd: bool = True               # stop GD runs of a seed once another h reached the target (cost)
     blowup_factor: float = 1e3           # diverged: F non-finite or > blowup_factor * F(theta0)
-    threads: int = 1                     # numba threads of the full-batch GD runs (0 = leave as is); one thread is fastest on
+    threads: int = 1                     # Numba threads of the full-batch GD runs (0: as set); one thread is fastest on
     #                                      a shared 2-core machine: each ~1 ms parallel region waits for a busy core
     # pass criteria (THEORY §5 S11, with the per-run tests of the claim itself)
     rho_min: float = 0.8                 # binned Spearman rho
