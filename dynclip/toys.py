@@ -36,8 +36,9 @@ import math
 import numpy as np
 
 from ._jit import njit, run_rows
-from .clipping import ADAPTIVE, ClipRule, apply, apply_gn, capabilities, check_rule
-from ._norms import rescaled_norm
+from .clipping import (ADAPTIVE, TINY, ClipRule, apply, apply_gn, capabilities, check_rule, factor_theta_norm,
+                       is_scalar_rule, scale_factor)
+from ._norms import norm, rescaled_norm
 from .checks import check_int
 from .rng import next_u64, replica_seeds
 from .schedules import check_schedule
@@ -545,16 +546,24 @@ def _count(kind, kpar, rule, widths, offs, a, th0, tol, limit, bound, th, g, u):
         th[i] = th0[i]
     for k in range(limit + 1):
         value_grad(kind, kpar, th, g)
-        gn = safe_norm(g)
+        gn = norm(g, 0, d)               # the norm clipping.apply uses (exactly |g| in 1-D)
         if gn <= tol:
             return k
-        if not (safe_norm(th) <= bound) or not math.isfinite(gn):
+        if not (norm(th, 0, d) <= bound) or not math.isfinite(gn):
             return DIVERGED
         if k == limit:
             break
-        apply_gn(rule, g, gn, th, widths, offs, u)
-        for i in range(d):
-            th[i] = th[i] - a * u[i]
+        w = 0.0
+        if is_scalar_rule(rule):
+            w = scale_factor(rule, gn, factor_theta_norm(rule, th))[0]
+        if TINY <= w < math.inf:
+            # apply_gn's scalar branch, u = g w, without its calls (half the cost of a 1-D step)
+            for i in range(d):
+                th[i] = th[i] - a * (g[i] * w)
+        else:
+            apply_gn(rule, g, gn, th, widths, offs, u)
+            for i in range(d):
+                th[i] = th[i] - a * u[i]
     return CENSORED
 
 
