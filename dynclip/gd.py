@@ -10,9 +10,9 @@ applied once to the full gradient, not to per-sample gradients (the engine, :fun
 samples minibatches with replacement and so never runs full-batch GD).
 
 :func:`field` is the same update direction as a vector field, clip(grad F(theta)) + mu theta: its zeros
-are the fixed points of full-batch clipped GD
-(for every step size) and the equilibria of its flow theta' = -field(theta) (clipping with batch
-size N, where every sample shares one clipping factor).
+are the fixed points of full-batch clipped GD (for every step size) and the equilibria of its flow
+theta' = -field(theta) (clipping with batch size N, where every sample shares one clipping factor;
+:func:`dynclip.ode.integrate` with ``full_batch=True``).
 """
 from dataclasses import dataclass, field as _dc_field
 import math
@@ -41,6 +41,11 @@ def _apply_rows(rule, G, TH, gn, widths, offs, out):
     """The clipped update u of each row of G (clipping.apply_gn), for the rules that are not scalar."""
     for i in range(G.shape[0]):
         apply_gn(rule, G[i], gn[i], TH[i], widths, offs, out[i])
+
+
+def check_gradient_rule(rule):
+    """The rule (checked); ValueError naming ``rule`` for a rule that clips losses (alrc)."""
+    return _rules(check_rule(rule), 1)[0]
 
 
 def _rules(rule, R):
@@ -302,11 +307,17 @@ def field(net, X, Y, rule, theta, *, loss="mse", weight_decay=0.0):
     single = th.ndim == 1
     th = np.ascontiguousarray(check_theta(net, th, "theta", rows=None if single else th.shape[0]).reshape(-1, P))
     mu = check_weight_decay(weight_decay)
-    rule = check_rule(rule)
-    _rules(rule, 1)                      # refuses a rule that clips losses
+    rule = check_gradient_rule(rule)
+    u = field_rows(net, X2, Y2, loss, rule, th, mu)
+    return u[0] if single else u
+
+
+def field_rows(net, X2, Y2, loss, rule, th, mu):
+    """:func:`field` at the rows of ``th`` (M, P) for checked arguments (the right-hand side of
+    :func:`dynclip.ode.integrate` with ``full_batch=True``)."""
     g = mf.grad_F(net, X2, Y2, th, loss)
     sc, w, u = _clipped(net, [rule], np.zeros(th.shape[0], dtype=np.int64), g, th)
     u[sc] = g[sc] * w[sc, None]
     if mu:
         u = u + mu * th
-    return u[0] if single else u
+    return u

@@ -126,3 +126,25 @@ def test_field_validates():
         args.update(kw)
         with pytest.raises(ValueError, match=name):
             gd.field(net, X, Y, args.pop("rule"), args.pop("theta"), **args)
+
+
+def test_full_batch_flow_equals_solve_ivp_of_the_field():
+    from scipy.integrate import solve_ivp
+    from dynclip import ode
+    net, X, Y = _problem(6)
+    th0, rule, mu = dc.init_params(net, 1) * 2, C.classic(0.3), 0.05
+    t = np.array([0.0, 0.5, 2.0, 5.0])
+    fl = ode.integrate(net, X, Y, rule, th0, t, method="RK45", rtol=1e-10, atol=1e-12, weight_decay=mu,
+                       full_batch=True)
+    sol = solve_ivp(lambda _, y: -gd.field(net, X, Y, rule, y, weight_decay=mu), (0.0, 5.0), th0, method="RK45",
+                    t_eval=t, rtol=1e-10, atol=1e-12)
+    np.testing.assert_array_equal(fl.theta, sol.y.T)
+    np.testing.assert_allclose(fl.H_norm, np.linalg.norm(gd.field(net, X, Y, rule, fl.theta, weight_decay=mu), axis=1),
+                               rtol=1e-14)
+    # per-sample clipping (the default flow of H) is a different flow
+    assert not np.allclose(ode.integrate(net, X, Y, rule, th0, t, weight_decay=mu).theta[-1], fl.theta[-1])
+    for kw, name in ((dict(full_batch="yes"), "full_batch"), (dict(full_batch=True, rule=C.alrc()), "rule")):
+        args = dict(rule=rule)
+        args.update(kw)
+        with pytest.raises(ValueError, match=name):
+            ode.integrate(net, X, Y, args.pop("rule"), th0, t, **args)
