@@ -21,6 +21,7 @@ from .model import make_workspace, EVAL_BLOCK
 from .checks import (check_net, check_data, check_theta, as_float_array, check_int, check_positive, check_nonneg,
                      check_choice)
 from .optimizers import check_weight_decay
+from .gd import check_gradient_rule, field_rows
 from .results import FlowResult
 
 #: the methods of ``scipy.integrate.solve_ivp`` (classes of that name in scipy.integrate; SciPy is
@@ -40,7 +41,7 @@ def _method(method):
 
 
 def integrate(net, X, Y, rule, theta0, t_eval, *, loss="mse", method="DOP853", rtol=1e-9, atol=1e-12,
-              max_rhs=MAX_RHS, weight_decay=0.0):
+              max_rhs=MAX_RHS, weight_decay=0.0, full_batch=False):
     """Solve theta' = -H(theta) (-H_mu(theta) = -(H(theta) + mu theta) with ``weight_decay = mu``) from
     ``theta0`` and report it at the times ``t_eval``.
 
@@ -61,6 +62,10 @@ def integrate(net, X, Y, rule, theta0, t_eval, *, loss="mse", method="DOP853", r
         solver stops after the step that uses up the budget; raise it for long horizons.
     weight_decay : float >= 0, default 0
         mu (finite): the flow of clipped SGD with weight decay after clipping.
+    full_batch : bool, default False
+        Integrate the flow of full-batch clipped GD instead, theta' = -(clip(grad F) + mu theta)
+        (:func:`dynclip.gd.field`: one clipping factor for all samples, batch size N); ``H_norm``
+        is then the norm of that field. Not for rules that clip losses (alrc).
 
     Returns
     -------
@@ -84,6 +89,10 @@ def integrate(net, X, Y, rule, theta0, t_eval, *, loss="mse", method="DOP853", r
     rtol, atol = check_positive("rtol", rtol), check_positive("atol", atol)
     max_rhs = check_int("max_rhs", max_rhs)
     wd = check_weight_decay(weight_decay)
+    if not isinstance(full_batch, (bool, np.bool_)):
+        raise ValueError(f"full_batch must be True or False; got {full_batch!r}")
+    if full_batch:
+        rule = check_gradient_rule(rule)
     widths, offs, lmax = net.widths_array(), net.offsets(), _lmax(rule, None)
     n = [0]
 
@@ -95,6 +104,8 @@ def integrate(net, X, Y, rule, theta0, t_eval, *, loss="mse", method="DOP853", r
         th = np.ascontiguousarray(y, dtype=np.float64).reshape(1, -1)
         if not np.all(np.isfinite(th)):
             return np.full(th.shape[1], np.nan)     # a failed stage: the solver rejects the step
+        if full_batch:
+            return -field_rows(net, X, Y2, loss, rule, th, wd)[0]
         out = np.zeros_like(th)
         _H_rows(0, 1, th, widths, offs, net.act, lk, X, Y2, rule, lmax, wd, out)
         return -out[0]
@@ -153,12 +164,14 @@ def integrate(net, X, Y, rule, theta0, t_eval, *, loss="mse", method="DOP853", r
     ok = np.all(np.isfinite(theta), axis=1)
     Hn, Fv = np.full(t.size, np.nan), np.full(t.size, np.nan)
     if ok.any():
-        Hn[ok] = np.linalg.norm(_H(net, X, Y2, rule, theta[ok], loss, weight_decay=wd), axis=1)
+        fld = (field_rows(net, X, Y2, loss, rule, np.ascontiguousarray(theta[ok]), wd) if full_batch else
+               _H(net, X, Y2, rule, theta[ok], loss, weight_decay=wd))
+        Hn[ok] = np.linalg.norm(fld, axis=1)
         Fv[ok] = np.asarray(_F(net, X, Y2, theta[ok], loss, weight_decay=wd)).reshape(-1)
     return FlowResult(t=t, theta=theta, loss=Fv, H_norm=Hn, n_rhs=n[0], partial=bool(message), message=message,
                       config=dict(method=method if isinstance(method, str) else solver_cls.__name__, rtol=rtol,
                                   atol=atol, max_rhs=max_rhs, rule=rule.as_dict(), widths=list(net.widths),
-                                  loss=str(loss), weight_decay=wd))
+                                  loss=str(loss), weight_decay=wd, full_batch=bool(full_batch)))
 
 
 class _BudgetUsed(Exception):

@@ -16,6 +16,9 @@ factory               f(theta)                          gradient
 :func:`run` applies (clipped) gradient descent ``theta_{t+1} = theta_t - a(t) u_t`` with
 ``u_t`` from the same jitted :func:`dynclip.clipping.apply` as the engine and the step
 table of a :mod:`dynclip.schedules` schedule, for M starting points (in parallel, :func:`dynclip._jit.run_rows`).
+:func:`iterations` counts the steps of deterministic (clipped) GD with a constant step until
+||grad f|| <= tol, for many configurations (rule, step) and starts in one compiled call (the
+iteration-complexity comparisons of Zhang et al., S10), optionally as the worst case over the starts.
 
 Floating point. In ``dtype="float32"`` mode the iterate is stored in float32 and f and
 its gradient are computed in float32 arithmetic, so they overflow where float32
@@ -33,14 +36,15 @@ import math
 import numpy as np
 
 from ._jit import njit, run_rows
-from .clipping import ADAPTIVE, apply, capabilities, check_rule
-from ._norms import rescaled_norm
+from .clipping import (ADAPTIVE, TINY, ClipRule, apply, apply_gn, capabilities, check_rule, factor_theta_norm,
+                       is_scalar_rule, scale_factor)
+from ._norms import norm, rescaled_norm
 from .checks import check_int
 from .rng import next_u64, replica_seeds
 from .schedules import check_schedule
 
 __all__ = ["ObjectiveKind", "Objective", "quartic_norm", "x4", "cosh", "logistic", "neg_quadratic",
-           "value_and_grad", "run", "ToyResult"]
+           "value_and_grad", "run", "ToyResult", "iterations", "DIVERGED", "CENSORED"]
 
 DTYPES = ("float64", "float32")
 
@@ -201,7 +205,7 @@ N_INT = 9
 
 @njit
 def _start(m, kind, kpar, rule, widths, offs, a, theta, rec_steps, noise_sd, rng, tol, checks, ctol,
-           out_norm, out_f, out_gn, out_peak, out_ints, out_rad):
+           out_norm, out_f, out_gn, out_peak, out_ints, out_rad, out_theta):
     d = theta.shape[1]
     T = a.shape[0]
     K = rec_steps.shape[0]
@@ -230,6 +234,9 @@ def _start(m, kind, kpar, rule, widths, offs, a, theta, rec_steps, noise_sd, rng
             out_norm[m, j] = tn
             out_f[m, j] = f
             out_gn[m, j] = gn
+            if out_theta.shape[1] > 0:
+                for i in range(d):
+                    out_theta[m, j, i] = th64[i]
             j += 1
         if out_ints[m, I_LOSS_OVF] < 0 and not math.isfinite(f):
             out_ints[m, I_LOSS_OVF] = t
@@ -283,10 +290,10 @@ def _start(m, kind, kpar, rule, widths, offs, a, theta, rec_steps, noise_sd, rng
 
 @njit
 def _run_rows(lo, hi, kind, kpar, rule, widths, offs, a, theta, rec_steps, noise_sd, rng, tol, checks, ctol,
-              out_norm, out_f, out_gn, out_peak, out_ints, out_rad):
+              out_norm, out_f, out_gn, out_peak, out_ints, out_rad, out_theta):
     for m in range(lo, hi):
         _start(m, kind, kpar, rule, widths, offs, a, theta, rec_steps, noise_sd, rng, tol, checks, ctol,
-               out_norm, out_f, out_gn, out_peak, out_ints, out_rad)
+               out_norm, out_f, out_gn, out_peak, out_ints, out_rad, out_theta)
 
 
 # below this many coordinate-steps a parallel launch (thread wake-up, ~ms on a busy machine) costs more
@@ -365,6 +372,8 @@ class ToyResult:
     loss_overflow_step, grad_overflow_step : (M,) first k with f(theta_k), resp. grad f(theta_k),
         non-finite (-1 if never); the iteration goes on while only f is non-finite
     n_clipped : (M,) steps at which the rule changed the gradient
+    theta : (M, K, d) the iterates at the records (float64; NaN after a start stopped), when
+        ``record_theta`` (else None)
     tol_step : (M,) first k with ||grad f(theta_k)|| <= tol (-1 if never), when ``tol`` was given
     claim2_violations, relative_update_violations, radial_violations : (M,) when ``checks``:
         steps violating ||u|| <= lam max(1, eps) (1 + ||theta||) (Claim 2), ||theta_{k+1} - theta_k||
@@ -391,6 +400,7 @@ class ToyResult:
     relative_update_violations: np.ndarray = None
     radial_violations: np.ndarray = None
     radial_max_error: np.ndarray = None
+    theta: np.ndarray = None
     config: dict = field(default_factory=dict)
 
     @property
@@ -400,7 +410,7 @@ class ToyResult:
 
 
 def run(objective, rule, schedule, theta0, n_steps, *, noise_sd=0.0, seed=0, dtype="float64",
-        record_every=None, tol=None, checks=False, check_tol=1e-12):
+        record_every=None, tol=None, checks=False, check_tol=1e-12, record_theta=False):
     """Gradient descent ``theta_{k+1} = theta_k - a(k) u_k`` on a toy objective, from M starts.
 
     ``u_k`` is the clipped gradient from :func:`dynclip.clipping.apply` (called with
@@ -431,6 +441,8 @@ def run(objective, rule, schedule, theta0, n_steps, *, noise_sd=0.0, seed=0, dty
         (adaptive rule only; see :class:`ToyResult`).
     check_tol : float >= 0
         Relative tolerance of those checks.
+    record_theta : bool
+        Also record the iterates (``ToyResult.theta``).
 
     Returns
     -------
@@ -483,16 +495,19 @@ def run(objective, rule, schedule, theta0, n_steps, *, noise_sd=0.0, seed=0, dty
     out_ints = np.full((M, N_INT), -1, dtype=np.int64)
     out_ints[:, [I_NCLIP, I_CLAIM2, I_RELUPD, I_RADIAL]] = 0
     out_rad = np.zeros(M)
+    if not isinstance(record_theta, (bool, np.bool_)):
+        raise ValueError(f"record_theta must be True or False; got {record_theta!r}")
+    out_theta = np.full((M, K if record_theta else 0, d), np.nan)
     widths = np.array([d, 1], dtype=np.int64)
     offs = np.array([0, d], dtype=np.int64)
     with np.errstate(all="ignore"):
         run_rows(_run_rows, M, int(objective.kind), dt.type(objective.k), rule, widths, offs, a, th, steps, nsd, rng,
-                 tl, bool(checks), ctol, out_norm, out_f, out_gn, out_peak, out_ints, out_rad,
+                 tl, bool(checks), ctol, out_norm, out_f, out_gn, out_peak, out_ints, out_rad, out_theta,
                  serial_below=M + 1 if M * T * d < _PARALLEL_WORK else 2)
     config = dict(objective=objective.as_dict(), objective_name=objective.describe(), rule=rule.as_dict(),
                   rule_name=rule.describe(), schedule=schedule.as_dict(), schedule_name=schedule.describe(),
                   n_steps=T, M=M, d=d, noise_sd=nsd, seed=int(seed), dtype=dt.name, record_every=every,
-                  tol=None if tol is None else tl, checks=bool(checks), check_tol=ctol)
+                  tol=None if tol is None else tl, checks=bool(checks), check_tol=ctol, record_theta=bool(record_theta))
     return ToyResult(
         theta_final=th.astype(np.float64), step=steps, norm=out_norm, f=out_f, grad_norm=out_gn,
         peak_norm=out_peak, peak_step=out_ints[:, I_PEAK].copy(), nonfinite_step=out_ints[:, I_NONFINITE].copy(),
@@ -501,4 +516,162 @@ def run(objective, rule, schedule, theta0, n_steps, *, noise_sd=0.0, seed=0, dty
         claim2_violations=out_ints[:, I_CLAIM2].copy() if checks else None,
         relative_update_violations=out_ints[:, I_RELUPD].copy() if checks else None,
         radial_violations=out_ints[:, I_RADIAL].copy() if checks else None,
-        radial_max_error=out_rad if checks else None, config=config)
+        radial_max_error=out_rad if checks else None, theta=out_theta if record_theta else None, config=config)
+
+
+# ----------------------------------------------------------------------------------------
+# iteration counts of deterministic (clipped) GD
+# ----------------------------------------------------------------------------------------
+#: :func:`iterations` codes: the start diverged (non-finite, or ||theta|| beyond ``bound``) /
+#: did not reach the tolerance within ``max_steps``
+DIVERGED, CENSORED = -1, -2
+
+
+def _rule_rows(rules):
+    """ClipRules as rows of floats (their fields in order), rebuilt by :func:`_rule` in compiled code."""
+    return np.array([[float(v) for v in r] for r in rules], dtype=np.float64).reshape(len(rules), len(ClipRule._fields))
+
+
+@njit
+def _rule(r):
+    return ClipRule(int(r[0]), r[1], r[2], int(r[3]), int(r[4]), r[5], r[6], r[7], r[8], r[9], r[10], int(r[11]))
+
+
+@njit
+def _count(kind, kpar, rule, widths, offs, a, th0, tol, limit, bound, th, g, u):
+    """Steps k until ||grad f(theta_k)|| <= tol from th0 (theta <- theta - a u, u = apply(rule, g));
+    DIVERGED when theta or the gradient is non-finite or ||theta|| > bound first, CENSORED after limit."""
+    d = th0.shape[0]
+    for i in range(d):
+        th[i] = th0[i]
+    for k in range(limit + 1):
+        value_grad(kind, kpar, th, g)
+        gn = norm(g, 0, d)               # the norm clipping.apply uses (exactly |g| in 1-D)
+        if gn <= tol:
+            return k
+        if not (norm(th, 0, d) <= bound) or not math.isfinite(gn):
+            return DIVERGED
+        if k == limit:
+            break
+        w = 0.0
+        if is_scalar_rule(rule):
+            w = scale_factor(rule, gn, factor_theta_norm(rule, th))[0]
+        if TINY <= w < math.inf:
+            # apply_gn's scalar branch, u = g w, without its calls (half the cost of a 1-D step)
+            for i in range(d):
+                th[i] = th[i] - a * (g[i] * w)
+        else:
+            apply_gn(rule, g, gn, th, widths, offs, u)
+            for i in range(d):
+                th[i] = th[i] - a * u[i]
+    return CENSORED
+
+
+@njit
+def _iterations(kind, kpar, rows, lr, theta0, tol, max_steps, bound, worst, prune, out):
+    d = theta0.shape[1]
+    widths = np.array([d, 1], dtype=np.int64)
+    offs = np.array([0, d], dtype=np.int64)
+    th = np.empty(d)
+    g = np.empty(d)
+    u = np.empty(d)
+    best = max_steps
+    for i in range(lr.shape[0]):
+        rule = _rule(rows[i])
+        lim = best if prune else max_steps
+        w = 0
+        for s in range(theta0.shape[0]):
+            c = _count(kind, kpar, rule, widths, offs, lr[i], theta0[s], tol, lim, bound, th, g, u)
+            if worst:
+                if c < 0:
+                    w = c
+                    break
+                if c > w:
+                    w = c
+            else:
+                out[i, s] = c
+        if worst:
+            out[i, 0] = w
+            if prune and w >= 0 and w < best:
+                best = w
+
+
+def iterations(objective, rule, lr, theta0, *, tol, max_steps, bound=math.inf, worst_case=False, prune=False):
+    """Iteration counts of deterministic (clipped) gradient descent with a constant step, many
+    configurations and starts in one compiled call.
+
+    Configuration i runs ``theta_{k+1} = theta_k - lr[i] u_k`` with u_k the gradient clipped by
+    ``rule[i]`` (:func:`dynclip.clipping.apply`, as :func:`run` does; ``clipping.none()`` for plain GD)
+    from each start, and counts the steps until ||grad f(theta_k)|| <= tol.
+
+    Parameters
+    ----------
+    objective : Objective
+    rule : ClipRule or a sequence of C ClipRules
+        As for :func:`run` (not unitwise or alrc); one rule is used by every configuration.
+    lr : float > 0 or array (C,) of them
+        The constant step of each configuration (one number: every configuration).
+        C is the length of ``rule`` or of ``lr`` (they must agree when both are sequences).
+    theta0 : array (M, d) or (d,)
+        The starts (float64).
+    tol : float >= 0
+        Stop at the first k with ||grad f(theta_k)|| <= tol (k is the count; 0 if the start qualifies).
+    max_steps : int >= 0
+        Steps per start at most: a start that has not reached ``tol`` by then is CENSORED (-2).
+    bound : float > 0, default inf
+        A start whose iterate leaves the ball ||theta|| <= bound, or whose gradient is non-finite,
+        before reaching ``tol`` is DIVERGED (-1).
+    worst_case : bool
+        Return the worst count over the starts for each configuration (C,): the largest count, or the
+        code of the first start (in the given order) that fails; the remaining starts are not run.
+    prune : bool (worst_case only)
+        Minimax search: each configuration's step limit is the smallest worst case of the configurations
+        before it, so one that cannot beat it stops early and is CENSORED. The smallest non-negative
+        result is then the exact minimax count (a configuration censored for exceeding it is worse).
+        Order the starts hardest first, and the configurations likely-best first, for speed.
+
+    Returns
+    -------
+    ndarray of int64, (C, M) (or (C,) with ``worst_case``): counts >= 0, DIVERGED or CENSORED.
+    """
+    objective = check_objective(objective)
+    th = _theta(theta0, np.dtype(np.float64), "theta0")
+    if isinstance(rule, (list, tuple)) and not isinstance(rule, ClipRule):
+        rules = [check_rule(r) for r in rule]
+        if not rules:
+            raise ValueError("rule must be a ClipRule or a non-empty sequence of them; got an empty sequence")
+    else:
+        rules = [check_rule(rule)]
+    for r in rules:
+        if not capabilities(r).flat:
+            raise ValueError(f"rule {r.name!r} is not supported by dynclip.toys (unitwise needs a layer "
+                             "structure, alrc clips per-example losses)")
+    a = np.asarray(lr, dtype=np.float64) if not isinstance(lr, (str, bytes)) else None
+    if a is None or a.ndim > 1 or a.size == 0 or not np.all((a > 0) & np.isfinite(a)):
+        raise ValueError(f"lr must be a finite number > 0 or a 1-D array of them; got {lr!r}")
+    C = max(len(rules), a.size)
+    if len(rules) not in (1, C) or a.size not in (1, C):
+        raise ValueError(f"rule and lr must have the same length when both are sequences; got {len(rules)} "
+                         f"rules and {a.size} steps")
+    rules = rules * C if len(rules) == 1 else rules
+    a = np.ascontiguousarray(np.broadcast_to(a.reshape(-1), (C,)))
+    try:
+        tl = float(tol)
+    except (TypeError, ValueError):
+        raise ValueError(f"tol must be a finite number >= 0; got {tol!r}") from None
+    if not (tl >= 0 and math.isfinite(tl)):
+        raise ValueError(f"tol must be a finite number >= 0; got {tol!r}")
+    cap = check_int("max_steps", max_steps, 0)
+    try:
+        bd = float(bound)
+    except (TypeError, ValueError):
+        raise ValueError(f"bound must be a number > 0 (inf: none); got {bound!r}") from None
+    if not bd > 0:
+        raise ValueError(f"bound must be a number > 0 (inf: none); got {bound!r}")
+    if prune and not worst_case:
+        raise ValueError("prune=True needs worst_case=True (it prunes the minimax search over configurations)")
+    out = np.zeros((C, 1 if worst_case else th.shape[0]), dtype=np.int64)
+    with np.errstate(all="ignore"):
+        _iterations(int(objective.kind), float(objective.k), _rule_rows(rules), a, th, tl, cap, bd,
+                    bool(worst_case), bool(prune), out)
+    return out[:, 0] if worst_case else out

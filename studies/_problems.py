@@ -8,12 +8,9 @@
 The solvers call the library only (dynclip.ode, dynclip.meanfield.find_equilibrium); nothing here
 re-implements its maths.
 """
-from contextlib import contextmanager
 from functools import lru_cache
 
-import numba
 import numpy as np
-from scipy.integrate import solve_ivp
 from scipy.optimize import minimize
 
 import dynclip as dc
@@ -64,21 +61,8 @@ LOSS = "mse"            # (f - y)^2, as in the pilot
 #: tried for theta*, the SGD schedule a(t) = a0 / (t + t0) (its first step a0 / t0 must be stable at
 #: theta*) and the ODE time of the clipped flow before Newton.
 SKEW = dict(data_seed=0, mu=1e-3, star_seeds=(0, 1, 2, 3, 4, 5, 6, 7), a0=1.0, t0=20.0, tau_ode=1e4)
-
-
-@contextmanager
-def serial():
-    """Run single-point dynclip calls on one Numba thread.
-
-    mean field / grad F calls for one theta are microseconds of work; on a busy 2-core machine
-    waking a second OpenMP thread per call costs ~1 ms, ten times the work itself.
-    """
-    n = numba.get_num_threads()
-    numba.set_num_threads(1)
-    try:
-        yield
-    finally:
-        numba.set_num_threads(n)
+#: budget of H evaluations of one flow (dynclip.ode.integrate): far more than the stiff flows to tau = 1e4 need
+MAX_RHS = 10_000_000
 
 
 class Problem:
@@ -103,15 +87,12 @@ class Problem:
         the flow is stiff, Jacobian eigenvalues from ~1e-3 to ~30)."""
         if tau[-1] == 0:
             return np.repeat(np.asarray(th0)[None], len(tau), axis=0)
-        with serial():
-            sol = solve_ivp(lambda _, y: -self.H(lam, y), (0.0, float(tau[-1])), th0, method="LSODA",
-                            t_eval=tau, rtol=1e-9, atol=1e-11)
-        return sol.y.T
+        return ode.integrate(self.net, self.X, self.Y, C.classic(lam), th0, tau, loss=LOSS, method="LSODA",
+                             rtol=1e-9, atol=1e-11, max_rhs=MAX_RHS, weight_decay=self.mu).theta
 
     def equilibrium(self, lam, th0):
         """A certified zero of H_mu near th0 (dynclip.meanfield.find_equilibrium)."""
-        with serial():
-            return mf.find_equilibrium(self.net, self.X, self.Y, C.classic(lam), th0, loss=LOSS, weight_decay=self.mu)
+        return mf.find_equilibrium(self.net, self.X, self.Y, C.classic(lam), th0, loss=LOSS, weight_decay=self.mu)
 
 
 @lru_cache(maxsize=4)
@@ -128,9 +109,8 @@ def mlp_setup(data_seed=0, star_seeds=(0, 1, 2, 3, 4, 5, 6, 7), a_first=0.05, mu
     pr = Problem(dc.mlp([2, 8, 1]), X, Y, mu)
     tried, pick = [], None
     for s in star_seeds:
-        with serial():
-            r = minimize(pr.F, dc.init_params(pr.net, seed=s), jac=pr.grad, method="BFGS",
-                         options=dict(gtol=1e-10, maxiter=20000))
+        r = minimize(pr.F, dc.init_params(pr.net, seed=s), jac=pr.grad, method="BFGS",
+                     options=dict(gtol=1e-10, maxiter=20000))
         eq = pr.equilibrium(np.inf, r.x)
         rec = dict(seed=int(s), F=float(pr.F(eq.theta)), **eq.summary())
         rec.pop("H_history")

@@ -45,12 +45,11 @@ The MLP set-up (theta*, lambda_ref, the B = 1 roots) is shared with S7 through
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.integrate import solve_ivp
 
 import dynclip as dc
-from dynclip import clipping as C, schedules as S, meanfield as mf
+from dynclip import clipping as C, schedules as S, meanfield as mf, ode
 from studies._harness import claim, crit
-from studies._problems import LOSS, SKEW, clipped_root, mlp_setup, serial, setup_key
+from studies._problems import LOSS, MAX_RHS, SKEW, clipped_root, mlp_setup, setup_key
 
 TITLE = "Clipping bias: E[g/c] = 0 does not imply E[g] = 0"
 PAPER_CLAIMS = ["Theorem 1, closing remark (eq. 22 ⇒ ∇F = 0)"]
@@ -99,20 +98,17 @@ QUICK = Config(T_1d=10_000, R_1d=200, R_replay=4, grid_1d=281, star_seeds=(0, 1,
 
 def _full_batch_root(su, lam, theta0, tau_max):
     """Equilibrium of full-batch clipped GD with weight decay from theta0: the flow
-    theta' = -(grad F / c + mu theta), c = max(||grad F|| / lambda, 1) the same for every sample,
+    theta' = -(grad F / c + mu theta), c = max(||grad F|| / lambda, 1) the same for every sample
+    (dynclip.ode.integrate with full_batch=True),
     then a certified zero of grad F_mu (where ||grad F|| < lambda, c = 1 and the two fields agree).
 
     (Far from a critical point the clipped part has norm lambda everywhere, so a root finder
     started there has nothing to work with: the flow first brings ||grad F|| below lambda.)
     """
     pr = su["problem"]
-    rule = C.classic(lam)
-
-    def field(t):
-        return C.clip(rule, mf.grad_F(pr.net, pr.X, pr.Y, t, LOSS))[0] + pr.mu * t
-    with serial():
-        sol = solve_ivp(lambda _, y: -field(y), (0.0, tau_max), theta0, method="LSODA", rtol=1e-9, atol=1e-11)
-    eq = pr.equilibrium(np.inf, sol.y[:, -1])
+    flow = ode.integrate(pr.net, pr.X, pr.Y, C.classic(lam), theta0, [0.0, tau_max], loss=LOSS, method="LSODA",
+                         rtol=1e-9, atol=1e-11, max_rhs=MAX_RHS, weight_decay=pr.mu, full_batch=True)
+    eq = pr.equilibrium(np.inf, flow.theta[-1])
     gF = float(np.linalg.norm(mf.grad_F(pr.net, pr.X, pr.Y, eq.theta, LOSS)))
     return eq, gF
 

@@ -36,7 +36,7 @@ import numpy as np
 import dynclip as dc
 from dynclip import clipping as C, meanfield as mf, ode
 from studies._harness import claim, crit
-from studies._problems import LOSS, SKEW, clipped_root, mlp_setup, serial, setup_key
+from studies._problems import LOSS, SKEW, clipped_root, mlp_setup, setup_key
 
 TITLE = "H is not a gradient, and F is not a Lyapunov function"
 PAPER_CLAIMS = ["Theorem 1 (convergence to an equilibrium / local minimum)"]
@@ -209,9 +209,8 @@ def _run_1d(cfg):
     X, Y = dc.data.two_point(counts=(9, 1))
     rule = C.classic(1.0)
     tau = np.concatenate(([0.0], np.logspace(-3, 2, 120)))
-    with serial():
-        fl = ode.integrate(net, X, Y, rule, np.array([0.0, 1.0]), tau, loss="half_mse", method="LSODA", rtol=1e-10,
-                           atol=1e-12)
+    fl = ode.integrate(net, X, Y, rule, np.array([0.0, 1.0]), tau, loss="half_mse", method="LSODA", rtol=1e-10,
+                       atol=1e-12)
     Fs = mf.F(net, X, Y, np.array([0.0, 1.0]), "half_mse")
     half = np.array([0.0, 0.5])
     dF = -float(mf.grad_F(net, X, Y, half, "half_mse") @ mf.H(net, X, Y, rule, half, "half_mse"))

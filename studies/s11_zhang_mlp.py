@@ -7,9 +7,9 @@ converges faster than fixed-step GD because it tolerates much larger learning ra
 
 Setup: MLP-C (tanh 4-16-16-16-1, 641 parameters) on D256, high-loss initialisation (torch default
 init with the output layer, W and b, multiplied by 5 or 10). All runs are full-batch (exact
-gradient of F at every step; the engine's minibatch sampler draws with replacement, so full-batch
-GD is a separate loop here): GD theta <- theta - h grad F and clipped GD
-theta <- theta - eta clip_lam(grad F) (dynclip's classic rule, applied once to the full gradient).
+gradient of F at every step: dynclip.gd.run; the engine's minibatch sampler draws with replacement):
+GD theta <- theta - h grad F and clipped GD theta <- theta - eta clip_lam(grad F) (dynclip's classic
+rule, applied once to the full gradient).
 
 A (Fig. 1 analogue): squared and quartic loss, T = 2000 steps, 5 seeds x 2 output scales; every 5
 steps the estimator L_hat = max_alpha ||grad F(x_k + alpha d) - grad F(x_k)|| / (alpha ||d||),
@@ -37,13 +37,11 @@ curves of one seed, iterations-to-target against the learning rate per seed, and
 """
 from dataclasses import dataclass
 
-import numba
 import numpy as np
 from scipy.stats import spearmanr
 
 import dynclip as dc
 from dynclip import clipping as C, schedules as S, smoothness as sm, plotting
-from dynclip import meanfield as mf
 from studies._harness import claim, crit
 
 TITLE = "Zhang et al.: smoothness grows with the gradient norm, and clipping tolerates larger steps (MLP)"
@@ -103,7 +101,7 @@ class Config:
     b_curve_every: int = 10
     b_race_gd: bool = True               # stop GD runs of a seed once another h reached the target (cost)
     blowup_factor: float = 1e3           # diverged: F non-finite or > blowup_factor * F(theta0)
-    threads: int = 1                     # numba threads while running (0 = leave as is); one thread is fastest on
+    threads: int = 1                     # Numba threads of the full-batch GD runs (0: as set); one thread is fastest on
     #                                      a shared 2-core machine: each ~1 ms parallel region waits for a busy core
     # pass criteria (THEORY §5 S11, with the per-run tests of the claim itself)
     rho_min: float = 0.8                 # binned Spearman rho
@@ -117,18 +115,6 @@ QUICK = Config(a_scales=(10.0,), a_seeds=2, a_steps=100, a_boot=200, a_sens_h=(1
 
 
 # ----------------------------------------------------------------------------------------
-def _loss_grad_many(net, X, Y, thetas, loss):
-    """Full-data loss and gradient at many points (one parallel call)."""
-    return mf.grad_F(net, X, Y, np.ascontiguousarray(thetas), loss, return_loss=True)
-
-
-@numba.njit(cache=True)
-def _clip_weights(gn, lam, out):
-    """w = 1 / c of dynclip's classic rule (eq. 11) per replica, u = w g (lam = inf: plain GD, w = 1)."""
-    for i in range(gn.shape[0]):
-        out[i] = C.classic_factor(gn[i], lam[i], 0)[0]
-
-
 def _high_loss_init(net, seed, scale):
     th = dc.init_params(net, seed)
     sw, sb = net.layer_slices()[-1]
@@ -137,65 +123,11 @@ def _high_loss_init(net, seed, scale):
     return th
 
 
-def fullbatch_gd(net, X, Y, loss, theta0, a, lam, n_steps, *, target=None, pair_every=0, curve_every=1,
-                 blowup_factor=1e3, race=None):
-    """Full-batch (clipped) GD for many replicas at once: theta <- theta - a * clip_lam(grad F(theta)).
-
-    ``a``, ``lam`` are arrays (R,) (lam = inf: plain GD). A replica stops when F <= target
-    (``hit`` = number of steps taken) or diverges (F non-finite or > blowup_factor * F0).
-    ``race`` (R,) ints: replicas with the same label >= 0 race each other; once one reaches the
-    target, the others are stopped (``stopped`` = that step): they cannot be the fastest.
-    With ``pair_every`` the pairs (theta_k, theta_{k+1}) at k = 0, e, 2e, ... are kept for the
-    smoothness estimator. Returns a dict.
-    """
-    R, P = theta0.shape
-    race = np.full(R, -1) if race is None else np.asarray(race)
-    stopped = np.full(R, -1)
-    th = theta0.copy()
-    a = np.asarray(a, float)
-    lam = np.asarray(lam, float)
-    active = np.ones(R, bool)
-    hit = np.full(R, -1)
-    div = np.full(R, -1)
-    n_rec = n_steps // curve_every + 1
-    curve = np.full((R, n_rec), np.nan)
-    n_pairs = (n_steps + pair_every - 1) // pair_every if pair_every else 0
-    base = np.full((R, n_pairs, P), np.nan)
-    nxt = np.full((R, n_pairs, P), np.nan)
-    F0 = None
-    for k in range(n_steps + 1):
-        idx = np.nonzero(active)[0]
-        if idx.size == 0:
-            break
-        l, g = _loss_grad_many(net, X, Y, th[idx], loss)
-        if F0 is None:
-            F0 = l.copy()
-        if k % curve_every == 0:
-            curve[idx, k // curve_every] = l
-        bad = ~np.isfinite(l) | (l > blowup_factor * F0[idx]) | ~np.all(np.isfinite(g), axis=1)
-        div[idx[bad]] = k
-        done = ~bad & (l <= target) if target is not None else np.zeros(idx.size, bool)
-        hit[idx[done]] = k
-        active[idx[bad | done]] = False
-        for lab in np.unique(race[idx[done]]):
-            if lab >= 0:
-                lose = active & (race == lab)
-                stopped[lose] = k
-                active[lose] = False
-        keep_now = active[idx]
-        if k == n_steps:
-            break
-        idx, g = idx[keep_now], g[keep_now]
-        if idx.size == 0:
-            break
-        f = np.empty(idx.size)
-        _clip_weights(np.linalg.norm(g, axis=1), lam[idx], f)
-        new = th[idx] - (a[idx] * f)[:, None] * g
-        if pair_every and k % pair_every == 0:
-            base[idx, k // pair_every] = th[idx]
-            nxt[idx, k // pair_every] = new
-        th[idx] = new
-    return dict(hit=hit, diverged=div, stopped=stopped, curve=curve, base=base, next=nxt, theta=th)
+def _gd(net, X, Y, loss, theta0, a, lam, n_steps, cfg, **kw):
+    """Full-batch GD (lam = inf) or classic-clipped GD (lam) per replica (dynclip.gd.run)."""
+    rules = [C.none() if not np.isfinite(l) else C.classic(float(l)) for l in np.asarray(lam, float)]
+    return dc.gd.run(net, X, Y, rules, np.asarray(a, float), n_steps, np.asarray(theta0), loss=loss,
+                     blowup_factor=cfg.blowup_factor, threads=cfg.threads or None, **kw)
 
 
 def _corr(L, g):
@@ -207,33 +139,23 @@ def _corr(L, g):
 
 
 # ----------------------------------------------------------------------------------------
-def run(cfg):
-    old = numba.get_num_threads()
-    numba.set_num_threads(max(1, min(cfg.threads, old)) if cfg.threads else old)
-    try:
-        return _run(cfg)
-    finally:
-        numba.set_num_threads(old)
-
-
 def _paths(net, X, Y, loss, th0, a, lam, cfg):
     """Full-batch (clipped) GD from each row of th0 for cfg.a_steps steps, and Zhang's estimator every
     cfg.a_every steps: L_hat, ||grad F||, the effective step (EoS diagnostic), F, divergence step."""
     R, K = len(th0), (cfg.a_steps + cfg.a_every - 1) // cfg.a_every
-    out = fullbatch_gd(net, X, Y, loss, np.asarray(th0), a, lam, cfg.a_steps, pair_every=cfg.a_every,
-                       curve_every=cfg.a_every, blowup_factor=cfg.blowup_factor)
+    out = _gd(net, X, Y, loss, th0, a, lam, cfg.a_steps, cfg, pair_every=cfg.a_every, record_every=cfg.a_every)
     L, G, H = (np.full((R, K), np.nan) for _ in range(3))
     for j in range(R):
-        ok = np.all(np.isfinite(out["next"][j]), axis=1) & np.all(np.isfinite(out["base"][j]), axis=1)
+        ok = np.all(np.isfinite(out.pair_to[j]), axis=1) & np.all(np.isfinite(out.pair_from[j]), axis=1)
         n_ok = int(np.argmin(ok)) if not ok.all() else ok.size
         if n_ok >= 2:
-            L[j, :n_ok], G[j, :n_ok] = sm.local_smoothness(net, X, Y, out["base"][j, :n_ok], cfg.alphas, loss,
-                                                           next_points=out["next"][j, :n_ok])
+            L[j, :n_ok], G[j, :n_ok] = sm.local_smoothness(net, X, Y, out.pair_from[j, :n_ok], cfg.alphas, loss,
+                                                           next_points=out.pair_to[j, :n_ok])
             H[j, :n_ok] = a[j] * np.minimum(1.0, lam[j] / G[j, :n_ok])
-    return L, G, H, out["curve"], out["diverged"]
+    return L, G, H, out.loss, out.diverged_step
 
 
-def _run(cfg):
+def run(cfg):
     net = dc.mlp(list(cfg.widths))
     X, Y = dc.data.d256(cfg.data_seed)
     res = {}
@@ -252,10 +174,9 @@ def _run(cfg):
         for k, v in zip(("L", "g", "h", "F", "div"), (L, g, h, F, div)):
             A[k].append(v.reshape(shp + v.shape[1:]))
         # GD at the next grid step above a_gd_h: does it diverge from some start?
-        outn = fullbatch_gd(net, X, Y, loss, np.array(inits), np.full(len(inits), cfg.a_gd_h_next[il]),
-                            np.full(len(inits), np.inf), cfg.a_steps, curve_every=cfg.a_steps,
-                            blowup_factor=cfg.blowup_factor)
-        A["div_next"].append(outn["diverged"].reshape(nS, nR))
+        outn = _gd(net, X, Y, loss, np.array(inits), np.full(len(inits), cfg.a_gd_h_next[il]),
+                   np.full(len(inits), np.inf), cfg.a_steps, cfg, record_every=cfg.a_steps)
+        A["div_next"].append(outn.diverged_step.reshape(nS, nR))
     res.update(a_L=np.array(A["L"]), a_g=np.array(A["g"]), a_h=np.array(A["h"]), a_F=np.array(A["F"]),
                a_diverged=np.array(A["div"]), a_diverged_next=np.array(A["div_next"]))
     # step-size sensitivity of one loss's GD runs (report): the same starts at other steps h
@@ -289,13 +210,12 @@ def _run(cfg):
     # GD step sizes of one seed race each other (the slower ones, which would run to the cap, only cost time);
     # every clipped run is followed to the end, for the learning-rate tolerance curve
     race = np.array([r if not np.isfinite(l) else -1 for r in range(cfg.b_seeds) for l in lams])
-    out = fullbatch_gd(net, X, Y, cfg.b_loss, th0, np.tile(lrs, cfg.b_seeds), np.tile(lams, cfg.b_seeds),
-                       cfg.b_cap, target=cfg.b_target, curve_every=cfg.b_curve_every, blowup_factor=cfg.blowup_factor,
-                       race=race if cfg.b_race_gd else None)
+    out = _gd(net, X, Y, cfg.b_loss, th0, np.tile(lrs, cfg.b_seeds), np.tile(lams, cfg.b_seeds), cfg.b_cap, cfg,
+              target=cfg.b_target, record_every=cfg.b_curve_every, race=race if cfg.b_race_gd else None)
     shape = (cfg.b_seeds, lrs.size)
-    res.update(b_lr=lrs, b_is_clip=np.isfinite(lams), b_hit=out["hit"].reshape(shape),
-               b_diverged=out["diverged"].reshape(shape), b_stopped=out["stopped"].reshape(shape),
-               b_curve=out["curve"].reshape(shape + (-1,)))
+    res.update(b_lr=lrs, b_is_clip=np.isfinite(lams), b_hit=out.target_step.reshape(shape),
+               b_diverged=out.diverged_step.reshape(shape), b_stopped=out.stopped_step.reshape(shape),
+               b_curve=out.loss.reshape(shape + (-1,)))
     return res
 
 

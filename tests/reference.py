@@ -289,3 +289,27 @@ def affine_sgd_stationary_cov(widths, theta_star, X, Y, loss, rule, a, weight_de
     C_vec = np.linalg.solve(np.eye(P * P) - L, a * a * Q.reshape(-1)).reshape(P, P)
     assert np.allclose(C, C_vec, rtol=1e-9, atol=1e-300), "fixed point and linear system disagree"
     return C
+
+
+def full_batch_gd(widths, activation, theta0, X, Y, loss, rule, a, n_steps, weight_decay=0.0, target=None,
+                  blowup_factor=1e3):
+    """Naive full-batch clipped GD of one replica: theta <- theta - a (clip(grad F) + mu theta), F the mean loss
+    over all of (X, Y) (F_mu = F + (mu/2)||theta||^2 is recorded). Stops at the first k with F_mu <= target or
+    with F_mu (or grad F) non-finite or F_mu > blowup_factor F_mu(theta_0).
+
+    Returns (F_mu at every step reached, theta where it stopped, target step or -1, diverged step or -1)."""
+    th = np.array(theta0, float)
+    losses, F0 = [], None
+    for k in range(n_steps + 1):
+        val, g = loss_grad(widths, activation, th, X, Y, loss)
+        val += 0.5 * weight_decay * float(th @ th)
+        F0 = val if F0 is None else F0
+        losses.append(val)
+        if not np.isfinite(val) or val > blowup_factor * F0 or not np.all(np.isfinite(g)):
+            return np.array(losses), th, -1, k
+        if target is not None and val <= target:
+            return np.array(losses), th, k, -1
+        if k == n_steps:
+            break
+        th = th - a * (clip(rule, g, th, widths) + weight_decay * th)
+    return np.array(losses), th, -1, -1

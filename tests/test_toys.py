@@ -211,3 +211,88 @@ def test_bad_input():
         toys.neg_quadratic(-1)
     with pytest.raises(ValueError, match="dtype"):
         toys.value_and_grad(obj, th, dtype="float16")
+
+
+# ---- iteration counts -------------------------------------------------------------------
+def np_iterations(obj, rule, a, th0, tol, cap, bound):
+    """Naive twin of toys.iterations for one configuration and one start."""
+    th = np.array(th0, float)
+    for k in range(cap + 1):
+        _, g = np_value_grad(obj, th)
+        if np.linalg.norm(g) <= tol:
+            return k
+        if not np.linalg.norm(th) <= bound or not np.all(np.isfinite(g)):
+            return toys.DIVERGED
+        if k == cap:
+            break
+        th = th - a * np_clip(rule, g, th)[0]
+    return toys.CENSORED
+
+
+ITER_RULES = [C.none(), C.none(), C.none(), C.classic(1.0), C.classic(0.2), C.adaptive(0.5, 1e-2), C.normalized(0.3),
+              C.normalized(3.0), C.value(0.5)]
+ITER_LR = np.array([0.002, 0.05, 0.9, 0.1, 0.4, 0.1, 0.1, 2.5, 0.2])
+
+
+@pytest.mark.parametrize("obj, tol", [(toys.cosh(), 1e-4), (toys.x4(), 1e-2), (toys.quartic_norm(), 1e-3),
+                                      (toys.logistic(), 0.05)], ids=lambda v: getattr(v, "name", str(v)))
+@pytest.mark.parametrize("d", [1, 2])
+def test_iterations_equal_numpy_loop(obj, tol, d):
+    starts = np.array([[3.0, -0.5], [1.0, 0.2], [0.3, 0.0]])[:, :d]
+    got = toys.iterations(obj, ITER_RULES, ITER_LR, starts, tol=tol, max_steps=300, bound=8.0)
+    want = np.array([[np_iterations(obj, r, a, s, tol, 300, 8.0) for s in starts] for r, a in zip(ITER_RULES, ITER_LR)])
+    np.testing.assert_array_equal(got, want)
+    codes = set(np.unique(got[got < 0]).tolist())
+    if obj.kind == toys.cosh().kind:             # the set-up exercises every outcome
+        assert codes == {toys.DIVERGED, toys.CENSORED} and (got >= 0).any()
+
+
+def test_iterations_worst_case_and_minimax_pruning():
+    obj, starts = toys.cosh(), np.array([[6.0], [4.0], [2.0], [0.5]])
+    rules = [C.classic(g) for g in (0.1, 0.3, 1.0, 3.0, 10.0, 30.0)] * 2
+    lr = np.repeat([0.05, 0.3], 6)
+    kw = dict(tol=1e-4, max_steps=5000, bound=20.0)
+    per = toys.iterations(obj, rules, lr, starts, **kw)
+    worst = toys.iterations(obj, rules, lr, starts, worst_case=True, **kw)
+    for i in range(len(rules)):
+        bad = per[i] < 0
+        assert worst[i] == (per[i][np.argmax(bad)] if bad.any() else per[i].max())
+    pruned = toys.iterations(obj, rules, lr, starts, worst_case=True, prune=True, **kw)
+    ok = worst >= 0
+    assert ok.any() and pruned[pruned >= 0].min() == worst[ok].min()
+    best_before = np.minimum.accumulate(np.where(worst >= 0, worst, kw["max_steps"]))
+    for i in range(len(rules)):         # a configuration is exact unless it could not beat the best before it
+        assert pruned[i] == worst[i] or (pruned[i] == toys.CENSORED and (i == 0 or worst[i] < 0 or
+                                                                         worst[i] > best_before[i - 1]))
+
+
+def test_iterations_one_rule_one_step_and_start_zero():
+    th0 = np.array([[2.0], [0.0]])
+    got = toys.iterations(toys.cosh(), C.none(), [0.1, 0.2], th0, tol=1e-6, max_steps=1000)
+    assert got.shape == (2, 2) and np.all(got[:, 1] == 0) and got[1, 0] < got[0, 0]
+    assert toys.iterations(toys.cosh(), C.none(), 0.1, th0[0], tol=1e-6, max_steps=1000).shape == (1, 1)
+
+
+def test_iterations_bad_input():
+    obj, th = toys.cosh(), np.ones((2, 1))
+    cases = [(dict(objective="cosh"), "objective"), (dict(rule="none"), "rule"), (dict(rule=[]), "rule"),
+             (dict(rule=C.unitwise(1.0)), "unitwise"), (dict(lr=0.0), "lr"), (dict(lr=[[0.1]]), "lr"),
+             (dict(lr=[0.1, 0.2], rule=[C.none()] * 3), "same length"), (dict(theta0=[[np.nan]]), "theta0"),
+             (dict(tol=-1.0), "tol"), (dict(tol="x"), "tol"), (dict(max_steps=-1), "max_steps"),
+             (dict(bound=0.0), "bound"), (dict(prune=True), "prune")]
+    for kw, word in cases:
+        args = dict(objective=obj, rule=C.none(), lr=0.1, theta0=th, tol=1e-3, max_steps=10)
+        args.update(kw)
+        with pytest.raises(ValueError, match=word):
+            toys.iterations(args.pop("objective"), args.pop("rule"), args.pop("lr"), args.pop("theta0"), **args)
+
+
+def test_record_theta():
+    res = toys.run(toys.logistic(), C.classic(1.0), S.inverse(1.0, 1.0), np.array([[0.0, 1.0], [2.0, -1.0]]), 50,
+                   record_every=7, record_theta=True)
+    assert res.theta.shape == (2, res.step.size, 2)
+    np.testing.assert_array_equal(res.theta[:, -1], res.theta_final)
+    np.testing.assert_allclose(np.linalg.norm(res.theta, axis=2), res.norm, rtol=1e-15)
+    assert toys.run(toys.logistic(), C.classic(1.0), S.constant(0.1), [1.0], 5).theta is None
+    with pytest.raises(ValueError, match="record_theta"):
+        toys.run(toys.logistic(), C.classic(1.0), S.constant(0.1), [1.0], 5, record_theta="yes")
