@@ -52,12 +52,25 @@ def gemm(c, ldc, a, sa_i, sa_p, b, ldb, m, n, k, accumulate):
 
 @hot
 def affine(W, A, b, Z, wt):
-    """Z = A W^T + b: row k of Z is W a_k + b. ``wt`` is a scratch of >= W.size entries (block form)."""
+    """Z = A W^T + b: row k of Z is W a_k + b. ``wt`` is a scratch of >= max(W.size, 16) entries
+    (block form)."""
     nb, ni = A.shape
     no = W.shape[0]
     z = flat(Z)
     w = flat(W)
     a = flat(A)
+    if nb >= BLOCK_MIN_ROWS and no < 8:
+        # a narrow output layer: eight samples at a time, each output one dot product per sample
+        # (the same sums as the row form below, with the roles of W and the samples exchanged)
+        for o in range(no):
+            for j in range(8):
+                wt[j] = b[o]
+            for k0 in range(0, nb, 8):
+                m = min(8, nb - k0)
+                affine8(a, k0 * ni, ni, w, o * ni, ni, m, wt, 0, wt, 8)
+                for j in range(m):
+                    z[(k0 + j) * no + o] = wt[8 + j]
+        return
     if nb >= BLOCK_MIN_ROWS:
         for i in range(ni):             # wt = W^T (n_in, n_out), rows contiguous over the outputs
             for o in range(no):

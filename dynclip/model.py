@@ -222,7 +222,7 @@ def make_workspace(widths, B):
         if l > 0:
             mp = max(mp, widths[l] * widths[l - 1])
     return Workspace(np.zeros(aoff[-1]), np.zeros(aoff[-1]), aoff, np.zeros(B * mw),
-                     np.zeros(B * mw), np.zeros(B), np.zeros(B), np.zeros(mp if B >= BLOCK_MIN_ROWS else 0),
+                     np.zeros(B * mw), np.zeros(B), np.zeros(B), np.zeros(max(mp, 16) if B >= BLOCK_MIN_ROWS else 0),
                      np.zeros(B, dtype=np.bool_))
 
 

@@ -197,3 +197,41 @@ def test_api_papercuts():
     res = dc.simulate(dc.mlp([2, 1]), X, Y, C.classic(1.0), S.constant(0.1), n_steps=20, seed=0, n_replicas=300)
     text = repr(res)
     assert len(text.splitlines()) <= 12 and "300 replicas" in text and "clip fraction" in text
+
+
+# --- the two forms of a layer's products (dynclip._layers) -----------------------------------
+from dynclip._jit import hot  # noqa: E402
+from dynclip._layers import affine, backprop, weight_grads, BLOCK_MIN_ROWS  # noqa: E402
+
+
+@hot
+def _layer_ops(W, A, b, Z, wt, D, G, gb, Dp):
+    affine(W, A, b, Z, wt)
+    weight_grads(G, gb, D, A, True)
+    backprop(D, W, Dp)
+
+
+@pytest.mark.parametrize("no,ni", [(1, 32), (3, 13), (32, 4), (32, 32), (9, 17)])
+def test_block_and_row_forms_of_a_layer(no, ni):
+    """A block of >= BLOCK_MIN_ROWS rows and the same rows one at a time: weight gradients and
+    deltas bit-identical (same sums, same order), narrow outputs (< 8) of the forward pass
+    bit-identical too, wider ones equal to rounding (the block form sums in another order)."""
+    rng = np.random.default_rng(no * 100 + ni)
+    nb = BLOCK_MIN_ROWS + 5
+    W, b = rng.standard_normal((no, ni)), rng.standard_normal(no)
+    A, D = rng.standard_normal((nb, ni)), rng.standard_normal((nb, no))
+    wt = np.zeros(max(no * ni, 16))
+    Z, G, gb, Dp = np.zeros((nb, no)), np.zeros((no, ni)), np.zeros(no), np.zeros((nb, ni))
+    _layer_ops(W, A, b, Z, wt, D, G, gb, Dp)
+    Z1, Dp1 = np.zeros((nb, no)), np.zeros((nb, ni))
+    G1, gb1 = np.zeros((no, ni)), np.zeros(no)
+    for k in range(nb):
+        g, gbk = np.zeros((no, ni)), np.zeros(no)
+        z, dp = np.zeros((1, no)), np.zeros((1, ni))
+        _layer_ops(W, A[k:k + 1], b, z, wt, D[k:k + 1], g, gbk, dp)
+        Z1[k], Dp1[k] = z[0], dp[0]
+        G1, gb1 = G1 + g, gb1 + gbk            # sample order, as the block form sums
+    assert np.array_equal(G, G1) and np.array_equal(gb, gb1) and np.array_equal(Dp, Dp1)
+    if no < 8:
+        assert np.array_equal(Z, Z1)
+    np.testing.assert_allclose(Z, A @ W.T + b, rtol=1e-13, atol=1e-13)
