@@ -36,9 +36,13 @@ factory (arguments checked, ValueError naming the argument), the maths as ``@hot
 -> (w, c, clipped)`` and the norm of a clipped update (for the overflow branch); it then runs
 everywhere by weighted back-propagation. Any other rule provides ``myrule_apply(rule, g, gn, theta,
 widths, offs, out) -> clipped``. (2) Add its one line to the dispatch section: in
-:func:`scale_factor` and :func:`_clipped_norm` (scalar rules) or in :func:`apply_gn` (the others).
-(3) Give ``tests/reference.py`` its naive NumPy twin and add the rule to the rule lists of the
-tests. Nothing else names a kind: the engine, the mean field and the kernels read the capabilities.
+:func:`scale_factor` and :func:`_clipped_norm` (scalar rules) or in :func:`apply_gn` (the others); a
+scalar rule missing there gives NaN updates, so runs with it stop at once instead of silently not
+clipping. (3) Give ``tests/reference.py`` its naive NumPy twin and add the rule to ``RULES`` in
+``tests/test_clipping.py`` and ``tests/test_engine.py`` (twin, non-finite and capability checks, the
+NumPy replay of a run). The engine, the mean field and the kernels read the capabilities; one
+optional place names rules: :func:`dynclip.rare.bound_lambda`, the sure bound on ||u|| behind the
+noise bounds (a rule it does not know gets "no sure bound known").
 """
 from enum import IntEnum
 from typing import NamedTuple
@@ -671,7 +675,11 @@ def scale_factor(rule, gn, thn):
         return classic_factor(gn, adaptive_threshold(rule.lam, rule.eps, thn), rule.convention)
     if k == NORMALIZED:
         return normalized_factor(gn, rule.beta)
-    return 1.0, 1.0, False          # none
+    if k == NONE:
+        return 1.0, 1.0, False
+    # a scalar rule missing above: NaN, so every run with it stops as non-finite at its first
+    # step (and the tests that run each rule fail) instead of silently not clipping
+    return math.nan, math.nan, True
 
 
 @hot
@@ -682,7 +690,9 @@ def _clipped_norm(rule, gn, thn):
         return normalized_norm(gn, rule.beta)
     if k == ADAPTIVE:
         return classic_norm(gn, adaptive_threshold(rule.lam, rule.eps, thn), rule.convention)
-    return classic_norm(gn, rule.lam, rule.convention)
+    if k == CLASSIC:
+        return classic_norm(gn, rule.lam, rule.convention)
+    return math.nan                 # a scalar rule missing above (see scale_factor)
 
 
 @hot

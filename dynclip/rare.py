@@ -440,7 +440,9 @@ def bound_lambda(rule, net, *, project_radius=np.inf):
         return L, f"{name} clipping with ||theta|| <= rho = {rho:g}: ||u|| <= {L:.4g}"
     if name == "none":
         return None, "no clipping: the update is unbounded"
-    return None, f"{name} clips per-example losses, not gradients: the update is unbounded"
+    if name == "alrc":
+        return None, "alrc clips per-example losses, not gradients: the update is unbounded"
+    return None, f"no sure bound on the update is known to dynclip for {name} clipping"
 
 
 def valid_bounds(rule, net, schedule, n_steps, radius, *, quantity="noise", optimizer=None, project_radius=np.inf,
