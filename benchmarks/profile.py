@@ -58,7 +58,7 @@ def _kernels():
             elif part == 2:
                 losses_and_dout(widths, 0, Y, rows, nb, ws)
             elif part == 3:
-                weight_grads(G, gb, D, A, True)
+                weight_grads(G, gb, D, A, True, ws.gt)
             elif part == 4:
                 backprop(D, W, Dp)
             elif part == 5:

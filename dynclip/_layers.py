@@ -85,17 +85,30 @@ def affine(W, A, b, Z, wt):
 
 
 @hot
-def weight_grads(G, gb, D, A, overwrite):
+def weight_grads(G, gb, D, A, overwrite, wt):
     """G (+)= D^T A = sum_k d_k a_k^T and gb (+)= sum_k d_k (the rank-1 updates of all samples
     of the block, summed in sample order), or ``=`` with ``overwrite``. Below BLOCK_MIN_ROWS
-    rows, one rank-1 update per sample (the same sums; no call into the blocked kernel)."""
+    rows, one rank-1 update per sample (the same sums; no call into the blocked kernel). ``wt``
+    is a scratch of >= G.size entries (block form)."""
     nb, no = D.shape
     ni = A.shape[1]
     d = flat(D)
     g = flat(G)
     a = flat(A)
     if nb >= BLOCK_MIN_ROWS:
-        gemm(g, ni, d, 1, no, a, ni, no, ni, nb, not overwrite)
+        if ni < 8 <= no:
+            # narrow rows of G: build G^T = A^T D instead (full vectors over the outputs, the same
+            # sums in the same order), then transpose it into G
+            if not overwrite:
+                for o in range(no):
+                    for i in range(ni):
+                        wt[i * no + o] = g[o * ni + i]
+            gemm(wt, no, a, 1, ni, d, no, ni, no, nb, not overwrite)
+            for o in range(no):
+                for i in range(ni):
+                    g[o * ni + i] = wt[i * no + o]
+        else:
+            gemm(g, ni, d, 1, no, a, ni, no, ni, nb, not overwrite)
         axpy_rows(d, 0, no, None, 0, nb, gb, 0, no, not overwrite)   # gb (+)= column sums of D
         return
     for k in range(nb):

@@ -367,9 +367,10 @@ def gemm_rows(typingctx, c, co, ldc, a, ao, sa_i, sa_p, b, bo, ldb, m, n, k, acc
     ``c[co + i ldc + j] (+)= sum over p < k of a[ao + i sa_i + p sa_p] b[bo + p ldb + j]``,
     summed in p order onto +0.0 (or, with ``accumulate``, onto c): the order of :func:`axpy_rows`
     (bit-identical to it row by row). ``a`` is read one element at a time (any strides: a
-    transposed operand costs nothing), ``b`` and ``c`` by rows of 8-lane vectors. Four rows of c
-    times up to four vectors of columns stay in 16 registers across the whole sum; the rows
-    after the last group of four go one at a time. Ranges must lie inside the arrays."""
+    transposed operand costs nothing), ``b`` and ``c`` by rows of 8-lane vectors. The columns go
+    in blocks of 32, then 8, then a masked last vector; within a block, groups of rows of c
+    (four rows of a 32-column block, eight rows of a narrower one) stay in registers across the
+    whole sum, the rows after the last group one at a time. Ranges must lie inside the arrays."""
     if not _vec(c, a, b):
         return None
     ip = types.intp
@@ -383,41 +384,43 @@ def gemm_rows(typingctx, c, co, ldc, a, ao, sa_i, sa_p, b, bo, ldb, m, n, k, acc
         pb = _ptr(context, builder, ts[7], args[7], args[8])
         ldc, sa_i, sa_p, ldb, m, n, k = args[2], args[5], args[6], args[9], args[10], args[11], args[12]
         acc_flag = context.cast(builder, args[13], ts[13], types.boolean)
-        accs = [[cgutils.alloca_once(builder, _V8) for _ in range(4)] for _ in range(4)]
+        accs = [[cgutils.alloca_once(builder, _V8) for _ in range(4)] for _ in range(8)]
 
-        def rows(i0, nr):
+        def rows(i0, nr, j0, nv, mask):
+            """Rows i0 .. i0 + nr - 1 times the nv column vectors from j0."""
             crow = [builder.gep(pc, [builder.mul(builder.add(i0, ir.Constant(intp, r)), ldc)]) for r in range(nr)]
             arow = [builder.gep(pa, [builder.mul(builder.add(i0, ir.Constant(intp, r)), sa_i)]) for r in range(nr)]
-
-            def body(j0, nv, mask):
-                cols = [builder.add(j0, ir.Constant(intp, 8 * v)) for v in range(nv)]
+            cols = [builder.add(j0, ir.Constant(intp, 8 * v)) for v in range(nv)]
+            for r in range(nr):
+                for v in range(nv):
+                    builder.store(ir.Constant(_V8, [0.0] * 8), accs[r][v])
+            with builder.if_then(acc_flag):
                 for r in range(nr):
                     for v in range(nv):
-                        builder.store(ir.Constant(_V8, [0.0] * 8), accs[r][v])
-                with builder.if_then(acc_flag):
-                    for r in range(nr):
-                        for v in range(nv):
-                            builder.store(_mload(builder, crow[r], cols[v], mask), accs[r][v])
-                with cgutils.for_range(builder, k, intp=intp) as loop:
-                    p = loop.index
-                    brow = builder.gep(pb, [builder.mul(p, ldb)])
-                    bv = [_mload(builder, brow, cols[v], mask) for v in range(nv)]
-                    po = builder.mul(p, sa_p)
-                    for r in range(nr):
-                        av = _splat(builder, builder.load(builder.gep(arow[r], [po])))
-                        for v in range(nv):
-                            builder.store(builder.fadd(builder.load(accs[r][v]), builder.fmul(av, bv[v])), accs[r][v])
+                        builder.store(_mload(builder, crow[r], cols[v], mask), accs[r][v])
+            with cgutils.for_range(builder, k, intp=intp) as loop:
+                p = loop.index
+                brow = builder.gep(pb, [builder.mul(p, ldb)])
+                bv = [_mload(builder, brow, cols[v], mask) for v in range(nv)]
+                po = builder.mul(p, sa_p)
                 for r in range(nr):
+                    av = _splat(builder, builder.load(builder.gep(arow[r], [po])))
                     for v in range(nv):
-                        _mstore(builder, builder.load(accs[r][v]), crow[r], cols[v], mask)
+                        builder.store(builder.fadd(builder.load(accs[r][v]), builder.fmul(av, bv[v])), accs[r][v])
+            for r in range(nr):
+                for v in range(nv):
+                    _mstore(builder, builder.load(accs[r][v]), crow[r], cols[v], mask)
 
-            _rows_blocks(context, builder, n, body)
+        def columns(j0, nv, mask):
+            # 16 accumulators in flight: four rows of four vectors, or eight rows of one vector
+            g = 4 if nv == 4 else 8
+            mg = builder.mul(builder.sdiv(m, ir.Constant(intp, g)), ir.Constant(intp, g))
+            with cgutils.for_range_slice(builder, ir.Constant(intp, 0), mg, ir.Constant(intp, g), intp) as (i0, _):
+                rows(i0, g, j0, nv, mask)
+            with cgutils.for_range_slice(builder, mg, m, ir.Constant(intp, 1), intp) as (i0, _):
+                rows(i0, 1, j0, nv, mask)
 
-        m4 = builder.mul(builder.sdiv(m, ir.Constant(intp, 4)), ir.Constant(intp, 4))
-        with cgutils.for_range_slice(builder, ir.Constant(intp, 0), m4, ir.Constant(intp, 4), intp) as (i0, _):
-            rows(i0, 4)
-        with cgutils.for_range_slice(builder, m4, m, ir.Constant(intp, 1), intp) as (i0, _):
-            rows(i0, 1)
+        _rows_blocks(context, builder, n, columns)
         return context.get_dummy_value()
 
     return sig, codegen

@@ -208,7 +208,7 @@ class Workspace(NamedTuple):
     d2: np.ndarray
     lossv: np.ndarray  # (B,) per-sample loss
     wts: np.ndarray    # (B,) per-sample weights for the backward pass
-    gt: np.ndarray     # one layer's transposed weights (forward pass of a block, see _layers.affine)
+    gt: np.ndarray     # scratch for one layer's weights transposed (block forms in _layers)
     redo: np.ndarray   # (B,) bool: samples whose per-sample norm is recomputed overflow-safely
 
 
@@ -345,7 +345,7 @@ def backward(theta, widths, offs, act, nb, ws, grad, overwrite=False):
         G, gb = layer(grad, widths, offs, l)
         A = block(ws.acts, ws.aoff[l], nb, widths[l])
         D = block(dcur, 0, nb, widths[l + 1])
-        weight_grads(G, gb, D, A, overwrite)
+        weight_grads(G, gb, D, A, overwrite, ws.gt)
         if l > 0:
             Dprev = block(dnext, 0, nb, widths[l])
             backprop(D, W, Dprev)

@@ -207,11 +207,16 @@ from dynclip._layers import affine, backprop, weight_grads, BLOCK_MIN_ROWS  # no
 @hot
 def _layer_ops(W, A, b, Z, wt, D, G, gb, Dp):
     affine(W, A, b, Z, wt)
-    weight_grads(G, gb, D, A, True)
+    weight_grads(G, gb, D, A, True, wt)
     backprop(D, W, Dp)
 
 
-@pytest.mark.parametrize("no,ni", [(1, 32), (3, 13), (32, 4), (32, 32), (9, 17)])
+@hot
+def _grads_onto(G, gb, D, A, wt):
+    weight_grads(G, gb, D, A, False, wt)
+
+
+@pytest.mark.parametrize("no,ni", [(1, 32), (3, 13), (32, 4), (32, 32), (9, 17), (12, 5)])
 def test_block_and_row_forms_of_a_layer(no, ni):
     """A block of >= BLOCK_MIN_ROWS rows and the same rows one at a time: weight gradients and
     deltas bit-identical (same sums, same order), narrow outputs (< 8) of the forward pass
@@ -232,6 +237,13 @@ def test_block_and_row_forms_of_a_layer(no, ni):
         Z1[k], Dp1[k] = z[0], dp[0]
         G1, gb1 = G1 + g, gb1 + gbk            # sample order, as the block form sums
     assert np.array_equal(G, G1) and np.array_equal(gb, gb1) and np.array_equal(Dp, Dp1)
+    G0, b0 = rng.standard_normal((no, ni)), rng.standard_normal(no)
+    G2, gb2 = G0.copy(), b0.copy()
+    _grads_onto(G2, gb2, D, A, wt)                  # accumulate: onto the old values, same order
+    want, wantb = G0.copy(), b0.copy()
+    for k in range(nb):
+        want, wantb = want + np.outer(D[k], A[k]), wantb + D[k]
+    assert np.array_equal(G2, want) and np.array_equal(gb2, wantb)
     if no < 8:
         assert np.array_equal(Z, Z1)
     np.testing.assert_allclose(Z, A @ W.T + b, rtol=1e-13, atol=1e-13)
