@@ -39,7 +39,7 @@ from ._jit import njit, run_rows
 from .clipping import (ADAPTIVE, TINY, ClipRule, apply, apply_gn, capabilities, check_rule, factor_theta_norm,
                        is_scalar_rule, scale_factor)
 from ._norms import norm, rescaled_norm
-from .checks import check_int
+from .checks import check_int, check_nonneg, check_positive
 from .rng import next_u64, replica_seeds
 from .schedules import check_schedule
 
@@ -458,12 +458,7 @@ def run(objective, rule, schedule, theta0, n_steps, *, noise_sd=0.0, seed=0, dty
     th = _theta(theta0, dt, "theta0")
     M, d = th.shape
     T = check_int("n_steps", n_steps, 1)
-    try:
-        nsd = float(noise_sd)
-    except (TypeError, ValueError):
-        raise ValueError(f"noise_sd must be a finite number >= 0; got {noise_sd!r}") from None
-    if not (nsd >= 0 and math.isfinite(nsd)):
-        raise ValueError(f"noise_sd must be a finite number >= 0; got {noise_sd!r}")
+    nsd = check_nonneg("noise_sd", noise_sd)
     if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer; got {seed!r}")
     every = max(1, T // 100) if record_every is None else check_int("record_every", record_every, 1)
@@ -655,19 +650,9 @@ def iterations(objective, rule, lr, theta0, *, tol, max_steps, bound=math.inf, w
                          f"rules and {a.size} steps")
     rules = rules * C if len(rules) == 1 else rules
     a = np.ascontiguousarray(np.broadcast_to(a.reshape(-1), (C,)))
-    try:
-        tl = float(tol)
-    except (TypeError, ValueError):
-        raise ValueError(f"tol must be a finite number >= 0; got {tol!r}") from None
-    if not (tl >= 0 and math.isfinite(tl)):
-        raise ValueError(f"tol must be a finite number >= 0; got {tol!r}")
+    tl = check_nonneg("tol", tol)
     cap = check_int("max_steps", max_steps, 0)
-    try:
-        bd = float(bound)
-    except (TypeError, ValueError):
-        raise ValueError(f"bound must be a number > 0 (inf: none); got {bound!r}") from None
-    if not bd > 0:
-        raise ValueError(f"bound must be a number > 0 (inf: none); got {bound!r}")
+    bd = check_positive("bound", bound, allow_inf=True)
     if prune and not worst_case:
         raise ValueError("prune=True needs worst_case=True (it prunes the minimax search over configurations)")
     out = np.zeros((C, 1 if worst_case else th.shape[0]), dtype=np.int64)
