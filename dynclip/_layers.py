@@ -44,6 +44,14 @@ def flat(M):
     return flat_view(M)
 
 
+@hot_inline
+def transpose(src, dst, nr, nc):
+    """dst = src^T for src (nr, nc) and dst (nc, nr), both flat in C order (written in order)."""
+    for j in range(nc):
+        for i in range(nr):
+            dst[j * nr + i] = src[i * nc + j]
+
+
 @hot
 def gemm(c, ldc, a, sa_i, sa_p, b, ldb, m, n, k, accumulate):
     """c (+)= a b (:func:`dynclip._simd.gemm_rows` at offset 0), compiled once for all its callers."""
@@ -72,9 +80,7 @@ def affine(W, A, b, Z, wt):
                     z[(k0 + j) * no + o] = wt[8 + j]
         return
     if nb >= BLOCK_MIN_ROWS:
-        for i in range(ni):             # wt = W^T (n_in, n_out), rows contiguous over the outputs
-            for o in range(no):
-                wt[i * no + o] = w[o * ni + i]
+        transpose(w, wt, no, ni)        # wt = W^T (n_in, n_out), rows contiguous over the outputs
         gemm(z, no, a, ni, 1, wt, no, nb, no, ni, False)
         ger_rows(z, 0, no, None, 0, nb, b, 0, no, False)            # + b, row by row
         return
@@ -100,13 +106,9 @@ def weight_grads(G, gb, D, A, overwrite, wt):
             # narrow rows of G: build G^T = A^T D instead (full vectors over the outputs, the same
             # sums in the same order), then transpose it into G
             if not overwrite:
-                for o in range(no):
-                    for i in range(ni):
-                        wt[i * no + o] = g[o * ni + i]
+                transpose(g, wt, no, ni)
             gemm(wt, no, a, 1, ni, d, no, ni, no, nb, not overwrite)
-            for o in range(no):
-                for i in range(ni):
-                    g[o * ni + i] = wt[i * no + o]
+            transpose(wt, g, ni, no)
         else:
             gemm(g, ni, d, 1, no, a, ni, no, ni, nb, not overwrite)
         axpy_rows(d, 0, no, None, 0, nb, gb, 0, no, not overwrite)   # gb (+)= column sums of D

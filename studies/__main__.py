@@ -61,49 +61,46 @@ def main(argv=None):
         return 2
     base = a.out or (h.QUICK_FIGURES if a.quick else h.FIGURES)
     if a.cmd == "replot":
-        return _replot(a, names, base)
-    broken = []
-    for s in names:
-        out = os.path.join(base, s) if (a.study == "all" or a.out is None) else a.out
-        try:
-            n = h.run_study(s, quick=a.quick, outdir=out)
-        except (KeyboardInterrupt, SystemExit):
-            raise
-        except Exception:
-            traceback.print_exc()
-            print(f"{s}: the study could not run (see the error above)", file=sys.stderr)
-            broken.append(s)
-            continue
-        print("\n".join(h.summary_lines(n, out)))
+        missing, broken = _each(a, names, base, _replot_one, "the figures could not be redrawn")
+        if a.study == "all" and len(missing) < len(names):
+            print(h.write_report(base))
+        return 1 if broken else 2 if missing else 0
+    _, broken = _each(a, names, base, _run_one, "the study could not run")
     if a.study == "all":
         print(h.write_report(base))
     return 1 if broken else 0
 
 
-def _replot(a, names, base):
+def _run_one(a, s, out):
+    n = h.run_study(s, quick=a.quick, outdir=out)
+    print("\n".join(h.summary_lines(n, out)))
+
+
+def _replot_one(a, s, out):
+    n, changed = h.replot_study(s, outdir=out, quick=a.quick)
+    print("\n".join(h.summary_lines(n, out)))
+    if changed:
+        print(f"  note: check() now gives different claims than the run recorded: {', '.join(changed)}")
+
+
+def _each(a, names, base, work, failure):
+    """``work(a, study, folder)`` for each study; returns the studies without saved data and those
+    that failed (reported, the others still run)."""
     missing, broken = [], []
     for s in names:
         out = os.path.join(base, s) if (a.study == "all" or a.out is None) else a.out
         try:
-            n, changed = h.replot_study(s, outdir=out, quick=a.quick)
+            work(a, s, out)
         except h.NoSavedData as e:
             print(f"error: {e}", file=sys.stderr)
             missing.append(s)
-            continue
         except (KeyboardInterrupt, SystemExit):
             raise
         except Exception:
             traceback.print_exc()
-            print(f"{s}: the figures could not be redrawn (see the error above)", file=sys.stderr)
+            print(f"{s}: {failure} (see the error above)", file=sys.stderr)
             broken.append(s)
-            continue
-        print("\n".join(h.summary_lines(n, out)))
-        if changed:
-            print(f"  note: check() now gives different claims than the run recorded: {', '.join(changed)}")
-    if a.study == "all" and len(missing) < len(names):
-        print(h.write_report(base))
-    return 1 if broken else 2 if missing else 0
-
+    return missing, broken
 
 if __name__ == "__main__":
     sys.exit(main())
