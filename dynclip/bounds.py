@@ -316,7 +316,7 @@ def coordinate_union(r, d, lam, sum_a2):
     with np.errstate(all="ignore"):
         den = 2.0 * d_ * lam_**2 * s
         e = _quadratic(r_**2 / den, den, 0.5 / d_, r_, lam_, s)
-        val = 2.0 * d_ * np.exp(-e)
+        val = 2.0 * (d_ * np.exp(-e))      # (2 d first would overflow for d > 9e307: inf * 0 = NaN)
     return _out(val, r, d, lam, sum_a2)
 
 

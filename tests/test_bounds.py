@@ -99,6 +99,14 @@ def test_value_at_zero_is_two():
     assert bounds.coordinate_union(0.0, 5, 1.0, 1.0) == 10.0
 
 
+def test_coordinate_union_with_a_huge_dimension_is_not_nan():
+    """2 d overflows for d > 9e307: the bound is 0 far out (found by the slow property test) and
+    inf (vacuous), not NaN, near r = 0."""
+    d = 8.98846567431158e307
+    assert bounds.coordinate_union(3.66e155, d, 1.0, 1.0) == 0.0
+    assert bounds.coordinate_union(1e-3, d, 1.0, 1.0) == np.inf
+
+
 # ---------------------------------------------------------------------------
 # vectorisation and monotonicity
 # ---------------------------------------------------------------------------
